@@ -1,0 +1,117 @@
+"""The blocks as ``torch.nn`` modules, written to read like their papers.
+
+These are what the tools count and the timer runs. They are written apart from
+the shape lists in :mod:`blockprof.blocks.resnet` / ``mobilenet`` on purpose:
+the tests check that both describe the same block. Layer names follow
+torchvision (``conv1``, ``bn1``, ``downsample``) and timm (``conv_pw``,
+``conv_dw``, ``conv_pwl``) so that per-layer tables line up with both.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False)
+
+
+def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
+    """Identity when shapes match, else ResNet's projection (1×1 conv + BN)."""
+    if stride == 1 and cin == cout:
+        return nn.Identity()
+    return nn.Sequential(_conv(cin, cout, 1, stride), nn.BatchNorm2d(cout))
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-Excitation (Hu et al., 2018): channel weights from a global pool."""
+
+    def __init__(self, channels: int, rd_channels: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, rd_channels, 1, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(rd_channels, channels, 1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+
+class BasicBlock(nn.Module):
+    """ResNet-18/34 block (He et al., 2016): 3×3 conv-BN-ReLU, 3×3 conv-BN, add, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, se_channels: int = 0) -> None:
+        super().__init__()
+        self.conv1 = _conv(in_channels, out_channels, 3, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = _conv(out_channels, out_channels, 3)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.se = SqueezeExcite(out_channels, se_channels) if se_channels else nn.Identity()
+        self.downsample = _shortcut(in_channels, out_channels, stride)
+        self.act2 = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.se(self.bn2(self.conv2(x)))
+        return self.act2(x + shortcut)
+
+
+class Bottleneck(nn.Module):
+    """ResNet-50 block, torchvision's v1.5 (stride on the 3×3): 1×1 reduce,
+    3×3 (grouped for ResNeXt), 1×1 expand, BN after each, add, ReLU."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, width: int, stride: int = 1, groups: int = 1, se_channels: int = 0
+    ) -> None:
+        super().__init__()
+        self.conv1 = _conv(in_channels, width, 1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = _conv(width, width, 3, stride, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.act2 = nn.ReLU(inplace=True)
+        self.conv3 = _conv(width, out_channels, 1)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.se = SqueezeExcite(out_channels, se_channels) if se_channels else nn.Identity()
+        self.downsample = _shortcut(in_channels, out_channels, stride)
+        self.act3 = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.bn2(self.conv2(x)))
+        x = self.se(self.bn3(self.conv3(x)))
+        return self.act3(x + shortcut)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block (Sandler et al., 2018): 1×1 expand + ReLU6, 3×3
+    depthwise + ReLU6, optional SE (MBConv), 1×1 linear projection; the
+    residual add only when stride is 1 and the widths match."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, se_channels: int = 0) -> None:
+        super().__init__()
+        self.has_skip = stride == 1 and in_channels == out_channels
+        if hidden != in_channels:
+            self.conv_pw = _conv(in_channels, hidden, 1)
+            self.bn1 = nn.BatchNorm2d(hidden)
+            self.act1 = nn.ReLU6(inplace=True)
+        else:  # t = 1: MobileNetV2's first block has no expansion conv
+            self.conv_pw, self.bn1, self.act1 = nn.Identity(), nn.Identity(), nn.Identity()
+        self.conv_dw = _conv(hidden, hidden, 3, stride, groups=hidden)
+        self.bn2 = nn.BatchNorm2d(hidden)
+        self.act2 = nn.ReLU6(inplace=True)
+        self.se = SqueezeExcite(hidden, se_channels) if se_channels else nn.Identity()
+        self.conv_pwl = _conv(hidden, out_channels, 1)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.act1(self.bn1(self.conv_pw(x)))
+        x = self.act2(self.bn2(self.conv_dw(x)))
+        x = self.bn3(self.conv_pwl(self.se(x)))
+        return x + shortcut if self.has_skip else x

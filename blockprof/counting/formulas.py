@@ -1,0 +1,169 @@
+"""Closed-form cost of one layer, one function per op (pure; no torch).
+
+Every count in blockprof comes from here: the analytic totals, ``explain``'s
+derivations, the tool-convention models in :mod:`blockprof.counting.tools` and
+the network counts. Like ``torch.utils.flop_counter``, each op registers one
+function; adding an op is one function.
+
+A :class:`Layer` is a shape description; :func:`cost` turns it into a
+:class:`Cost` for a batch of ``n`` inputs. MACs are multiply-accumulates of conv
+and linear layers; elementwise work (BatchNorm, activations, adds, pooling) is
+kept apart as ``elements``, the number of output values the op writes, so that
+each tool's convention can be rebuilt from it exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+#: ops whose work is multiply-accumulates (and whose backward is two more passes)
+MAC_OPS = frozenset({"conv2d", "linear"})
+#: ops that hold trainable parameters besides conv/linear weights
+NORM_OPS = frozenset({"batchnorm2d"})
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One op in a block, described by shapes only.
+
+    ``in_size``/``out_size`` are the spatial side (square maps); for ``linear``
+    both are 1. ``kernel``/``stride``/``groups``/``bias`` matter for conv and
+    linear only.
+    """
+
+    name: str
+    op: str
+    in_channels: int
+    out_channels: int
+    in_size: int
+    out_size: int
+    kernel: int = 1
+    stride: int = 1
+    groups: int = 1
+    bias: bool = False
+
+    def in_numel(self, n: int) -> int:
+        return n * self.in_channels * self.in_size * self.in_size
+
+    def out_numel(self, n: int) -> int:
+        return n * self.out_channels * self.out_size * self.out_size
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one layer costs for a batch: parameters, forward MACs, the two
+    backward MAC terms, and the elementwise values written.
+
+    ``params_formula``/``macs_formula`` spell the arithmetic with the numbers in
+    it (``"256·1·1·64"``) so that ``explain`` shows exactly what was summed.
+    """
+
+    params: int
+    weight_params: int
+    macs: int
+    bwd_input_macs: int
+    bwd_weight_macs: int
+    elements: int
+    params_formula: str
+    macs_formula: str
+
+
+_REGISTRY: dict[str, Callable[[Layer, int], Cost]] = {}
+
+
+def register(op: str) -> Callable[[Callable[[Layer, int], Cost]], Callable[[Layer, int], Cost]]:
+    """Register the cost function of ``op``; refuses a second one for the same op."""
+
+    def deco(fn: Callable[[Layer, int], Cost]) -> Callable[[Layer, int], Cost]:
+        if op in _REGISTRY:
+            raise RuntimeError(f"a cost formula for {op!r} is already registered")
+        _REGISTRY[op] = fn
+        return fn
+
+    return deco
+
+
+def cost(layer: Layer, n: int = 1) -> Cost:
+    """The cost of ``layer`` for a batch of ``n``."""
+    try:
+        fn = _REGISTRY[layer.op]
+    except KeyError:
+        raise KeyError(f"no cost formula for op {layer.op!r}; known: {sorted(_REGISTRY)}") from None
+    return fn(layer, n)
+
+
+def known_ops() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def conv_output_size(size: int, kernel: int, stride: int) -> int:
+    """Output side of a conv with 'same' padding ``kernel // 2``."""
+    pad = kernel // 2
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def _dot(*factors: int) -> str:
+    return "·".join(str(f) for f in factors)
+
+
+def _batch(n: int, *factors: int) -> str:
+    return _dot(n, *factors) if n != 1 else _dot(*factors)
+
+
+@register("conv2d")
+def conv2d(layer: Layer, n: int) -> Cost:
+    """k×k conv: each output value is (C_in/g)·k·k multiply-accumulates.
+
+    params = (C_in/g)·k·k·C_out (+ C_out bias);
+    MACs   = N·H_out·W_out·(C_in/g)·k·k·C_out.
+    Backward: the input gradient is a transposed conv and the weight gradient a
+    correlation of input and output gradient, each the same MACs as forward.
+    """
+    cin_g = layer.in_channels // layer.groups
+    k = layer.kernel
+    weights = cin_g * k * k * layer.out_channels
+    bias = layer.out_channels if layer.bias else 0
+    macs = n * layer.out_size * layer.out_size * weights
+    params_formula = _dot(cin_g, k, k, layer.out_channels) + (f" + {bias}" if bias else "")
+    macs_formula = _batch(n, layer.out_size, layer.out_size, cin_g, k, k, layer.out_channels)
+    return Cost(weights + bias, weights, macs, macs, macs, 0, params_formula, macs_formula)
+
+
+@register("linear")
+def linear(layer: Layer, n: int) -> Cost:
+    """Fully connected: params = C_in·C_out (+ C_out); MACs = N·C_in·C_out."""
+    weights = layer.in_channels * layer.out_channels
+    bias = layer.out_channels if layer.bias else 0
+    macs = n * weights
+    params_formula = _dot(layer.in_channels, layer.out_channels) + (f" + {bias}" if bias else "")
+    return Cost(weights + bias, weights, macs, macs, macs, 0, params_formula, _batch(n, layer.in_channels, layer.out_channels))
+
+
+@register("batchnorm2d")
+def batchnorm2d(layer: Layer, n: int) -> Cost:
+    """BatchNorm: a scale γ and shift β per channel (2·C params); running mean
+    and variance are buffers, not parameters. In eval mode it is one affine
+    map per value."""
+    c = layer.out_channels
+    return Cost(2 * c, 0, 0, 0, 0, layer.out_numel(n), f"2·{c}", "0")
+
+
+def _elementwise(layer: Layer, n: int) -> Cost:
+    return Cost(0, 0, 0, 0, 0, layer.out_numel(n), "0", "0")
+
+
+for _op in ("relu", "relu6", "sigmoid", "add", "mul"):
+    register(_op)(_elementwise)
+
+
+@register("avgpool")
+def avgpool(layer: Layer, n: int) -> Cost:
+    """Global average pool: reads every input value, writes N·C values."""
+    return _elementwise(layer, n)
+
+
+@register("maxpool")
+def maxpool(layer: Layer, n: int) -> Cost:
+    """k×k max-pool: no parameters, no MACs; writes N·C·H_out·W_out values."""
+    return _elementwise(layer, n)

@@ -1,0 +1,47 @@
+"""Units and number formatting (pure; no torch).
+
+Conventions used everywhere in blockprof:
+
+* a **MAC** is one multiply-accumulate (``a += w * x``);
+* a **FLOP** is one floating-point operation, so one MAC is two FLOPs;
+* ``params`` counts scalars (not bytes).
+
+Tools disagree on which they print: fvcore and thop report MACs (fvcore calls
+them "flops"), ``torch.utils.flop_counter`` reports FLOPs. Conversions happen in
+the tool adapters, never in reports.
+"""
+
+from __future__ import annotations
+
+FLOPS_PER_MAC = 2
+
+_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def macs_to_flops(macs: int) -> int:
+    """FLOPs of ``macs`` multiply-accumulates (one multiply plus one add each)."""
+    return macs * FLOPS_PER_MAC
+
+
+def flops_to_macs(flops: int | float) -> int | float:
+    """MACs of a FLOP count that holds only multiply-accumulates."""
+    return flops / FLOPS_PER_MAC if flops % FLOPS_PER_MAC else flops // FLOPS_PER_MAC
+
+
+def grouped(n: int | float | None) -> str:
+    """``1179648`` -> ``'1,179,648'``; ``None`` -> ``'-'``."""
+    if n is None:
+        return "-"
+    if isinstance(n, float) and not n.is_integer():
+        return f"{n:,.2f}"
+    return f"{int(n):,}"
+
+
+def si(n: int | float | None, unit: str = "") -> str:
+    """Short SI form for tables: ``2_359_296`` -> ``'2.36M'``."""
+    if n is None:
+        return "-"
+    for scale, prefix in _SI:
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{prefix}{unit}"
+    return f"{n:g}{unit}"
