@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 class InvertedResidualDef(BlockDef):
     name = "inverted_residual"
     summary = "MobileNetV2 inverted residual: 1×1 expand ×t, 3×3 depthwise, 1×1 linear projection, add"
+    accepts = BlockDef.accepts | {"expansion"}
 
     def check(self, spec: BlockSpec) -> BlockSpec:
         if spec.groups != 1 or spec.width_per_group is not None:

@@ -31,6 +31,9 @@ class BlockDef(ABC):
     summary: ClassVar[str]
     #: ``True`` when ``layers`` gives a closed form (user blocks have none)
     analytic: ClassVar[bool] = True
+    #: the variant options (BlockSpec fields) this block takes; a grid applies each
+    #: option only to the blocks that take it
+    accepts: ClassVar[frozenset[str]] = frozenset({"stride", "out_channels", "se"})
 
     @abstractmethod
     def check(self, spec: BlockSpec) -> BlockSpec:
@@ -89,4 +92,5 @@ def build(spec: BlockSpec) -> nn.Module:
 
 def _load_builtins() -> None:
     # Imported here, not at the top, so that the registry module has no import cycle.
-    from blockprof.blocks import mobilenet, resnet  # noqa: F401
+    from blockprof.blocks import resnet  # noqa: F401  (first: the registry lists in import order)
+    from blockprof.blocks import mobilenet  # noqa: F401

@@ -62,6 +62,7 @@ class Basic(BlockDef):
 class BottleneckDef(BlockDef):
     name = "bottleneck"
     summary = "ResNet Bottleneck v1.5: 1×1 reduce, 3×3 (stride, groups), 1×1 expand, add, ReLU (ResNet-50, ResNeXt)"
+    accepts = BlockDef.accepts | {"expansion", "groups", "width_per_group"}
 
     def check(self, spec: BlockSpec) -> BlockSpec:
         spec = spec.replace(expansion=4.0 if spec.expansion is None else float(spec.expansion))

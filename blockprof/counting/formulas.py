@@ -67,6 +67,7 @@ class Cost:
     elements: int
     params_formula: str
     macs_formula: str
+    weights_formula: str = "0"
 
 
 _REGISTRY: dict[str, Callable[[Layer, int], Cost]] = {}
@@ -125,9 +126,10 @@ def conv2d(layer: Layer, n: int) -> Cost:
     weights = cin_g * k * k * layer.out_channels
     bias = layer.out_channels if layer.bias else 0
     macs = n * layer.out_size * layer.out_size * weights
-    params_formula = _dot(cin_g, k, k, layer.out_channels) + (f" + {bias}" if bias else "")
+    weights_formula = _dot(cin_g, k, k, layer.out_channels)
+    params_formula = weights_formula + (f" + {bias}" if bias else "")
     macs_formula = _batch(n, layer.out_size, layer.out_size, cin_g, k, k, layer.out_channels)
-    return Cost(weights + bias, weights, macs, macs, macs, 0, params_formula, macs_formula)
+    return Cost(weights + bias, weights, macs, macs, macs, 0, params_formula, macs_formula, weights_formula)
 
 
 @register("linear")
@@ -136,8 +138,10 @@ def linear(layer: Layer, n: int) -> Cost:
     weights = layer.in_channels * layer.out_channels
     bias = layer.out_channels if layer.bias else 0
     macs = n * weights
-    params_formula = _dot(layer.in_channels, layer.out_channels) + (f" + {bias}" if bias else "")
-    return Cost(weights + bias, weights, macs, macs, macs, 0, params_formula, _batch(n, layer.in_channels, layer.out_channels))
+    weights_formula = _dot(layer.in_channels, layer.out_channels)
+    params_formula = weights_formula + (f" + {bias}" if bias else "")
+    macs_formula = _batch(n, layer.in_channels, layer.out_channels)
+    return Cost(weights + bias, weights, macs, macs, macs, 0, params_formula, macs_formula, weights_formula)
 
 
 @register("batchnorm2d")

@@ -1,0 +1,31 @@
+"""blockprof: parameters, FLOPs and latency of convolutional building blocks.
+
+The public API is re-exported here lazily, so ``import blockprof`` (and the
+CLI's ``--help``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "BlockSpec": "blockprof.spec",
+    "BlockprofError": "blockprof.errors",
+    "Grid": "blockprof.grid",
+    "count": "blockprof.api",
+    "count_module": "blockprof.api",
+    "compare": "blockprof.api",
+    "explain": "blockprof.api",
+    "analytic_count": "blockprof.api",
+}
+
+__all__ = [*_API, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'blockprof' has no attribute {name!r}")

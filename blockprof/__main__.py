@@ -1,0 +1,3 @@
+from blockprof.cli import main
+
+main()

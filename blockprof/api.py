@@ -1,0 +1,163 @@
+"""The Python API under the CLI: count, compare, explain. Returns records and DataFrames; never prints.
+
+    >>> import blockprof
+    >>> df = blockprof.compare(channels=256)           # one row per block
+    >>> rec = blockprof.count(blockprof.BlockSpec("bottleneck", 256))
+    >>> print(blockprof.explain("bottleneck", 256))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+from blockprof.blocks.registry import BlockDef, resolve
+from blockprof.counting.analytic import AnalyticCount, count_layers
+from blockprof.counting.reconcile import reconcile, reconcile_train
+from blockprof.counting.tools import TOOL_NAMES, ToolCount, adapter
+from blockprof.errors import BlockprofError
+from blockprof.grid import DEFAULT_BLOCKS, Grid
+from blockprof.records import to_frame
+from blockprof.spec import BlockSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from torch import nn
+
+
+def build_meta(definition: BlockDef, spec: BlockSpec) -> nn.Module:
+    """Build on the meta device: shapes without memory, so any width counts in seconds."""
+    import torch
+
+    with torch.device("meta"):
+        return definition.module(spec)
+
+
+def count_module(module: nn.Module, input_shape: tuple[int, ...], tools: Iterable[str] = TOOL_NAMES, macs_hint: float | None = None) -> dict[str, ToolCount | str]:
+    """Each tool's count of ``module`` (left exactly as handed in: tools count a copy).
+
+    A tool that cannot count it gives a one-line reason instead of a ToolCount.
+    """
+    results: dict[str, ToolCount | str] = {}
+    for name in _ordered(tools):
+        try:
+            kwargs = {"macs_hint": macs_hint} if name == "fvcore" else {}
+            results[name] = adapter(name).count(module, input_shape, **kwargs)
+        except BlockprofError as e:
+            results[name] = str(e)
+        except Exception as e:  # a tool's own failure is a finding about the tool, recorded
+            results[name] = f"{name} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if name == "torch" and isinstance(results[name], ToolCount) and macs_hint is None:
+            macs_hint = results[name].macs
+    return results
+
+
+def _ordered(tools: Iterable[str]) -> list[str]:
+    tools = list(tools)
+    unknown = [t for t in tools if t not in TOOL_NAMES]
+    if unknown:
+        raise BlockprofError(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOL_NAMES)}")
+    # torch first: its meta-device count sizes the forward that fvcore must really run
+    return sorted(tools, key=lambda t: t != "torch")
+
+
+def analytic_count(spec: BlockSpec) -> AnalyticCount:
+    """The closed-form count (registered blocks only)."""
+    definition, spec = resolve(spec)
+    if not definition.analytic:
+        raise BlockprofError(f"{spec.block} is a user block: it has no closed-form count; use count() for the tools' counts")
+    return count_layers(spec, definition.layers(spec), definition.inner_widths(spec))
+
+
+def count(spec: BlockSpec, tools: Iterable[str] = TOOL_NAMES) -> dict[str, Any]:
+    """One record: the analytic totals, the module's own parameter count, and each tool's
+    count with its agreement (see :data:`blockprof.records.COUNT_FIELDS`)."""
+    definition, spec = resolve(spec)
+    module = build_meta(definition, spec)
+    analytic = count_layers(spec, definition.layers(spec), definition.inner_widths(spec)) if definition.analytic else None
+    record: dict[str, Any] = {k: v for k, v in spec.as_dict().items()}
+    record["inner_width"] = definition.inner_widths(spec).get("inner")
+    record["module_params"] = sum(p.numel() for p in module.parameters())
+    tool_counts = count_module(module, spec.input_shape, tools, macs_hint=analytic.macs if analytic else None)
+    if analytic is not None:
+        record.update(count_source="analytic", **analytic.totals())
+    else:
+        record.update(_totals_from_tools(record["module_params"], tool_counts.get("torch")))
+    for name, result in tool_counts.items():
+        if isinstance(result, str):
+            record.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
+            continue
+        verdict = reconcile(analytic, result)
+        record.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
+        if name == "torch":
+            train = reconcile_train(analytic, result)
+            record.update(torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note)
+    record.update(status="ok", error=None)
+    return record
+
+
+def _totals_from_tools(module_params: int, torch_count: ToolCount | str | None) -> dict[str, Any]:
+    """A user block's totals: parameters from the module, MACs from torch's counter."""
+    macs = torch_count.macs if isinstance(torch_count, ToolCount) else None
+    return {
+        "count_source": "tools",
+        "params": module_params,
+        "params_conv": None,
+        "macs": macs,
+        "flops": None if macs is None else 2 * macs,
+        "train_flops": torch_count.train_flops if isinstance(torch_count, ToolCount) else None,
+    }
+
+
+def error_record(spec: BlockSpec, error: str) -> dict[str, Any]:
+    """The record of a cell that failed: its spec, ``status='error'`` and the one-line error."""
+    return {**spec.as_dict(), "status": "error", "error": error}
+
+
+def compare(
+    blocks: Iterable[str] = DEFAULT_BLOCKS,
+    channels: int | Iterable[int] = 256,
+    spatial: int | Iterable[int] = 56,
+    batch: int | Iterable[int] = 1,
+    *,
+    tools: Iterable[str] = TOOL_NAMES,
+    reference: str | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """One row per block (× width × size × batch), with ``params_rel``/``macs_rel``: each
+    block's cost over the reference block's (default: the first block) at the same cell.
+
+    ``options`` are variant options (stride, expansion, groups, ...), each applied
+    to the blocks that take it. Invalid combinations raise BlockprofError before
+    any counting starts.
+    """
+    grid = Grid(tuple(blocks), _tuple(channels), _tuple(spatial), _tuple(batch), dict(options))
+    specs = grid.specs()
+    for spec in specs:  # fail fast, with the block named, before the slow part
+        resolve(spec)
+    df = to_frame([count(spec, tools) for spec in specs])
+    return add_relative(df, reference or grid.blocks[0])
+
+
+def add_relative(df: pd.DataFrame, reference: str, metrics: tuple[str, ...] = ("params", "params_conv", "macs", "train_flops")) -> pd.DataFrame:
+    """Add ``<metric>_rel``: each row over the ``reference`` block's row at the same width, size and batch."""
+    if reference not in set(df["block"]):
+        raise BlockprofError(f"reference block {reference!r} is not among the compared blocks {sorted(set(df['block']))}")
+    keys = ["in_channels", "spatial", "batch"]
+    ref = df[df["block"] == reference].drop_duplicates(keys).set_index(keys)
+    out = df.copy()
+    for metric in metrics:
+        base = out.set_index(keys).index.map(ref[metric].to_dict())
+        out[f"{metric}_rel"] = (out[metric].astype("float64") / base.astype("float64")).to_numpy()
+    return out
+
+
+def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: Any) -> str:
+    """The derivation of a block's counts as text (``blockprof explain``)."""
+    from blockprof.explain import explain_text
+
+    spec = block if isinstance(block, BlockSpec) else BlockSpec(block, channels or 256, **spec_fields)
+    return explain_text(analytic_count(spec))
+
+
+def _tuple(value: int | Iterable[int]) -> tuple[int, ...]:
+    return (value,) if isinstance(value, int) else tuple(value)

@@ -1,0 +1,100 @@
+"""Click options shared by the commands, each defined once (pip-tools style).
+
+The parameter types turn ``256`` or ``32,64,128`` into tuples and reject bad
+values with click's BadParameter, which the CLI shows as one line, exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from blockprof.tables import TEXT_FORMATS
+
+F = Callable[..., Any]
+
+
+class NumberList(click.ParamType):
+    """A comma-separated list of positive numbers: ``256`` or ``32,64,128``."""
+
+    def __init__(self, kind: type = int) -> None:
+        self.kind = kind
+        self.name = "int list" if kind is int else "number list"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        items = [v.strip() for v in str(value).split(",")]
+        out = []
+        for item in items:
+            try:
+                number = self.kind(item)
+            except ValueError:
+                what = "whole numbers" if self.kind is int else "numbers"
+                self.fail(f"{item!r} is not a number; give positive {what}, comma-separated, e.g. 64,128,256", param, ctx)
+            if not number > 0:
+                self.fail(f"{item!r} must be greater than 0", param, ctx)
+            out.append(number)
+        return tuple(out)
+
+
+class NameList(click.ParamType):
+    name = "name list"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        names = tuple(v.strip() for v in str(value).split(",") if v.strip())
+        if not names:
+            self.fail("give at least one block name", param, ctx)
+        return names
+
+
+def blocks(f: F) -> F:
+    f = click.option(
+        "--block", "extra_blocks", multiple=True, metavar="PKG.MODULE:CALLABLE",
+        help="Add a block (a user block path, or a registered name); repeatable.",
+    )(f)
+    return click.option(
+        "--blocks", type=NameList(), default="basic,bottleneck,inverted_residual", show_default=True,
+        help="Comma-separated block names (see 'blockprof blocks') or 'package.module:callable'.",
+    )(f)
+
+
+def grid_axes(f: F) -> F:
+    for name, default, helptext in reversed((
+        ("--channels", "256", "Residual-stream width(s): every block maps C → C (comma-separated list allowed)."),
+        ("--spatial", "56", "Input height = width, e.g. 56 or 56,28."),
+        ("--batch", "1", "Batch size(s)."),
+    )):
+        f = click.option(name, type=NumberList(int), default=default, show_default=True, help=helptext)(f)
+    return f
+
+
+def variants(f: F) -> F:
+    """Variant options; each applies only to the blocks that take it."""
+    for decl, kwargs in reversed((
+        ("--stride", dict(type=click.IntRange(min=1), help="Stride of the block (on the 3×3 conv).")),
+        ("--out-channels", dict(type=click.IntRange(min=1), help="Output width when it differs from --channels.")),
+        ("--expansion", dict(type=click.FloatRange(min=0, min_open=True), help="Bottleneck: out/inner (default 4). Inverted residual: t (default 6).")),
+        ("--groups", dict(type=click.IntRange(min=1), help="Bottleneck: groups of the 3×3 conv (ResNeXt).")),
+        ("--width-per-group", dict(type=click.IntRange(min=1), help="Bottleneck: torchvision's width_per_group (ResNeXt 32×4d: --groups 32 --width-per-group 4).")),
+        ("--se", dict(type=click.FloatRange(min=0, max=1, max_open=True), help="Squeeze-excitation ratio (squeeze width = int(C_in·se)), e.g. 0.25.")),
+    )):
+        f = click.option(decl, default=None, **kwargs)(f)
+    return f
+
+
+def output(formats: tuple[str, ...] = TEXT_FORMATS) -> Callable[[F], F]:
+    def deco(f: F) -> F:
+        f = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), help="Write to this file instead of the terminal.")(f)
+        return click.option("--format", "fmt", type=click.Choice(formats), default="table", show_default=True, help="Output format.")(f)
+    return deco
+
+
+def variant_options(**kwargs: Any) -> dict[str, Any]:
+    """The variant options the user actually gave, keyed as BlockSpec fields."""
+    keys = ("stride", "out_channels", "expansion", "groups", "width_per_group", "se")
+    return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}

@@ -1,0 +1,24 @@
+"""Shared CLI output: write a rendered table to the terminal or to ``-o FILE``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def emit(df: pd.DataFrame, fmt: str, output: Path | None, *, title: str | None = None, footer: str = "") -> None:
+    """Render ``df`` in ``fmt`` to ``output`` (or stdout); the footer goes with the terminal table only."""
+    from blockprof.tables import render, write
+
+    if output is not None:
+        write(df, fmt, output, title=title)
+        click.echo(f"wrote {len(df)} rows as {fmt} to {output}", err=True)
+        return
+    click.echo(render(df, fmt, title=title))
+    if fmt == "table" and footer:
+        click.echo(footer)

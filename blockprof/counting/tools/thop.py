@@ -1,0 +1,47 @@
+"""thop's ``profile`` (the MIT-licensed ``thop`` package; the AGPL fork
+``ultralytics-thop`` imports under the same name and is never required).
+
+Convention: MACs from forward hooks on leaf modules: conv and linear MACs (no
+bias term), BatchNorm 4 per value in eval mode (normalise 2, affine 2),
+adaptive average pool (H·W + 1) per output value; ReLU/ReLU6 count 0 by
+registration, modules it does not know (Sigmoid) count 0 silently, and
+functional ops (``x + identity``, ``x * scale``) are invisible to hooks. thop
+adds ``total_ops``/``total_params`` buffers and hooks to the model, so it always
+counts a copy. Runs on the meta device.
+"""
+
+from __future__ import annotations
+
+from blockprof.counting.tools import Term, ToolCount, fresh_copy
+
+NAME = "thop"
+CONVENTION = "thop.profile: MACs of conv and linear, BatchNorm 4 per value, adaptive avg-pool H·W+1 per output; activations, adds and multiplies 0"
+
+CONVENTION_TERMS: dict[str, Term] = {
+    "conv2d": lambda layer, cost, n: cost.macs,
+    "linear": lambda layer, cost, n: cost.macs,
+    "batchnorm2d": lambda layer, cost, n: 4 * cost.elements,
+    "avgpool": lambda layer, cost, n: (layer.in_size * layer.in_size + 1) * cost.elements,
+}
+
+
+def _leaves(info: dict, prefix: str = "") -> dict[str, float]:
+    """Flatten thop's ``ret_layer_info`` tree to ``{module name: MACs}`` for leaf modules."""
+    out: dict[str, float] = {}
+    for name, (ops, _params, children) in info.items():
+        full = f"{prefix}{name}"
+        out.update(_leaves(children, full + ".") if children else {full: float(ops)})
+    return out
+
+
+def count(module, input_shape: tuple[int, ...]) -> ToolCount:  # type: ignore[no-untyped-def]
+    import logging
+
+    import thop
+    import torch
+
+    model = fresh_copy(module, "meta")
+    logging.getLogger("thop").setLevel(logging.ERROR)
+    x = torch.empty(input_shape, device="meta")
+    macs, _params, info = thop.profile(model, inputs=(x,), verbose=False, ret_layer_info=True)
+    return ToolCount(tool=NAME, macs=float(macs), raw=float(macs), raw_unit="MAC", by_layer=_leaves(info), device="meta")

@@ -1,0 +1,60 @@
+"""The record: one flat, JSON-safe dict per counted block, and records → DataFrame.
+
+The field list below is a public interface (``--format json``, CSV columns,
+saved runs, baselines): add fields, never rename or drop one. Each field says
+its unit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: field → what it holds (README's schema table is generated from this)
+COUNT_FIELDS: dict[str, str] = {
+    "block": "block name, or 'package.module:callable' for a user block",
+    "in_channels": "input width C_in",
+    "out_channels": "output width C_out",
+    "stride": "stride of the block",
+    "expansion": "bottleneck: out/inner width; inverted residual: t; basic: 1",
+    "groups": "groups of the bottleneck's 3×3",
+    "width_per_group": "torchvision's ResNeXt width_per_group, or null",
+    "se": "squeeze-excitation ratio (0 = none)",
+    "spatial": "input height = width",
+    "batch": "batch size",
+    "inner_width": "width inside the block (bottleneck inner, inverted-residual hidden), or null",
+    "count_source": "'analytic' (closed form) or 'tools' (user block: torch's flop counter)",
+    "params": "trainable parameters (scalars), BN included",
+    "module_params": "sum(p.numel() for p in module.parameters()): the independent check of params",
+    "params_conv": "conv weights only (no bias, no BN)",
+    "macs": "forward multiply-accumulates of conv and linear layers",
+    "flops": "2 × macs (1 MAC = 2 FLOPs)",
+    "bwd_input_macs": "backward: input-gradient MACs",
+    "bwd_weight_macs": "backward: weight-gradient MACs",
+    "train_flops": "forward + backward FLOPs, conv and linear (2 × (macs + bwd_input_macs + bwd_weight_macs))",
+    "fvcore_macs": "fvcore FlopCountAnalysis total (its 'flops' are MACs; includes BN and pooling)",
+    "fvcore_agrees": "fvcore equals the analytic count under fvcore's convention",
+    "fvcore_note": "what fvcore's number is made of, or why it differs",
+    "thop_macs": "thop.profile total (MACs; includes BN and pooling)",
+    "thop_agrees": "thop equals the analytic count under thop's convention",
+    "thop_note": "what thop's number is made of, or why it differs",
+    "torch_macs": "torch.utils.flop_counter forward FLOPs ÷ 2 (conv and matmul only)",
+    "torch_agrees": "torch's forward equals analytic macs",
+    "torch_note": "what torch's number is made of, or why it differs",
+    "torch_train_flops": "torch.utils.flop_counter forward + backward FLOPs",
+    "torch_train_agrees": "torch's forward + backward equals analytic train_flops",
+    "torch_train_note": "why torch's training count differs, when it does",
+    "status": "'ok' or 'error'",
+    "error": "the one-line error of a failed cell, else null",
+}
+
+
+def to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Records → DataFrame with the schema's columns first, in schema order."""
+    import pandas as pd
+
+    df = pd.DataFrame.from_records(records)
+    known = [c for c in COUNT_FIELDS if c in df.columns]
+    return df[known + [c for c in df.columns if c not in COUNT_FIELDS]]

@@ -1,0 +1,91 @@
+"""Render a DataFrame as a terminal table, CSV, JSON, Markdown or Parquet.
+
+The last step before the user sees anything: it formats, never computes. JSON
+is an array of records with the DataFrame's own column names (the public
+schema documented in the README); missing values become ``null``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from blockprof.errors import BlockprofError
+from blockprof.units import grouped
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TEXT_FORMATS = ("table", "json", "csv", "markdown")
+FILE_FORMATS = (*TEXT_FORMATS, "parquet")
+
+
+def _plain(value: object) -> object:
+    """A JSON-safe Python value: numpy scalars unwrapped, NaN to None."""
+    if hasattr(value, "item"):
+        value = value.item()  # numpy scalar
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def to_records(df: pd.DataFrame) -> list[dict[str, object]]:
+    return [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+
+
+def _cell(value: object) -> str:
+    value = _plain(value)
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, int):
+        return grouped(value)
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 1000 else grouped(round(value))
+    return str(value)
+
+
+def render(df: pd.DataFrame, fmt: str, *, title: str | None = None, width: int | None = None) -> str:
+    """``df`` as text in ``fmt`` (one of :data:`TEXT_FORMATS`)."""
+    if fmt == "json":
+        return json.dumps(to_records(df), indent=2, ensure_ascii=False)
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "markdown":
+        return df.to_markdown(index=False)
+    if fmt == "table":
+        return _rich_table(df, title, width)
+    raise BlockprofError(f"unknown format {fmt!r}; choose from {', '.join(TEXT_FORMATS)}")
+
+
+def write(df: pd.DataFrame, fmt: str, path: Path, *, title: str | None = None) -> None:
+    """Write ``df`` to ``path``; parquet is binary, the rest text."""
+    if fmt == "parquet":
+        try:
+            df.to_parquet(path, index=False)
+        except ImportError as e:
+            raise BlockprofError(f"parquet needs pyarrow: pip install pyarrow ({e})") from None
+        return
+    path.write_text(render(df, fmt, title=title, width=200) + "\n", encoding="utf-8")
+
+
+def _rich_table(df: pd.DataFrame, title: str | None, width: int | None) -> str:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in df.columns:
+        numeric = df[column].dtype.kind in "iuf" or df[column].astype(str).str.match(r"^[-\d.,%]+[kMGT]?$").all()
+        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
+    for row in df.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in row))
+    out = io.StringIO()
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    Console(file=out, width=width, force_terminal=False, color_system=None).print(table)
+    return out.getvalue().rstrip()
