@@ -11,6 +11,7 @@ import io
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,7 @@ def _rich_table(df: pd.DataFrame, title: str | None, width: int | None) -> str:
     for row in df.itertuples(index=False):
         table.add_row(*(_cell(v) for v in row))
     out = io.StringIO()
-    width = width or shutil.get_terminal_size((120, 24)).columns
+    # a terminal gets its own width; a pipe or file gets room for the whole row
+    width = width or (shutil.get_terminal_size().columns if sys.stdout.isatty() else 200)
     Console(file=out, width=width, force_terminal=False, color_system=None).print(table)
     return out.getvalue().rstrip()

@@ -12,11 +12,13 @@ saying so, when even one sample would be too large.
 
 from __future__ import annotations
 
+import warnings
+
 from blockprof.counting.tools import Term, ToolCount, fresh_copy
 from blockprof.errors import BlockprofError
 
 NAME = "fvcore"
-CONVENTION = "fvcore FlopCountAnalysis: 'flops' are MACs of conv and linear, BatchNorm 2 per value, adaptive avg-pool 1 per input value; ReLU, ReLU6, sigmoid, add, mul skipped"
+CONVENTION = "FlopCountAnalysis: 'flops' are MACs of conv and linear, BatchNorm 2 per value, adaptive avg-pool 1 per input value; ReLU, ReLU6, sigmoid, add, mul skipped"
 
 #: largest single-sample forward fvcore is asked to trace (real memory, real compute)
 MAX_MACS_PER_SAMPLE = 20 * 10**9
@@ -36,7 +38,10 @@ def count(module, input_shape: tuple[int, ...], macs_hint: float | None = None) 
     import logging
 
     import torch
-    from fvcore.nn import FlopCountAnalysis
+
+    with warnings.catch_warnings():  # fvcore uses torch.jit.script at import: deprecated, noise
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from fvcore.nn import FlopCountAnalysis
 
     batch, sample = input_shape[0], (1, *input_shape[1:])
     values = 1
@@ -53,7 +58,9 @@ def count(module, input_shape: tuple[int, ...], macs_hint: float | None = None) 
     analysis = FlopCountAnalysis(model, torch.zeros(sample))
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
-    total = analysis.total()
+    with warnings.catch_warnings():  # likewise its torch.jit tracing
+        warnings.simplefilter("ignore", DeprecationWarning)
+        total = analysis.total()
     by_module = analysis.by_module()
     leaves = [n for n in by_module if n and not any(o.startswith(n + ".") for o in by_module if o)]
     return ToolCount(

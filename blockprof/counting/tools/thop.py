@@ -15,7 +15,7 @@ from __future__ import annotations
 from blockprof.counting.tools import Term, ToolCount, fresh_copy
 
 NAME = "thop"
-CONVENTION = "thop.profile: MACs of conv and linear, BatchNorm 4 per value, adaptive avg-pool H·W+1 per output; activations, adds and multiplies 0"
+CONVENTION = "profile(): MACs of conv and linear, BatchNorm 4 per value, adaptive avg-pool H·W+1 per output; activations, adds and multiplies 0"
 
 CONVENTION_TERMS: dict[str, Term] = {
     "conv2d": lambda layer, cost, n: cost.macs,

@@ -1,0 +1,48 @@
+"""Shared test fixtures: the grid of block variants every count is checked over."""
+
+from __future__ import annotations
+
+import pytest
+
+from blockprof.spec import BlockSpec
+
+WIDTHS = (8, 24, 100, 256, 1024)  # includes widths that are not powers of two
+
+
+def variant_grid(spatial: int = 16) -> list[BlockSpec]:
+    """Every block × width × stride, plus in ≠ out, expansions 1/4/6, groups and SE."""
+    specs = []
+    for c in WIDTHS:
+        for stride in (1, 2):
+            specs += [
+                BlockSpec("basic", c, stride=stride, spatial=spatial),
+                BlockSpec("bottleneck", c, stride=stride, spatial=spatial),
+                BlockSpec("inverted_residual", c, stride=stride, spatial=spatial),
+            ]
+        specs += [
+            BlockSpec("basic", c, out_channels=2 * c, stride=2, spatial=spatial),
+            BlockSpec("bottleneck", c, out_channels=4 * c, spatial=spatial),
+            BlockSpec("bottleneck", c, expansion=1, spatial=spatial),
+            BlockSpec("bottleneck", c, groups=2 if c % 8 == 0 else 5, spatial=spatial),
+            BlockSpec("inverted_residual", c, expansion=1, spatial=spatial),
+            BlockSpec("inverted_residual", c, expansion=4, out_channels=c + 8, stride=2, spatial=spatial),
+            BlockSpec("inverted_residual", c, se=0.25, spatial=spatial),
+            BlockSpec("basic", c, se=1 / 16, spatial=spatial, batch=3),
+        ]
+    specs += [
+        BlockSpec("bottleneck", 256, groups=32, width_per_group=4, spatial=spatial),  # ResNeXt-50 32×4d stage 1
+        BlockSpec("bottleneck", 512, groups=32, width_per_group=4, stride=2, se=1 / 16, spatial=spatial),
+    ]
+    return specs
+
+
+GRID = variant_grid()
+
+
+def spec_id(spec: BlockSpec) -> str:
+    return spec.label.replace(" ", "_")
+
+
+@pytest.fixture(params=GRID, ids=spec_id)
+def grid_spec(request: pytest.FixtureRequest) -> BlockSpec:
+    return request.param

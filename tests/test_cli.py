@@ -1,0 +1,126 @@
+"""The CLI as a user meets it: output, formats, and bad input (one line, exit 2, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from blockprof.cli import cli
+from blockprof.records import COUNT_FIELDS
+
+REQUIRED = ["block", "in_channels", "out_channels", "stride", "spatial", "batch", "params", "params_conv",
+            "macs", "flops", "train_flops", "fvcore_macs", "thop_macs", "torch_macs"]
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_compare_table_shows_the_seed_figures() -> None:
+    code, out, _ = run("compare", "--channels", "256")
+    assert code == 0
+    assert "1,179,648" in out and "69,632" in out and "800,256" in out
+    assert "5.9%" in out  # bottleneck conv weights are 5.9% of the BasicBlock's
+    assert "known FlopCounterMode bug" in out  # the disagreement is explained, not hidden
+
+
+def test_compare_json_schema() -> None:
+    code, out, _ = run("compare", "--channels", "64", "--spatial", "14", "--format", "json")
+    records = json.loads(out)
+    assert code == 0 and [r["block"] for r in records] == ["basic", "bottleneck", "inverted_residual"]
+    for r in records:
+        assert set(REQUIRED) <= set(r)
+        assert r["flops"] == 2 * r["macs"] and r["torch_macs"] == r["macs"]
+        assert set(r) <= set(COUNT_FIELDS) | {"params_rel", "params_conv_rel", "macs_rel", "train_flops_rel"}
+
+
+def test_compare_csv_markdown_and_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run("compare", "--channels", "32", "--spatial", "8", "--format", "csv", "--tools", "torch")
+    assert code == 0 and out.splitlines()[0].startswith("block,in_channels,out_channels")
+    code, out, _ = run("compare", "--channels", "32", "--spatial", "8", "--format", "markdown", "--tools", "torch")
+    assert code == 0 and out.startswith("| block")
+    target = tmp_path / "c.json"
+    code, _, err = run("compare", "--channels", "32", "--spatial", "8", "--format", "json", "-o", str(target), "--tools", "torch")
+    assert code == 0 and len(json.loads(target.read_text())) == 3 and "wrote 3 rows" in err
+
+
+def test_variant_options_apply_to_the_blocks_that_take_them() -> None:
+    code, out, _ = run("compare", "--channels", "64", "--spatial", "8", "--expansion", "2", "--format", "json", "--tools", "torch")
+    by_block = {r["block"]: r for r in json.loads(out)}
+    assert by_block["basic"]["expansion"] == 1 and by_block["bottleneck"]["inner_width"] == 32
+    assert by_block["inverted_residual"]["inner_width"] == 128
+
+
+def test_explain_shows_the_derivation() -> None:
+    code, out, _ = run("explain", "bottleneck", "--channels", "256")
+    assert code == 0
+    assert "256·1·1·64 + 64·3·3·64 + 64·1·1·256 = 69,632" in out
+    assert "56·56·64·3·3·64" in out and "218,365,952 MACs" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["compare", "--channels", "0"], "must be greater than 0"),
+        (["compare", "--channels", "-5"], "must be greater than 0"),
+        (["compare", "--channels", "abc"], "is not a number"),
+        (["compare", "--blocks", "resnet"], "unknown block 'resnet'"),
+        (["compare", "--blocks", "bottleneck", "--channels", "66"], "not divisible by expansion 4"),
+        (["compare", "--blocks", "bottleneck", "--groups", "3"], "not divisible by groups 3"),
+        (["compare", "--spatial", "55", "--stride", "2"], "not divisible by stride 2"),
+        (["compare", "--format", "xml"], "'xml' is not one of"),
+        (["compare", "--blocks", "basic", "--groups", "2"], "applies to none of the blocks"),
+        (["compare", "--tools", "ptflops"], "unknown tool"),
+        (["explain", "nope"], "unknown block 'nope'"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
+    code, out, err = run(*args)
+    assert code == 2, (out, err)
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys; from blockprof.cli import main; sys.argv=['blockprof','--help']\ntry: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False False"
+
+
+def test_console_entry_point_runs() -> None:
+    proc = subprocess.run([sys.executable, "-m", "blockprof", "compare", "--channels", "x"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+OPTION_VALUES = st.one_of(st.integers(-3, 3000).map(str), st.text(max_size=6), st.sampled_from(["1.5", "nan", "inf", "-0", "2,0", "4,", "1e3"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    option=st.sampled_from(["--channels", "--spatial", "--batch", "--stride", "--expansion", "--groups", "--se", "--out-channels", "--width-per-group", "--blocks", "--format"]),
+    value=OPTION_VALUES,
+)
+def test_random_option_values_never_traceback(option: str, value: str) -> None:
+    """Whatever a user types, the answer is a result or one line with exit 2."""
+    args = ["compare", "--tools", "torch", "--spatial", "8", "--channels", "16", option, value]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 2), (args, result.output, result.exception)
+    if result.exit_code == 2:
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+
+
+def test_readme_documents_every_record_field() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert all(f"`{field}`" in readme for field in COUNT_FIELDS)
+    assert "pip install . && blockprof compare --channels 256" in readme
+    assert "pip install -e '.[test]' && pytest" in readme
