@@ -23,11 +23,6 @@ def macs_to_flops(macs: int) -> int:
     return macs * FLOPS_PER_MAC
 
 
-def flops_to_macs(flops: int | float) -> int | float:
-    """MACs of a FLOP count that holds only multiply-accumulates."""
-    return flops / FLOPS_PER_MAC if flops % FLOPS_PER_MAC else flops // FLOPS_PER_MAC
-
-
 def grouped(n: int | float | None) -> str:
     """``1179648`` -> ``'1,179,648'``; ``None`` -> ``'-'``."""
     if n is None:

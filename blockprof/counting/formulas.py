@@ -17,12 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-#: ops whose work is multiply-accumulates (and whose backward is two more passes)
-MAC_OPS = frozenset({"conv2d", "linear"})
-#: ops that hold trainable parameters besides conv/linear weights
-NORM_OPS = frozenset({"batchnorm2d"})
-
-
 @dataclass(frozen=True)
 class Layer:
     """One op in a block, described by shapes only.
@@ -92,10 +86,6 @@ def cost(layer: Layer, n: int = 1) -> Cost:
     except KeyError:
         raise KeyError(f"no cost formula for op {layer.op!r}; known: {sorted(_REGISTRY)}") from None
     return fn(layer, n)
-
-
-def known_ops() -> list[str]:
-    return sorted(_REGISTRY)
 
 
 def conv_output_size(size: int, kernel: int, stride: int) -> int:
