@@ -20,6 +20,8 @@ COMMANDS = {
     "compare": "blockprof.commands.compare",
     "explain": "blockprof.commands.explain",
     "blocks": "blockprof.commands.blocks",
+    "baseline": "blockprof.commands.baseline",
+    "check": "blockprof.commands.check",
 }
 
 

@@ -98,3 +98,20 @@ def variant_options(**kwargs: Any) -> dict[str, Any]:
     """The variant options the user actually gave, keyed as BlockSpec fields."""
     keys = ("stride", "out_channels", "expansion", "groups", "width_per_group", "se")
     return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+
+
+def suite(f: F) -> F:
+    """The cells of a regression check: ``--suite FILE``, or the sweep options inline,
+    plus overrides of the suite's timing and rules."""
+    for decl, kwargs in reversed((
+        ("--suite", dict(type=click.Path(dir_okay=False, path_type=Path), help="Suite TOML (cells, metrics, rules, timing); instead of the inline --blocks/--channels/--spatial/--batch.")),
+        ("--tolerance", dict(type=click.FloatRange(min=0, min_open=True), help="Time change that counts, as a fraction (suite default 0.10 = 10%).")),
+        ("--alpha", dict(type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), help="Significance level of the Mann–Whitney U test (default 0.01).")),
+        ("--comparison", dict(type=click.Choice(("auto", "raw", "normalised")), help="Times over the reference kernel's (normalised, default), raw, or auto (raw on the baseline's own environment).")),
+        ("--rounds", dict(type=click.IntRange(min=5), help="Timing rounds (samples per cell; default 15).")),
+        ("--sample-time", dict(type=click.FloatRange(min=0, min_open=True), help="Seconds per cell per round (default 0.05).")),
+        ("--threads", dict(type=click.IntRange(min=1), help="CPU threads for timing (default 1).")),
+        ("--mode", dict(type=click.Choice(("fwd", "train")), help="Step timed: forward, or forward + backward (default fwd).")),
+    )):
+        f = click.option(decl, default=None, **kwargs)(f)
+    return blocks(grid_axes(variants(f)))

@@ -1,0 +1,187 @@
+"""How well ``blockprof check`` separates real slowdowns from noise, on this machine.
+
+Run:  python benchmarks/bench_regress.py [--checks 10] [--baselines 2] [--trials 8]
+
+Three measurements, printed as Markdown:
+
+1. False alarms: unchanged code checked ``--checks`` times against its own fresh
+   baseline (``--baselines`` baselines), default suite (benchmarks/suite.toml).
+   Every check is judged twice from the same samples, with raw times and with
+   reference-normalised times, so the two comparisons see identical noise.
+2. Detection: a block made slower on purpose by a known fraction. The timed
+   module runs a BasicBlock ``BASE_REPEATS`` times per call; ``BASE_REPEATS ×
+   (1 + s)`` repeats inject a slowdown ``s`` of exactly that much extra work.
+   Levels are interleaved across trials, each trial a fresh baseline and a check,
+   and the detection rate per level is reported (again raw and normalised).
+3. Duration: wall time of ``blockprof check`` on the default suite, end to end
+   in a subprocess, with and without timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from blockprof.blocks import registry
+from blockprof.blocks.resnet import Basic
+from blockprof.regress import Snapshot, Suite, compare, inline_suite, load_suite, measure
+from blockprof.spec import BlockSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = ROOT / "benchmarks" / "suite.toml"
+BASE_REPEATS = 20
+LEVELS = (0.0, 0.05, 0.10, 0.20, 0.50)
+
+
+class Scaled(Basic):
+    """A BasicBlock run ``repeats`` times per call: work proportional to ``repeats``, counts unchanged."""
+
+    name = "bench_scaled"
+    repeats = BASE_REPEATS
+
+    def module(self, spec: BlockSpec) -> torch.nn.Module:
+        block, repeats = super().module(spec), self.repeats
+
+        class Repeat(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.block = block
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                for _ in range(repeats):
+                    y = self.block(x)
+                return y
+
+        return Repeat()
+
+
+def judged(base: Snapshot, current: Snapshot, comparison: str) -> object:
+    suite = current.suite
+    return compare(base, replace(current, suite=replace(suite, rules=replace(suite.rules, comparison=comparison))))
+
+
+def false_alarms(suite: Suite, checks: int, baselines: int) -> list[str]:
+    rows = {"raw": [0, 0, 0], "normalised": [0, 0, 0]}  # checks failed, verdicts failed, verdicts '~'
+    per_check: list[float] = []
+    ref_shift: list[float] = []
+    worst = {"raw": 0.0, "normalised": 0.0}
+    for b in range(baselines):
+        base = measure(suite)
+        for c in range(checks):
+            start = time.perf_counter()
+            current = measure(suite)
+            per_check.append(time.perf_counter() - start)
+            ref_shift.append(statistics.median(current.reference_samples()) / statistics.median(base.reference_samples()) - 1)
+            for comparison, counts in rows.items():
+                result = judged(base, current, comparison)
+                times = [v for v in result.verdicts if v.metric == "time"]
+                counts[0] += not result.passed
+                counts[1] += sum(v.failed for v in times)
+                counts[2] += sum(v.status == "~" for v in times)
+                worst[comparison] = max(worst[comparison], *(abs(v.change) for v in times))
+            print(f"  baseline {b + 1} check {c + 1}: reference kernel {ref_shift[-1]:+.0%} vs baseline", file=sys.stderr)
+    n = checks * baselines
+    cells = len(suite.cells)
+    lines = [
+        f"Unchanged code, {baselines} fresh baselines × {checks} checks = {n} checks of the default suite "
+        f"({cells} cells, {suite.timing.rounds} rounds × {suite.timing.sample_time:g} s per cell); "
+        f"tolerance {suite.rules.tolerance:.0%}, alpha {suite.rules.alpha:g}. The reference kernel's median moved "
+        f"{min(ref_shift):+.0%} … {max(ref_shift):+.0%} between baseline and check (machine load).",
+        "",
+        "| comparison | checks failed | false-alarm rate (checks) | time verdicts failed | '~' verdicts | largest |change| |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for comparison, (failed, verdicts, insignificant) in rows.items():
+        lines.append(f"| {comparison} | {failed} / {n} | {failed / n:.0%} | {verdicts} / {n * cells} | {insignificant} | {worst[comparison]:.0%} |")
+    lines += ["", f"Timing part of one check (in process): median {statistics.median(per_check):.1f} s, "
+                  f"range {min(per_check):.1f}–{max(per_check):.1f} s over {n} checks."]
+    return lines
+
+
+def detection(trials: int, rounds: int, sample_time: float) -> list[str]:
+    registry.register(Scaled)
+    try:
+        suite = inline_suite([Scaled.name], [16], [16], [1], metrics=("time",))
+        suite = replace(suite, timing=replace(suite.timing, rounds=rounds, sample_time=sample_time))
+        hits = {(level, c): 0 for level in LEVELS for c in ("raw", "normalised")}
+        measured: dict[float, list[float]] = {level: [] for level in LEVELS}
+        for t in range(trials):
+            for level in LEVELS[t % len(LEVELS):] + LEVELS[:t % len(LEVELS)]:  # rotate the order per trial
+                Scaled.repeats = BASE_REPEATS
+                base = measure(suite)
+                Scaled.repeats = round(BASE_REPEATS * (1 + level))
+                current = measure(suite)
+                for comparison in ("raw", "normalised"):
+                    (verdict,) = judged(base, current, comparison).verdicts
+                    hits[(level, comparison)] += verdict.status == "slower"
+                    if comparison == "normalised":
+                        measured[level].append(verdict.change)
+            print(f"  detection trial {t + 1}/{trials} done", file=sys.stderr)
+    finally:
+        del registry._REGISTRY[Scaled.name]
+    lines = [
+        f"A BasicBlock 16→16 at 1×16×16×16 run {BASE_REPEATS} times per call (≈ the work of one larger block); "
+        f"slowdown s = {BASE_REPEATS}·(1+s) runs. {trials} trials per level, each a fresh baseline then a check "
+        f"({rounds} rounds × {sample_time:g} s), levels interleaved. Detected = verdict 'slower' "
+        "(tolerance 10%, alpha 0.01).",
+        "",
+        "| injected slowdown | detected (raw) | detected (normalised) | measured change, normalised: median [min, max] |",
+        "|---:|---:|---:|---:|",
+    ]
+    for level in LEVELS:
+        m = measured[level]
+        lines.append(f"| {level:.0%} | {hits[(level, 'raw')]} / {trials} | {hits[(level, 'normalised')]} / {trials} | "
+                     f"{statistics.median(m):+.1%} [{min(m):+.1%}, {max(m):+.1%}] |")
+    return lines
+
+
+def duration(repeats: int) -> list[str]:
+    lines = ["| command | median s | min–max s | runs |", "|---|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline = Path(tmp) / "baseline.json"
+        subprocess.run([sys.executable, "-m", "blockprof", "baseline", "save", "--suite", str(SUITE), "-o", str(baseline)],
+                       cwd=ROOT, check=True, capture_output=True)
+        for label, extra in (("check (counts + times)", []), ("check --no-time (counts only)", ["--no-time"])):
+            walls = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "blockprof", "check", "--suite", str(SUITE), "--baseline", str(baseline), *extra],
+                               cwd=ROOT, capture_output=True)
+                walls.append(time.perf_counter() - start)
+            lines.append(f"| `blockprof {label}` | {statistics.median(walls):.1f} | {min(walls):.1f}–{max(walls):.1f} | {repeats} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checks", type=int, default=10, help="checks per baseline (false alarms)")
+    parser.add_argument("--baselines", type=int, default=2, help="fresh baselines (false alarms)")
+    parser.add_argument("--trials", type=int, default=8, help="trials per injected slowdown")
+    parser.add_argument("--durations", type=int, default=3, help="end-to-end runs of the CLI check")
+    args = parser.parse_args()
+    suite = load_suite(SUITE)
+    cpu = torch.backends.cpu.get_cpu_capability()
+    print(f"# blockprof check: false alarms, detection, duration\n\n{platform.machine()} ({cpu}), "
+          f"{len(__import__('os').sched_getaffinity(0))} CPUs, torch {torch.__version__}, timing on {suite.timing.threads} thread(s), "
+          f"Python {platform.python_version()}\n")
+    started = time.perf_counter()
+    print("## False alarms (unchanged code)\n")
+    print("\n".join(false_alarms(suite, args.checks, args.baselines)))
+    print("\n## Smallest slowdown detected\n")
+    print("\n".join(detection(args.trials, suite.timing.rounds, suite.timing.sample_time)))
+    print("\n## Duration of a check of the default suite (end to end, subprocess)\n")
+    print("\n".join(duration(args.durations)))
+    print(f"\n(benchmark wall time {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
