@@ -64,11 +64,13 @@ class Rules:
     kernel's in the same round: the default, because on a shared machine the
     load changes between the baseline and the check), ``auto`` (raw times on the
     baseline's own environment, normalised elsewhere: for a dedicated, quiet
-    machine), or ``raw``."""
+    machine), or ``raw``. ``confirm``: a time judged slower is measured again
+    and fails only if the second measurement is slower too."""
 
     tolerance: float = 0.10
     alpha: float = 0.01
     comparison: str = "normalised"
+    confirm: bool = True
 
     def __post_init__(self) -> None:
         if not (isinstance(self.tolerance, (int, float)) and 0 < self.tolerance < 10):
@@ -77,12 +79,24 @@ class Rules:
             raise BlockprofError(f"alpha (significance level) must be between 0 and 1, e.g. 0.01, got {self.alpha!r}")
         if self.comparison not in COMPARISONS:
             raise BlockprofError(f"comparison must be one of {', '.join(COMPARISONS)}, got {self.comparison!r}")
+        if not isinstance(self.confirm, bool):
+            raise BlockprofError(f"confirm must be true or false, got {self.confirm!r}")
+
+
+#: what a timing reads: the timing thread's CPU time, or the wall clock
+CLOCKS = ("thread", "wall")
 
 
 @dataclass(frozen=True)
 class TimingPlan:
     """How the cells are timed: the step (``fwd`` or ``train``), ``rounds``
-    interleaved rounds of ``sample_time`` seconds per cell, on ``threads`` CPU threads."""
+    interleaved rounds of ``sample_time`` seconds per cell, on ``threads`` CPU threads.
+
+    ``clock = "thread"`` (the default) reads the timing thread's CPU time
+    (``time.thread_time``), so time the OS gives to other jobs on a shared
+    machine is not counted; it needs ``threads = 1``, since a pool's other
+    threads are not that thread. ``"wall"`` reads ``time.perf_counter``.
+    """
 
     mode: str = "fwd"
     rounds: int = 15
@@ -90,6 +104,7 @@ class TimingPlan:
     threads: int = 1
     device: str = "cpu"
     dtype: str = "float32"
+    clock: str = "thread"
 
     def __post_init__(self) -> None:
         if self.mode not in ("fwd", "train"):
@@ -100,6 +115,11 @@ class TimingPlan:
             raise BlockprofError(f"sample_time must be a positive number of seconds, e.g. 0.05, got {self.sample_time!r}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise BlockprofError(f"threads must be a positive whole number, got {self.threads!r}")
+        if self.clock not in CLOCKS:
+            raise BlockprofError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
+        if self.clock == "thread" and (self.threads != 1 or self.device != "cpu"):
+            raise BlockprofError(f"clock 'thread' times one CPU thread, but the plan has threads={self.threads} on {self.device}; "
+                                 "use threads = 1, or clock = \"wall\"")
 
 
 @dataclass(frozen=True)
@@ -395,12 +415,15 @@ def _time_cells(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Callable
                 ) -> tuple[tuple[tuple[float, ...], ...], dict[str, tuple[tuple[float, ...], ...] | str], dict[str, Any]]:
     """Time the reference kernel and every cell round-robin with the timing harness:
     (reference rounds, cell id → rounds or its error, environment)."""
-    from blockprof.blocks.registry import resolve
-    from blockprof.timing.env import environment
-    from blockprof.timing.harness import Cell, conditions, run_interleaved, _make_step, _timer, _warm_up
-    from blockprof.timing.measurement import Task
+    import time
 
     import torch
+    from torch.utils.benchmark import Timer
+
+    from blockprof.blocks.registry import resolve
+    from blockprof.timing.env import environment
+    from blockprof.timing.harness import Cell, _make_step, _warm_up, conditions, run_interleaved
+    from blockprof.timing.measurement import Task
 
     allocator = steady_allocator()
     cond = conditions(plan.device, plan.dtype, threads=plan.threads)
@@ -415,7 +438,9 @@ def _time_cells(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Callable
             torch.manual_seed(0)  # the same weights and input in every run: the same arithmetic is timed
             step = _make_step(make(), shape, plan.mode, cond)
             _warm_up(step, cond, plan.mode)
-            cell.timer, cell.context = _timer(step, cell.task), step.context
+            clock = time.thread_time if plan.clock == "thread" else time.perf_counter
+            cell.timer = Timer("step()", globals={"step": step.fn}, num_threads=cond.threads, label=label, description=plan.mode, timer=clock)
+            cell.context = step.context
         except Exception as e:  # a cell that cannot run is a verdict, not a crash
             cell.error = f"{label}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         cells.append(cell)
@@ -548,11 +573,38 @@ class CheckResult:
 
 
 def check(suite: Suite, baseline: Snapshot | str | Path, *, progress: Callable[[int, int], None] | None = None) -> CheckResult:
-    """Measure ``suite`` now and judge it against ``baseline`` (a snapshot or a path)."""
+    """Measure ``suite`` now and judge it against ``baseline`` (a snapshot or a path),
+    confirming any slower time with a second measurement when the rules say so."""
     if not isinstance(baseline, Snapshot):
         baseline = load_baseline(baseline)
     ensure_comparable(suite, baseline)
-    return compare(baseline, measure(suite, progress=progress))
+    result = compare(baseline, measure(suite, progress=progress))
+    return confirm(result, progress=progress) if suite.rules.confirm else result
+
+
+def confirm(result: CheckResult, *, progress: Callable[[int, int], None] | None = None) -> CheckResult:
+    """Time the cells judged slower once more (with the reference, fresh rounds) and keep
+    ``slower`` only where the second measurement is slower too; elsewhere the
+    verdict becomes ``~``. Contention that comes and goes must strike twice to fail
+    a check; a real slowdown shows both times."""
+    suspects = [v.cell for v in result.verdicts if v.metric == TIME_METRIC and v.status == "slower"]
+    if not suspects:
+        return result
+    suite = result.current.suite
+    cells = dict(zip(suite.ids, suite.cells))
+    again = measure(replace(suite, cells=tuple(cells[c] for c in suspects), metrics=(TIME_METRIC,)), progress=progress)
+    second = {v.cell: v for v in compare(result.baseline, again).verdicts if v.cell in suspects}
+    verdicts = []
+    for v in result.verdicts:
+        if v.metric == TIME_METRIC and v.cell in second:
+            w = second[v.cell]
+            seen = f"second measurement {w.change:+.1%}, p={w.p_value:.2g}" if w.change is not None else f"second measurement: {w.note}"
+            if w.status == "slower":
+                v = replace(v, note=f"{v.note}; confirmed ({seen})")
+            else:
+                v = replace(v, status="~", note=f"slower in the first measurement only ({seen}): passes as noise")
+        verdicts.append(v)
+    return replace(result, verdicts=tuple(verdicts))
 
 
 def ensure_comparable(suite: Suite, baseline: Snapshot) -> None:
@@ -564,7 +616,7 @@ def ensure_comparable(suite: Suite, baseline: Snapshot) -> None:
         )
     if suite.timed and baseline.reference is not None:
         old, new = baseline.suite.timing, suite.timing
-        for attr in ("mode", "device", "dtype"):
+        for attr in ("mode", "device", "dtype", "clock"):
             if getattr(old, attr) != getattr(new, attr):
                 raise BlockprofError(
                     f"the baseline timed {attr} {getattr(old, attr)!r} and this suite times {getattr(new, attr)!r}; "

@@ -36,7 +36,8 @@ def provenance(result: CheckResult) -> list[str]:
     if result.comparison:
         rules = result.current.suite.rules
         lines.append(f"rule: slower/faster = median ratio beyond ±{rules.tolerance:.0%} AND one-sided Mann–Whitney U p < {rules.alpha:g} "
-                     f"over per-round samples; '~' = beyond the tolerance but not significant (passes)")
+                     f"over per-round samples{', confirmed by a second measurement' if rules.confirm else ''}; "
+                     f"'~' = beyond the tolerance but not significant{' or not confirmed' if rules.confirm else ''} (passes)")
     return lines
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from blockprof.regress import Suite
 
 _INLINE = ("blocks", "extra_blocks", "channels", "spatial", "batch", "stride", "out_channels", "expansion", "groups", "width_per_group", "se")
-_RULES = ("tolerance", "alpha", "comparison")
+_RULES = ("tolerance", "alpha", "comparison", "confirm")
 _TIMING = ("rounds", "sample_time", "threads", "mode")
 
 
@@ -81,13 +81,14 @@ def cli_command(ctx: click.Context, baseline_path: Path, markdown: Path | None, 
     """Check counts and times against a baseline; exit 1 on a regression.
 
     Counts (params, conv weights, MACs, train FLOPs) must match exactly. A time
-    is slower only when its median is more than the tolerance slower AND a
-    Mann–Whitney U test over the timing rounds says it is significant.
+    is slower only when its median (over the reference kernel's, by default) is
+    more than the tolerance slower AND a Mann–Whitney U test over the timing
+    rounds says it is significant, in a first and in a confirming measurement.
 
     Example: blockprof check --suite benchmarks/suite.toml --baseline benchmarks/baseline.json
     """
     from blockprof.errors import BlockprofError
-    from blockprof.regress import compare, ensure_comparable, load_baseline, measure, write_baseline
+    from blockprof.regress import check, ensure_comparable, load_baseline, measure, write_baseline
     from blockprof.regress_report import to_junit, to_markdown, to_text
 
     suite = suite_from_options(ctx, params)
@@ -103,7 +104,7 @@ def cli_command(ctx: click.Context, baseline_path: Path, markdown: Path | None, 
         click.echo(f"wrote a new baseline for {len(suite.cells)} cells to {baseline_path}", err=True)
         return
     with progress_bar(f"timing {len(suite.cells)} cells + reference") as progress:
-        result = compare(baseline, measure(suite, progress=progress))
+        result = check(suite, baseline, progress=progress)
     click.echo(to_text(result))
     if markdown is not None:
         _write(markdown, to_markdown(result), "the Markdown summary")

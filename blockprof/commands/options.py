@@ -108,6 +108,7 @@ def suite(f: F) -> F:
         ("--tolerance", dict(type=click.FloatRange(min=0, min_open=True), help="Time change that counts, as a fraction (suite default 0.10 = 10%).")),
         ("--alpha", dict(type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), help="Significance level of the Mann–Whitney U test (default 0.01).")),
         ("--comparison", dict(type=click.Choice(("auto", "raw", "normalised")), help="Times over the reference kernel's (normalised, default), raw, or auto (raw on the baseline's own environment).")),
+        ("--confirm/--no-confirm", dict(help="Re-measure a slower time and fail only if it is slower again (default: confirm).")),
         ("--rounds", dict(type=click.IntRange(min=5), help="Timing rounds (samples per cell; default 15).")),
         ("--sample-time", dict(type=click.FloatRange(min=0, min_open=True), help="Seconds per cell per round (default 0.05).")),
         ("--threads", dict(type=click.IntRange(min=1), help="CPU threads for timing (default 1).")),
