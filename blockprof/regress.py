@@ -92,6 +92,10 @@ class TimingPlan:
     """How the cells are timed: the step (``fwd`` or ``train``), ``rounds``
     interleaved rounds of ``sample_time`` seconds per cell, on ``threads`` CPU threads.
 
+    A baseline pools ``baseline_sessions`` independent timing runs, so that its
+    samples span more than one machine state: a check is then not judged against
+    one lucky or unlucky run (a confirming re-measurement cannot undo that).
+
     ``clock = "thread"`` (the default) reads the timing thread's CPU time
     (``time.thread_time``), so time the OS gives to other jobs on a shared
     machine is not counted; it needs ``threads = 1``, since a pool's other
@@ -105,6 +109,7 @@ class TimingPlan:
     device: str = "cpu"
     dtype: str = "float32"
     clock: str = "thread"
+    baseline_sessions: int = 3
 
     def __post_init__(self) -> None:
         if self.mode not in ("fwd", "train"):
@@ -115,6 +120,8 @@ class TimingPlan:
             raise BlockprofError(f"sample_time must be a positive number of seconds, e.g. 0.05, got {self.sample_time!r}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise BlockprofError(f"threads must be a positive whole number, got {self.threads!r}")
+        if isinstance(self.baseline_sessions, bool) or not isinstance(self.baseline_sessions, int) or self.baseline_sessions < 1:
+            raise BlockprofError(f"baseline_sessions must be a whole number of at least 1, got {self.baseline_sessions!r}")
         if self.clock not in CLOCKS:
             raise BlockprofError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
         if self.clock == "thread" and (self.threads != 1 or self.device != "cpu"):
@@ -342,8 +349,9 @@ class Snapshot:
 
 
 def save_baseline(suite: Suite, path: str | Path, *, progress: Callable[[int, int], None] | None = None) -> Snapshot:
-    """Measure ``suite`` now and write it to ``path`` as a baseline; returns the snapshot."""
-    snapshot = measure(suite, progress=progress)
+    """Measure ``suite`` now (its timing plan's ``baseline_sessions`` runs, pooled) and
+    write it to ``path`` as a baseline; returns the snapshot."""
+    snapshot = measure(suite, sessions=suite.timing.baseline_sessions, progress=progress)
     write_baseline(snapshot, path)
     return snapshot
 
@@ -387,9 +395,10 @@ def load_baseline(path: str | Path) -> Snapshot:
 # --- measuring ---
 
 
-def measure(suite: Suite, *, progress: Callable[[int, int], None] | None = None) -> Snapshot:
+def measure(suite: Suite, *, sessions: int = 1, progress: Callable[[int, int], None] | None = None) -> Snapshot:
     """Count every cell and, when the suite has the time metric, time them with the
-    reference kernel interleaved. Invalid cells raise BlockprofError first."""
+    reference kernel interleaved, ``sessions`` times over, their rounds pooled.
+    Invalid cells raise BlockprofError first."""
     from blockprof import __version__
     from blockprof.blocks.registry import resolve
 
@@ -402,7 +411,14 @@ def measure(suite: Suite, *, progress: Callable[[int, int], None] | None = None)
     rounds: dict[str, tuple[tuple[float, ...], ...] | str] = {}
     reference = environment = None
     if suite.timed:
-        reference, rounds, environment = _time_cells(suite.cells, suite.timing, progress)
+        reference = ()
+        for _ in range(sessions):
+            more, timed, environment = _time_cells(suite.cells, suite.timing, progress)
+            reference += more
+            for key, result in timed.items():
+                before = rounds.get(key, ())
+                if not isinstance(before, str):  # a cell that failed in one session keeps that error
+                    rounds[key] = result if isinstance(result, str) else before + result
     cells = {}
     for spec in suite.cells:
         key = cell_id(spec)
@@ -422,7 +438,7 @@ def _time_cells(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Callable
 
     from blockprof.blocks.registry import resolve
     from blockprof.timing.env import environment
-    from blockprof.timing.harness import Cell, _make_step, _warm_up, conditions, run_interleaved
+    from blockprof.timing.harness import Cell, _make_step, _warm_up, conditions, describe_error, run_interleaved
     from blockprof.timing.measurement import Task
 
     allocator = steady_allocator()
@@ -442,7 +458,7 @@ def _time_cells(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Callable
             cell.timer = Timer("step()", globals={"step": step.fn}, num_threads=cond.threads, label=label, description=plan.mode, timer=clock)
             cell.context = step.context
         except Exception as e:  # a cell that cannot run is a verdict, not a crash
-            cell.error = f"{label}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            cell.error = describe_error(e, cell.task)
         cells.append(cell)
     run_interleaved(cells, min_run_time=plan.sample_time * plan.rounds, min_runs=4, rounds=plan.rounds, progress=progress)
     reference, *measured = cells
@@ -472,11 +488,9 @@ def steady_allocator() -> str:
     stays for the rest of the process.
     """
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the process's own symbols: glibc's mallopt where Python links glibc
         ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
     except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl, Windows): nothing to set
         ok = False

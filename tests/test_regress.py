@@ -329,6 +329,7 @@ def test_cli_timed_check_says_which_comparison(tmp_path: Path) -> None:
     cells = ("--blocks", "basic", "--channels", "16", "--spatial", "8", "--rounds", "6", "--sample-time", "0.01")
     assert run("baseline", "save", *cells, "-o", str(baseline))[0] == 0
     data = json.loads(baseline.read_text())
+    assert len(data["reference"]["rounds_s"]) == len(data["cells"][0]["rounds_s"]) == 3 * 6  # 3 sessions pooled
     data["environment"]["cpu_model"] = "Some Other CPU"
     baseline.write_text(json.dumps(data))
     code, out, _ = run("check", *cells, "--baseline", str(baseline), "--comparison", "auto", "--markdown", str(tmp_path / "s.md"))
@@ -357,7 +358,7 @@ def test_the_committed_baseline_matches_the_suite_and_the_counts() -> None:
     suite = load_suite(ROOT / "benchmarks" / "suite.toml")
     result = check(suite.counts_only(), ROOT / "benchmarks" / "baseline.json")
     assert result.passed, to_markdown(result)
-    assert len(result.baseline.reference or ()) == suite.timing.rounds
+    assert len(result.baseline.reference or ()) == suite.timing.rounds * suite.timing.baseline_sessions
 
 
 @pytest.mark.parametrize("toml, message", [

@@ -100,7 +100,7 @@ def cli_command(ctx: click.Context, baseline_path: Path, markdown: Path | None, 
             raise
         click.echo(f"the baseline is not usable ({e}); --update records a new one", err=True)
         with progress_bar("measuring") as progress:
-            write_baseline(measure(suite, progress=progress), baseline_path)
+            write_baseline(measure(suite, sessions=suite.timing.baseline_sessions, progress=progress), baseline_path)
         click.echo(f"wrote a new baseline for {len(suite.cells)} cells to {baseline_path}", err=True)
         return
     with progress_bar(f"timing {len(suite.cells)} cells + reference") as progress:
@@ -111,8 +111,10 @@ def cli_command(ctx: click.Context, baseline_path: Path, markdown: Path | None, 
     if junit is not None:
         _write(junit, to_junit(result), "JUnit XML")
     if update:
-        write_baseline(result.current, baseline_path)
         accepted = len(result.failures) + len(result.improvements)
-        click.echo(f"--update: rewrote {baseline_path} with this run ({accepted} change(s) accepted)", err=True)
+        sessions = suite.timing.baseline_sessions if suite.timed else 1
+        with progress_bar(f"timing the new baseline ({sessions} sessions)") as progress:
+            write_baseline(measure(suite, sessions=sessions, progress=progress), baseline_path)
+        click.echo(f"--update: rewrote {baseline_path} ({accepted} change(s) accepted)", err=True)
         return
     ctx.exit(result.exit_code)
