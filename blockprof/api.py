@@ -82,17 +82,25 @@ def count(spec: BlockSpec, tools: Iterable[str] = TOOL_NAMES) -> dict[str, Any]:
         record.update(count_source="analytic", **analytic.totals())
     else:
         record.update(_totals_from_tools(record["module_params"], tool_counts.get("torch")))
-    for name, result in tool_counts.items():
-        if isinstance(result, str):
-            record.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
-            continue
-        verdict = reconcile(analytic, result)
-        record.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
-        if name == "torch":
-            train = reconcile_train(analytic, result)
-            record.update(torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note)
+    record.update(tool_fields(analytic, tool_counts))
     record.update(status="ok", error=None)
     return record
+
+
+def tool_fields(analytic: AnalyticCount | None, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:
+    """``<tool>_macs``, ``<tool>_agrees`` and ``<tool>_note`` (and torch's training-step
+    fields) for a record: each tool's count reconciled with the analytic one."""
+    fields: dict[str, Any] = {}
+    for name, result in tool_counts.items():
+        if isinstance(result, str):
+            fields.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
+            continue
+        verdict = reconcile(analytic, result)
+        fields.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
+        if name == "torch":
+            train = reconcile_train(analytic, result)
+            fields.update(torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note)
+    return fields
 
 
 def _totals_from_tools(module_params: int, torch_count: ToolCount | str | None) -> dict[str, Any]:
