@@ -18,10 +18,15 @@ from blockprof.errors import BlockprofError
 from blockprof.grid import DEFAULT_BLOCKS, Grid
 from blockprof.records import to_frame
 from blockprof.spec import BlockSpec
+from blockprof.units import macs_to_flops
 
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
+
+
+#: a training step: the forward and two backward terms (input and weight gradient), each the forward's MACs
+PASSES_PER_TRAINING_STEP = 3
 
 
 def build_meta(definition: BlockDef, spec: BlockSpec) -> nn.Module:
@@ -81,7 +86,8 @@ def count(spec: BlockSpec, tools: Iterable[str] = TOOL_NAMES) -> dict[str, Any]:
     if analytic is not None:
         record.update(count_source="analytic", **analytic.totals())
     else:
-        record.update(_totals_from_tools(record["module_params"], tool_counts.get("torch")))
+        torch_count = tool_counts.get("torch")
+        record.update(count_source="tools", **totals_from_tools(record["module_params"], torch_count.macs if isinstance(torch_count, ToolCount) else None))
     record.update(tool_fields(analytic, tool_counts))
     record.update(status="ok", error=None)
     return record
@@ -103,16 +109,23 @@ def tool_fields(analytic: AnalyticCount | None, tool_counts: dict[str, ToolCount
     return fields
 
 
-def _totals_from_tools(module_params: int, torch_count: ToolCount | str | None) -> dict[str, Any]:
-    """A user block's totals: parameters from the module, MACs from torch's counter."""
-    macs = torch_count.macs if isinstance(torch_count, ToolCount) else None
+def totals_from_tools(params: int, macs: float | None) -> dict[str, Any]:
+    """Totals of a module with no closed form (a user block, or a network of them):
+    parameters from the module, MACs from torch's counter, and ``train_flops`` =
+    3 × ``flops``, since each backward term of a conv or matmul costs its forward.
+    torch's own backward count stays in ``torch_train_flops``: it overcounts
+    grouped convs (see :mod:`blockprof.counting.reconcile`), which user blocks
+    such as ConvNeXt's depthwise 7×7 have."""
+    if macs is not None and float(macs).is_integer():
+        macs = int(macs)
     return {
-        "count_source": "tools",
-        "params": module_params,
+        "params": params,
         "params_conv": None,
         "macs": macs,
-        "flops": None if macs is None else 2 * macs,
-        "train_flops": torch_count.train_flops if isinstance(torch_count, ToolCount) else None,
+        "flops": None if macs is None else macs_to_flops(macs),
+        "bwd_input_macs": macs,
+        "bwd_weight_macs": macs,
+        "train_flops": None if macs is None else PASSES_PER_TRAINING_STEP * macs_to_flops(macs),
     }
 
 

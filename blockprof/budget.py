@@ -119,8 +119,12 @@ def fit_within(
         lo, hi = (mid, hi) if fits_below(mid) else (lo, mid)
     width = _step(cost, lo, -1, MAX_STEP)
     nxt = _step(cost, width + 1, +1, MAX_STEP)  # type: ignore[operator]
-    spec = resolve(BlockSpec(block, width, spatial=spatial, batch=batch, **spec_options))[1]  # type: ignore[arg-type]
-    return BudgetFit(spec, cost(width), nxt, cost(nxt) if nxt is not None else None)  # type: ignore[arg-type]
+
+    def full(c: int) -> BlockSpec:
+        return BlockSpec(block, c, spatial=spatial, batch=batch, **spec_options)
+
+    # the two reported widths get both costs, even where the search needed only params
+    return BudgetFit(resolve(full(width))[1], block_cost(full(width)), nxt, block_cost(full(nxt)) if nxt is not None else None)  # type: ignore[arg-type]
 
 
 def widest_within(

@@ -37,6 +37,10 @@ def test_convnext_counted_by_the_tools(c: int, spatial: int) -> None:
     assert record["params"] == record["module_params"] == 8 * c * c + 58 * c
     assert record["macs"] == record["torch_macs"] == record["thop_macs"] == spatial * spatial * (49 * c + 8 * c * c)
     assert record["torch_agrees"] is None and "no closed form" in record["torch_note"]
+    # a training step is 3 forwards' worth; torch's own backward count overcounts the depthwise 7×7
+    assert record["train_flops"] == 3 * record["flops"] == 6 * record["macs"]
+    dw_wgrad = spatial * spatial * 49 * c  # the depthwise conv's weight-gradient MACs, counted c× by torch
+    assert record["torch_train_flops"] == record["train_flops"] + 2 * (c - 1) * dw_wgrad
 
 
 def test_class_form_with_stride_and_width_change() -> None:
@@ -112,5 +116,9 @@ def test_compare_cli_with_a_user_block() -> None:
                                       "--tools", "torch", "--format", "json"], catch_exceptions=False)
     by_block = {r["block"]: r for r in json.loads(result.stdout)}
     assert result.exit_code == 0 and by_block[CONVNEXT]["params"] == 8 * 96 * 96 + 58 * 96
+    assert by_block[CONVNEXT]["params_conv"] is None  # no closed form: unknown, not 0
+    table = CliRunner().invoke(cli, ["compare", "--blocks", "bottleneck", "--block", CONVNEXT, "--channels", "96", "--spatial", "14", "--tools", "torch"])
+    row = next(line for line in table.stdout.splitlines() if line.startswith(" " + CONVNEXT) or line.startswith(CONVNEXT))
+    assert "79,296" in row and "nan" not in row
     result = CliRunner().invoke(cli, ["compare", "--block", f"{FIXTURES}:ignores_stride", "--stride", "2", "--tools", "torch"])
     assert result.exit_code == 2 and "expected 1×256×28×28" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -17,7 +17,6 @@ from blockprof.counting.tools import TOOL_NAMES, ToolCount
 from blockprof.errors import BlockprofError
 from blockprof.networks.layout import PUBLISHED_PARAMS, NetworkLayout, Stage, layout
 from blockprof.spec import NetworkSpec
-from blockprof.units import macs_to_flops
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,10 +38,6 @@ STAGE_FIELDS: dict[str, str] = {
     "module_params": "parameters of the stage's modules: the independent check of params",
     "torch_macs": "PyTorch's flop counter's MACs for the stage's modules (null if torch did not run)",
 }
-#: a forward and its two backward terms: input gradient and weight gradient, each the forward's MACs
-PASSES_PER_TRAINING_STEP = 3
-
-
 @dataclass(frozen=True)
 class StageCount:
     stage: Stage
@@ -120,7 +115,7 @@ def network_count(
     3 × ``flops`` (each backward term of a conv or matmul costs its forward)."""
     import torch
 
-    from blockprof.api import count_module, tool_fields
+    from blockprof.api import count_module, tool_fields, totals_from_tools
 
     spec = network_spec(name, block, spatial, batch)
     lay = layout(spec)
@@ -146,7 +141,7 @@ def network_count(
     if analytic:
         record.update(analytic.total.totals())
     else:
-        record.update(_totals_from_tools(record["module_params"], torch_count.macs))  # type: ignore[union-attr]
+        record.update(totals_from_tools(record["module_params"], torch_count.macs))  # type: ignore[union-attr]
     record.update(tool_fields(analytic.total if analytic else None, counts))
     record["stages"] = stage_rows(lay, analytic, module, torch_count)
     return record
@@ -155,6 +150,8 @@ def network_count(
 def stage_rows(lay: NetworkLayout, analytic: NetworkCount | None, module: nn.Module, torch_count: ToolCount | None) -> list[dict[str, Any]]:
     """Per stage: what it is, its output, its counts, and the module's and torch's own
     counts of the same stage (the independent checks)."""
+    from blockprof.api import totals_from_tools
+
     module_params = dict.fromkeys((s.name for s in lay.stages), 0)
     for name, p in module.named_parameters():
         module_params[lay.stage_of(name) or _unowned(name)] += p.numel()
@@ -174,7 +171,7 @@ def stage_rows(lay: NetworkLayout, analytic: NetworkCount | None, module: nn.Mod
         if analytic:
             row.update(analytic.stages[i].count.totals())
         else:
-            row.update(_totals_from_tools(module_params[stage.name], torch_macs[stage.name]))  # type: ignore[index]
+            row.update(totals_from_tools(module_params[stage.name], torch_macs[stage.name]))  # type: ignore[index]
         row["module_params"] = module_params[stage.name]
         row["torch_macs"] = None if torch_macs is None else _whole(torch_macs[stage.name])
         rows.append(row)
@@ -190,19 +187,6 @@ def stage_frame(record: dict[str, Any]) -> pd.DataFrame:
     total["stage"] = "total"
     total["torch_macs"] = record.get("torch_macs")
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
-
-
-def _totals_from_tools(params: int, macs: float) -> dict[str, Any]:
-    macs = _whole(macs)
-    return {
-        "params": params,
-        "params_conv": None,
-        "macs": macs,
-        "flops": macs_to_flops(macs),
-        "bwd_input_macs": None,
-        "bwd_weight_macs": None,
-        "train_flops": PASSES_PER_TRAINING_STEP * macs_to_flops(macs),
-    }
 
 
 def _whole(n: float) -> int | float:
