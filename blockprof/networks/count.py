@@ -38,6 +38,8 @@ STAGE_FIELDS: dict[str, str] = {
     "module_params": "parameters of the stage's modules: the independent check of params",
     "torch_macs": "PyTorch's flop counter's MACs for the stage's modules (null if torch did not run)",
 }
+
+
 @dataclass(frozen=True)
 class StageCount:
     stage: Stage
@@ -60,13 +62,13 @@ class NetworkCount:
         return None if self.layout.swapped else PUBLISHED_PARAMS[self.layout.spec.network]
 
 
-def network_spec(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> NetworkSpec:
+def _network_spec(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> NetworkSpec:
     return name if isinstance(name, NetworkSpec) else NetworkSpec(name, block, spatial, batch)
 
 
 def analytic_network(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> NetworkCount:
     """The closed-form count, stage by stage (not for a user block, which has none)."""
-    lay = layout(network_spec(name, block, spatial, batch))
+    lay = layout(_network_spec(name, block, spatial, batch))
     if not lay.analytic:
         raise BlockprofError(
             f"{lay.spec.label}: a user block has no closed form, so neither has the network; "
@@ -89,7 +91,7 @@ def explain_network(name: str | NetworkSpec, block: str | None = None, spatial: 
 def build_network(name: str | NetworkSpec, block: str | None = None) -> nn.Module:
     """The network as a torch module (CPU, float32, train mode; build it under
     ``torch.device('meta')`` to count without memory)."""
-    return build_layout(layout(network_spec(name, block)))
+    return build_layout(layout(_network_spec(name, block)))
 
 
 def build_layout(lay: NetworkLayout) -> nn.Module:
@@ -117,7 +119,7 @@ def network_count(
 
     from blockprof.api import count_module, tool_fields, totals_from_tools
 
-    spec = network_spec(name, block, spatial, batch)
+    spec = _network_spec(name, block, spatial, batch)
     lay = layout(spec)
     analytic = analytic_network(spec) if lay.analytic else None
     tools = tuple(tools) if analytic else tuple(dict.fromkeys((*tools, "torch")))
@@ -154,12 +156,12 @@ def stage_rows(lay: NetworkLayout, analytic: NetworkCount | None, module: nn.Mod
 
     module_params = dict.fromkeys((s.name for s in lay.stages), 0)
     for name, p in module.named_parameters():
-        module_params[lay.stage_of(name) or _unowned(name)] += p.numel()
+        module_params[_owner(lay, name)] += p.numel()
     torch_macs: dict[str, float] | None = None
     if torch_count is not None:
         torch_macs = dict.fromkeys(module_params, 0.0)
         for name, macs in torch_count.by_layer.items():
-            torch_macs[lay.stage_of(name) or _unowned(name)] += macs
+            torch_macs[_owner(lay, name)] += macs
     rows = []
     for i, stage in enumerate(lay.stages):
         row: dict[str, Any] = {
@@ -185,7 +187,7 @@ def stage_frame(record: dict[str, Any]) -> pd.DataFrame:
     df = pd.DataFrame.from_records(record["stages"])
     total = {c: record.get(c) for c in df.columns if c not in ("modules", "layout", "output")}
     total["stage"] = "total"
-    total["torch_macs"] = record.get("torch_macs")
+    total["torch_macs"] = None if record.get("torch_macs") is None else _whole(record["torch_macs"])
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
@@ -193,8 +195,11 @@ def _whole(n: float) -> int | float:
     return int(n) if float(n).is_integer() else n
 
 
-def _unowned(name: str) -> str:
-    raise AssertionError(f"module {name!r} belongs to no stage of the layout")  # a layout bug, not user input
+def _owner(lay: NetworkLayout, module_name: str) -> str:
+    stage = lay.stage_of(module_name)
+    if stage is None:  # a bug in the layout's module lists, not bad input
+        raise AssertionError(f"module {module_name!r} belongs to no stage of {lay.spec.network}'s layout")
+    return stage
 
 
 def _span(modules: tuple[str, ...]) -> str:
