@@ -159,11 +159,15 @@ def compare(
     return add_relative(df, reference or grid.blocks[0])
 
 
-def add_relative(df: pd.DataFrame, reference: str, metrics: tuple[str, ...] = ("params", "params_conv", "macs", "train_flops")) -> pd.DataFrame:
-    """Add ``<metric>_rel``: each row over the ``reference`` block's row at the same width, size and batch."""
+def add_relative(
+    df: pd.DataFrame, reference: str, metrics: tuple[str, ...] = ("params", "params_conv", "macs", "train_flops"),
+    keys: tuple[str, ...] = ("in_channels", "spatial", "batch"),
+) -> pd.DataFrame:
+    """Add ``<metric>_rel``: each row over the ``reference`` block's row with the same ``keys``
+    (at equal budget the widths differ, so there the keys are size and batch only)."""
     if reference not in set(df["block"]):
         raise BlockprofError(f"reference block {reference!r} is not among the compared blocks {sorted(set(df['block']))}")
-    keys = ["in_channels", "spatial", "batch"]
+    keys = list(keys)
     ref = df[df["block"] == reference].drop_duplicates(keys).set_index(keys)
     out = df.copy()
     for metric in metrics:
