@@ -22,6 +22,7 @@ COMMANDS = {
     "blocks": "blockprof.commands.blocks",
     "baseline": "blockprof.commands.baseline",
     "check": "blockprof.commands.check",
+    "network": "blockprof.commands.network",
 }
 
 
