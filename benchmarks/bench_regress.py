@@ -1,6 +1,6 @@
 """How well ``blockprof check`` separates real slowdowns from noise, on this machine.
 
-Run:  python benchmarks/bench_regress.py [--checks 10] [--baselines 2] [--trials 8]
+Run:  python benchmarks/bench_regress.py [--checks 10] [--baselines 2] [--trials 8] [--sections allocator,false-alarms,detection,duration]
 
 Three measurements, printed as Markdown:
 
@@ -17,11 +17,15 @@ Three measurements, printed as Markdown:
    after confirmation).
 3. Duration: wall time of ``blockprof check`` on the default suite, end to end
    in a subprocess, with and without timing.
+4. The allocator: one memory-bound block's CPU time per call and page faults per
+   call, with glibc's default malloc and with the steady setting the check uses
+   (fresh processes: the setting cannot be undone within one).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import subprocess
@@ -160,6 +164,49 @@ def detection(trials: int, rounds: int, sample_time: float) -> list[str]:
     return lines
 
 
+ALLOCATOR_PROBE = """
+import json, resource, sys, time, torch
+from torch.utils.benchmark import Timer
+from blockprof.blocks.registry import build
+from blockprof.regress import steady_allocator
+from blockprof.spec import BlockSpec
+setting = steady_allocator() if sys.argv[1] == "steady" else "default"
+torch.set_num_threads(1)
+spec = BlockSpec("inverted_residual", 40, spatial=28, se=0.25)
+for _ in range(int(sys.argv[2])):
+    torch.manual_seed(0)
+    m, x = build(spec).eval(), torch.randn(spec.input_shape)
+    with torch.inference_mode():
+        timer = Timer("m(x)", globals={"m": m, "x": x}, timer=time.thread_time)
+        timer.timeit(20)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        t = timer.timeit(200).median
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / 202  # timeit's 2 warm-up calls
+    print(json.dumps({"setting": setting, "ms": t * 1e3, "faults": faults}))
+"""
+
+
+def allocator_effect(builds: int, processes: int) -> list[str]:
+    """The same block, built ``builds`` times in each of ``processes`` fresh processes, with
+    glibc's default malloc and with :func:`steady_allocator` (CPU time per call, page faults)."""
+    rows: dict[str, list[dict[str, float]]] = {"default": [], "steady": []}
+    for _ in range(processes):
+        for setting in rows:  # alternate the settings: both see the same stretch of machine load
+            out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, setting, str(builds)], cwd=ROOT, check=True,
+                                 capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}).stdout
+            rows[setting] += [json.loads(line) for line in out.splitlines()]
+    lines = [f"inverted_residual 40→40 se0.25 at 1×40×28×28, forward, 1 thread, CPU time of the thread per call "
+             f"(`timeit(200)`), {builds} builds (seed 0) in each of {processes} fresh processes per setting, settings alternated.", "",
+             "| malloc | median ms | min–max ms | page faults per call: median [min, max] | samples |", "|---|---:|---:|---:|---:|"]
+    for setting, samples in rows.items():
+        ms = [r["ms"] for r in samples]
+        faults = [r["faults"] for r in samples]
+        label = "glibc defaults" if setting == "default" else f"steady ({samples[0]['setting']})"
+        lines.append(f"| {label} | {statistics.median(ms):.3f} | {min(ms):.3f}–{max(ms):.3f} | "
+                     f"{statistics.median(faults):.0f} [{min(faults):.0f}, {max(faults):.0f}] | {len(ms)} |")
+    return lines
+
+
 def duration(repeats: int) -> list[str]:
     lines = ["| command | median s | min–max s | runs |", "|---|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,19 +230,27 @@ def main() -> None:
     parser.add_argument("--baselines", type=int, default=2, help="fresh baselines (false alarms)")
     parser.add_argument("--trials", type=int, default=8, help="trials per injected slowdown")
     parser.add_argument("--durations", type=int, default=3, help="end-to-end runs of the CLI check")
+    parser.add_argument("--sections", default="allocator,false-alarms,detection,duration", help="comma-separated sections to run")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     suite = load_suite(SUITE)
     cpu = torch.backends.cpu.get_cpu_capability()
     print(f"# blockprof check: false alarms, detection, duration\n\n{platform.machine()} ({cpu}), "
           f"{len(__import__('os').sched_getaffinity(0))} CPUs, torch {torch.__version__}, timing on {suite.timing.threads} thread(s), "
           f"Python {platform.python_version()}\n")
     started = time.perf_counter()
-    print("## False alarms (unchanged code)\n")
-    print("\n".join(false_alarms(suite, args.checks, args.baselines)))
-    print("\n## Smallest slowdown detected\n")
-    print("\n".join(detection(args.trials, suite.timing.rounds, suite.timing.sample_time)))
-    print("\n## Duration of a check of the default suite (end to end, subprocess)\n")
-    print("\n".join(duration(args.durations)))
+    if "allocator" in sections:
+        print("## The allocator: one block, glibc's default malloc vs the steady setting\n")
+        print("\n".join(allocator_effect(builds=4, processes=4)) + "\n")
+    if "false-alarms" in sections:
+        print("## False alarms (unchanged code)\n")
+        print("\n".join(false_alarms(suite, args.checks, args.baselines)) + "\n")
+    if "detection" in sections:
+        print("## Smallest slowdown detected\n")
+        print("\n".join(detection(args.trials, suite.timing.rounds, suite.timing.sample_time)) + "\n")
+    if "duration" in sections:
+        print("## Duration of a check of the default suite (end to end, subprocess)\n")
+        print("\n".join(duration(args.durations)) + "\n")
     print(f"\n(benchmark wall time {time.perf_counter() - started:.0f} s)")
 
 

@@ -90,7 +90,7 @@ def _sections(result: CheckResult) -> list[tuple[str, list[str]]]:
     noted = [v for v in result.verdicts if v.status in ("~", "new", "missing")]
     return [
         ("Failures", [detail(v) for v in result.failures]),
-        ("Faster (run with --update to lock in)", [detail(v) for v in result.improvements]),
+        ("Faster", [detail(v) for v in result.improvements]),
         ("Not compared or not significant", [detail(v) for v in noted]),
     ]
 

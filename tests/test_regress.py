@@ -152,15 +152,29 @@ def test_ratio_interval_brackets_the_true_ratio() -> None:
 # --- timing end to end ---
 
 
-def test_a_truly_slowed_block_fails(twice: type[Twice]) -> None:
+def test_a_truly_slowed_block_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user block that starts doing its work twice: twice the MACs (an exact count change) and a slower time."""
+    from tests import regress_blocks
+
+    suite = inline_suite(["tests.regress_blocks:basic_repeated"], [16], [16], [1], timing=FAST)
+    base = measure(suite)
+    monkeypatch.setattr(regress_blocks, "REPEATS", 2)
+    result = check(suite, base)
+    failed = {v.metric: v for v in result.failures}
+    assert set(failed) == {"macs", "train_flops", "time"} and result.exit_code == 1  # params unchanged
+    assert failed["macs"].new == 2 * failed["macs"].old and failed["macs"].change == 1.0
+    time = failed["time"]
+    assert time.status == "slower" and "confirmed (second measurement +" in time.note, time
+    assert 1 + time.change > 1.5 and time.p_value < 0.01
+
+
+def test_a_slowed_registered_block_fails_on_time_alone(twice: type[Twice]) -> None:
+    """The same slowdown in a registered block whose closed form did not change: only the time fails."""
     suite = inline_suite([Twice.name], [16], [16], [1], timing=FAST)
     base = measure(suite)
-    Twice.repeats = 2  # the block now does its work twice
+    Twice.repeats = 2
     result = check(suite, base)
-    (verdict,) = [v for v in result.verdicts if v.metric == "time"]
-    assert verdict.status == "slower" and "confirmed (second measurement +" in verdict.note, verdict
-    assert 1 + verdict.change > 1.5 and verdict.p_value < 0.01
-    assert result.exit_code == 1 and [v.metric for v in result.failures] == ["time"]  # counts unchanged
+    assert [(v.metric, v.status) for v in result.failures] == [("time", "slower")]
 
 
 def test_unchanged_code_passes_repeated_checks_against_its_fresh_baseline(timed: tuple[Suite, Snapshot]) -> None:

@@ -1,0 +1,27 @@
+"""A user block for tests/test_regress.py: a BasicBlock whose forward does its work ``REPEATS`` times."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from blockprof.blocks.nn import BasicBlock
+
+#: how many times the built block runs per call (read when the block is built)
+REPEATS = 1
+
+
+class Repeated(nn.Module):
+    def __init__(self, block: nn.Module, repeats: int) -> None:
+        super().__init__()
+        self.block, self.repeats = block, repeats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.repeats - 1):
+            self.block(x)
+        return self.block(x)
+
+
+def basic_repeated(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """BasicBlock run REPEATS times per call."""
+    return Repeated(BasicBlock(in_channels, out_channels, stride), REPEATS)
