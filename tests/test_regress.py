@@ -338,6 +338,15 @@ def test_cli_check_writes_markdown_and_junit_and_update_accepts_a_change(tmp_pat
     assert run("check", *cells, "--baseline", str(baseline), "--no-time")[0] == 0
 
 
+def test_update_records_a_baseline_where_none_is_usable(tmp_path: Path) -> None:
+    baseline = tmp_path / "b.json"
+    baseline.write_text("{ not json")
+    cells = ("--blocks", "basic", "--channels", "16", "--spatial", "8", "--no-time")
+    code, _, err = run("check", *cells, "--baseline", str(baseline), "--update")
+    assert code == 0 and "is not valid JSON" in err and "wrote a new baseline" in err
+    assert run("check", *cells, "--baseline", str(baseline))[0] == 0
+
+
 def test_cli_timed_check_says_which_comparison(tmp_path: Path) -> None:
     baseline = tmp_path / "b.json"
     cells = ("--blocks", "basic", "--channels", "16", "--spatial", "8", "--rounds", "6", "--sample-time", "0.01")
