@@ -20,6 +20,10 @@ COMMANDS = {
     "compare": "blockprof.commands.compare",
     "explain": "blockprof.commands.explain",
     "blocks": "blockprof.commands.blocks",
+    "sweep": "blockprof.commands.sweep",
+    "show": "blockprof.commands.show",
+    "merge": "blockprof.commands.merge",
+    "plot": "blockprof.commands.plot",
 }
 
 
