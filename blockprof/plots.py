@@ -56,19 +56,21 @@ def _rows(df: pd.DataFrame, needs: tuple[str, ...], what: str) -> pd.DataFrame:
     return rows
 
 
-def _series_axes(rows: pd.DataFrame, ignore: tuple[str, ...] = ()) -> list[str]:
-    """The axes that vary among one block's cells at one width."""
-    within = rows.groupby(["block", WIDTH], dropna=False)
-    return [a for a in SERIES_AXES if a in rows.columns and a not in ignore and (within[a].nunique() > 1).any()]
-
-
-def _series(rows: pd.DataFrame, axes: list[str]) -> list[tuple[str, pd.DataFrame]]:
-    """(name, rows sorted by width) per series, in the order the series first appear."""
+def _series(rows: pd.DataFrame, ignore: tuple[str, ...] = ()) -> list[tuple[str, pd.DataFrame]]:
+    """(name, rows sorted by width) per series, blocks in the order they first appear.
+    A block's series are split by each axis that varies among its cells at one width
+    (``ignore`` aside), and named by them: ``bottleneck · g3 · 28²``."""
     out = []
-    for key, part in rows.groupby(["block", *axes], sort=False, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        name = " · ".join([str(key[0]), *(_SHORT[a].format(v) for a, v in zip(axes, key[1:]) if v == v)])
-        out.append((name, part.sort_values(WIDTH)))
+    for block, cells in rows.groupby("block", sort=False):
+        within = cells.groupby(WIDTH, dropna=False)
+        axes = [a for a in SERIES_AXES if a in cells.columns and a not in ignore and (within[a].nunique() > 1).any()]
+        if not axes:
+            out.append((str(block), cells.sort_values(WIDTH)))
+            continue
+        for key, part in cells.groupby(axes, sort=False, dropna=False):
+            key = key if isinstance(key, tuple) else (key,)
+            name = " · ".join([str(block), *(_SHORT[a].format(v) for a, v in zip(axes, key) if v == v)])
+            out.append((name, part.sort_values(WIDTH)))
     return out
 
 
@@ -96,9 +98,9 @@ def counts(df: pd.DataFrame) -> Figure:
 
     rows = _rows(df, ("params", "macs"), "parameters & MACs")
     fig = _panels(["parameters", "forward MACs"])
-    param_rows = rows.drop_duplicates(["block", WIDTH, *_series_axes(rows, INPUT_AXES)])
-    for col, (metric, data, ignore, unit) in enumerate((("params", param_rows, INPUT_AXES, "parameters"), ("macs", rows, (), "MACs")), 1):
-        for name, part in _series(data, _series_axes(data, ignore)):
+    for col, (metric, ignore, unit) in enumerate((("params", INPUT_AXES, "parameters"), ("macs", (), "MACs")), 1):
+        for name, part in _series(rows, ignore):
+            part = part.drop_duplicates(WIDTH) if ignore else part  # one parameter count per width, whatever the input
             fig.add_trace(go.Scatter(
                 x=part[WIDTH], y=part[metric], mode="lines+markers", name=f"{unit} · {name}", legendgroup=unit,
                 text=_cell_text(part), hovertemplate=f"%{{text}}<br>{unit}: %{{y:,.0f}}<extra></extra>",
@@ -139,7 +141,7 @@ def latency(df: pd.DataFrame) -> Figure:
     fig = _panels([MODE_TITLES[m] for m in modes])
     for col, mode in enumerate(modes, 1):
         rows = _rows(df, (f"{mode}_ms", f"{mode}_iqr_ms"), "latency")
-        for name, part in _series(rows, _series_axes(rows)):
+        for name, part in _series(rows):
             fig.add_trace(go.Scatter(
                 x=part[WIDTH], y=part[f"{mode}_ms"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode,
                 error_y=_quartile_bars(part, mode), customdata=part[[f"{mode}_iqr_ms", f"{mode}_runs"]].to_numpy(),
@@ -159,7 +161,7 @@ def throughput(df: pd.DataFrame) -> Figure:
     fig = _panels([MODE_TITLES[m] for m in modes])
     for col, mode in enumerate(modes, 1):
         rows = _rows(df, (f"{mode}_gflops_per_s",), "throughput")
-        for name, part in _series(rows, _series_axes(rows)):
+        for name, part in _series(rows):
             fig.add_trace(go.Scatter(
                 x=part[WIDTH], y=part[f"{mode}_gflops_per_s"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode,
                 text=_cell_text(part), hovertemplate=f"%{{text}}<br>{mode}: %{{y:.3g}} GFLOP/s<extra></extra>",
@@ -191,7 +193,7 @@ def roofline(df: pd.DataFrame) -> Figure:
     for mode in modes:
         rows = _rows(df, (f"{mode}_intensity", f"{mode}_gflops_per_s", "peak_gflops_per_s", "peak_gbytes_per_s"), "roofline")
         intensities += list(rows[f"{mode}_intensity"])
-        for name, part in _series(rows, _series_axes(rows)):
+        for name, part in _series(rows):
             fig.add_trace(go.Scatter(
                 x=part[f"{mode}_intensity"], y=part[f"{mode}_gflops_per_s"], mode="markers", name=f"{mode} · {name}",
                 marker=dict(symbol=symbols[mode], size=9), text=_cell_text(part), customdata=part[[f"{mode}_roofline_fraction"]].to_numpy(),
@@ -239,7 +241,7 @@ def cost_latency(df: pd.DataFrame, cost: str = "params", mode: str = "fwd") -> F
         raise BlockprofError(f"mode must be one of {', '.join(MODE_TITLES)}, got {mode!r}")
     rows = _rows(df, (f"{mode}_ms", cost), "cost-vs-latency")
     fig = go.Figure()
-    for name, part in _series(rows, _series_axes(rows)):
+    for name, part in _series(rows):
         fig.add_trace(go.Scatter(
             x=part[f"{mode}_ms"], y=part[cost], mode="markers", name=name, marker=dict(size=9), text=_cell_text(part),
             hovertemplate=f"%{{text}}<br>{mode} median %{{x:.4g}} ms, {cost} %{{y:,.0f}}<extra></extra>",
