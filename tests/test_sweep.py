@@ -224,3 +224,15 @@ def test_relative_and_pivot_from_the_api(cli_run: Path) -> None:
     table = pivot(df, "params", groups=1)
     assert list(table.index) == ["basic", "bottleneck", "inverted_residual"] and list(table.columns) == [8, 16]
     assert table.loc["bottleneck", 16] == df[(df["block"] == "bottleneck") & (df["in_channels"] == 16) & (df["groups"] == 1)]["params"].item()
+
+
+def test_cells_that_differ_only_in_dtype_are_counted_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real_count = blockprof.api.count
+    monkeypatch.setattr(blockprof.api, "count", lambda spec, tools: calls.append(spec) or real_count(spec, tools))
+    monkeypatch.setattr("blockprof.sweep._time_group", lambda *args: None)  # the timing is not under test here
+    monkeypatch.setattr("blockprof.sweep._peaks", lambda grid, settings: None)
+    df = sweep(Grid(channels=(8,), spatial=(4,), dtype=("float32", "bfloat16"), device=("cpu",)), tmp_path / "run", tools=(), time=True)
+    assert len(df) == 6 and len(calls) == 3 == len(set(calls))
+    by_dtype = df.set_index(["block", "dtype"])["macs"]
+    assert all(by_dtype[(b, "float32")] == by_dtype[(b, "bfloat16")] for b in ("basic", "bottleneck", "inverted_residual"))
