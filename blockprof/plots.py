@@ -81,6 +81,20 @@ def _cell_text(rows: pd.DataFrame) -> list[str]:
     return [describe(r) for r in rows.to_dict(orient="records")]
 
 
+def _color(series: str, seen: dict[str, str]) -> str:
+    """One colour per series name within a figure, so a block keeps its colour across panels and modes."""
+    from plotly.colors import qualitative
+
+    palette = qualitative.Plotly
+    return seen.setdefault(series, palette[len(seen) % len(palette)])
+
+
+def _width_axis(fig: Figure, rows: pd.DataFrame) -> None:
+    """A log width axis ticked at the swept widths."""
+    widths = sorted(set(int(c) for c in rows[WIDTH]))
+    fig.update_xaxes(type="log", title_text=WIDTH_TITLE, tickvals=widths, ticktext=[str(c) for c in widths])
+
+
 def _panels(titles: list[str]) -> Figure:
     from plotly.subplots import make_subplots
 
@@ -98,14 +112,15 @@ def counts(df: pd.DataFrame) -> Figure:
 
     rows = _rows(df, ("params", "macs"), "parameters & MACs")
     fig = _panels(["parameters", "forward MACs"])
+    colors: dict[str, str] = {}
     for col, (metric, ignore, unit) in enumerate((("params", INPUT_AXES, "parameters"), ("macs", (), "MACs")), 1):
         for name, part in _series(rows, ignore):
             part = part.drop_duplicates(WIDTH) if ignore else part  # one parameter count per width, whatever the input
             fig.add_trace(go.Scatter(
-                x=part[WIDTH], y=part[metric], mode="lines+markers", name=f"{unit} · {name}", legendgroup=unit,
+                x=part[WIDTH], y=part[metric], mode="lines+markers", name=f"{unit} · {name}", legendgroup=unit, line_color=_color(name, colors),
                 text=_cell_text(part), hovertemplate=f"%{{text}}<br>{unit}: %{{y:,.0f}}<extra></extra>",
             ), row=1, col=col)
-    fig.update_xaxes(type="log", title_text=WIDTH_TITLE)
+    _width_axis(fig, rows)
     fig.update_yaxes(type="log", title_text="parameters (scalars)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="MACs (multiply-accumulates; 1 MAC = 2 FLOPs)", row=1, col=2)
     return _layout(fig, "Parameters and forward MACs against width")
@@ -139,17 +154,18 @@ def latency(df: pd.DataFrame) -> Figure:
 
     modes = _modes(df, "latency")
     fig = _panels([MODE_TITLES[m] for m in modes])
+    colors: dict[str, str] = {}
     for col, mode in enumerate(modes, 1):
         rows = _rows(df, (f"{mode}_ms", f"{mode}_iqr_ms"), "latency")
         for name, part in _series(rows):
             fig.add_trace(go.Scatter(
-                x=part[WIDTH], y=part[f"{mode}_ms"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode,
+                x=part[WIDTH], y=part[f"{mode}_ms"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode, line_color=_color(name, colors),
                 error_y=_quartile_bars(part, mode), customdata=part[[f"{mode}_iqr_ms", f"{mode}_runs"]].to_numpy(),
                 text=_cell_text(part),
                 hovertemplate=f"%{{text}}<br>{mode} median: %{{y:.4g}} ms, IQR %{{customdata[0]:.3g}} ms, %{{customdata[1]}} runs<extra></extra>",
             ), row=1, col=col)
         fig.update_yaxes(type="log", title_text="median time per call (ms); bars: quartiles", row=1, col=col)
-    fig.update_xaxes(type="log", title_text=WIDTH_TITLE)
+    _width_axis(fig, df[df[f"{modes[0]}_ms"].notna()])
     return _layout(fig, "Latency against width (median; error bars: interquartile range of the samples)")
 
 
@@ -159,11 +175,13 @@ def throughput(df: pd.DataFrame) -> Figure:
 
     modes = _modes(df, "throughput")
     fig = _panels([MODE_TITLES[m] for m in modes])
+    colors: dict[str, str] = {}
     for col, mode in enumerate(modes, 1):
         rows = _rows(df, (f"{mode}_gflops_per_s",), "throughput")
         for name, part in _series(rows):
             fig.add_trace(go.Scatter(
                 x=part[WIDTH], y=part[f"{mode}_gflops_per_s"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode,
+                line_color=_color(name, colors),
                 text=_cell_text(part), hovertemplate=f"%{{text}}<br>{mode}: %{{y:.3g}} GFLOP/s<extra></extra>",
             ), row=1, col=col)
         if "peak_gflops_per_s" in rows.columns:
@@ -174,7 +192,7 @@ def throughput(df: pd.DataFrame) -> Figure:
                     hovertemplate=f"calibrated peak ({device}, {dtype} matmul): %{{y:.3g}} GFLOP/s<extra></extra>",
                 ), row=1, col=col)
         fig.update_yaxes(type="log", title_text="achieved GFLOP/s (analytic FLOPs / median time)", row=1, col=col)
-    fig.update_xaxes(type="log", title_text=WIDTH_TITLE)
+    _width_axis(fig, df[df[f"{modes[0]}_gflops_per_s"].notna()])
     return _layout(fig, "Achieved throughput against width (conv + linear FLOPs per second)")
 
 
@@ -189,6 +207,7 @@ def roofline(df: pd.DataFrame) -> Figure:
     modes = _modes(df, "roofline")
     fig = go.Figure()
     symbols = {"fwd": "circle", "train": "diamond"}
+    colors: dict[str, str] = {}
     intensities = []
     for mode in modes:
         rows = _rows(df, (f"{mode}_intensity", f"{mode}_gflops_per_s", "peak_gflops_per_s", "peak_gbytes_per_s"), "roofline")
@@ -196,7 +215,7 @@ def roofline(df: pd.DataFrame) -> Figure:
         for name, part in _series(rows):
             fig.add_trace(go.Scatter(
                 x=part[f"{mode}_intensity"], y=part[f"{mode}_gflops_per_s"], mode="markers", name=f"{mode} · {name}",
-                marker=dict(symbol=symbols[mode], size=9), text=_cell_text(part), customdata=part[[f"{mode}_roofline_fraction"]].to_numpy(),
+                marker=dict(symbol=symbols[mode], size=9, color=_color(name, colors)), text=_cell_text(part), customdata=part[[f"{mode}_roofline_fraction"]].to_numpy(),
                 hovertemplate=f"%{{text}}<br>{mode}: %{{x:.3g}} FLOP/byte, %{{y:.3g}} GFLOP/s (%{{customdata[0]:.1%}} of the roofline)<extra></extra>",
             ))
     low, high = min(intensities) / 4, max(intensities) * 4
