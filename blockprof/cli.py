@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": "blockprof.commands.compare",
     "explain": "blockprof.commands.explain",
     "blocks": "blockprof.commands.blocks",
+    "network": "blockprof.commands.network",
     "sweep": "blockprof.commands.sweep",
     "show": "blockprof.commands.show",
     "merge": "blockprof.commands.merge",

@@ -23,9 +23,14 @@ def macs_to_flops(macs: int) -> int:
     return macs * FLOPS_PER_MAC
 
 
+def _missing(n: int | float | None) -> bool:
+    """None, or the NaN pandas puts in a numeric column for None (a user block's ``params_conv``)."""
+    return n is None or n != n
+
+
 def grouped(n: int | float | None) -> str:
-    """``1179648`` -> ``'1,179,648'``; ``None`` -> ``'-'``."""
-    if n is None:
+    """``1179648`` -> ``'1,179,648'``; ``None`` or NaN -> ``'-'``."""
+    if _missing(n):
         return "-"
     if isinstance(n, float) and not n.is_integer():
         return f"{n:,.2f}"
@@ -33,8 +38,8 @@ def grouped(n: int | float | None) -> str:
 
 
 def si(n: int | float | None, unit: str = "") -> str:
-    """Short SI form for tables: ``2_359_296`` -> ``'2.36M'``."""
-    if n is None:
+    """Short SI form for tables: ``2_359_296`` -> ``'2.36M'``; ``None`` or NaN -> ``'-'``."""
+    if _missing(n):
         return "-"
     for scale, prefix in _SI:
         if abs(n) >= scale:
