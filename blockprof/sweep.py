@@ -1,6 +1,7 @@
 """Sweep a grid into a run directory, one saved record per finished cell.
 
-    >>> from blockprof import Grid, sweep
+    >>> from blockprof import Grid
+    >>> from blockprof.sweep import sweep
     >>> df = sweep(Grid(channels=(32, 64, 128), spatial=(56, 28)), "runs/widths")
     >>> df = sweep(None, "runs/widths", resume=True)      # after a Ctrl-C or a crash
 

@@ -127,7 +127,8 @@ class _ProgressBar:
                 self.progress.console.print(f"resuming: {state.skipped} of {state.total} cells already done")
             self.task = self.progress.add_task("", total=state.total - state.skipped)
         if state.stopping and not (self.state and self.state.stopping):
-            self.progress.console.print("stopping after the current cell (Ctrl-C again to stop at once; finished cells are saved)")
+            self.progress.console.print("stopping after the cell in progress (with --time: the group timed together); "
+                                        "Ctrl-C again stops at once. Finished cells are saved.")
         self.state = state
         failed = f"[red]{state.failed} failed[/red] " if state.failed else ""
         self.progress.update(self.task, completed=state.done, description=f"{failed}{state.last or ''}")
