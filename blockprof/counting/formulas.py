@@ -169,3 +169,75 @@ def dropout(layer: Layer, n: int) -> Cost:
     """Dropout before a classifier: no parameters, no MACs; in training it writes
     N·C masked values, at inference it is the identity."""
     return _elementwise(layer, n)
+
+
+# --- memory: what autograd keeps for backward, and the least traffic a block needs ---
+
+
+@dataclass(frozen=True)
+class Saved:
+    """Elements one op keeps from its forward for its backward, by storage kind.
+
+    ``values`` are activations, held in the compute dtype; ``stats`` are float32
+    per-channel statistics (BatchNorm's batch mean and inverse std); ``indices``
+    are int64 (max-pool's argmax). Parameters and buffers are not activations and
+    are never counted here.
+    """
+
+    values: int
+    stats: int = 0
+    indices: int = 0
+
+    def nbytes(self, value_bytes: int) -> int:
+        return self.values * value_bytes + self.stats * 4 + self.indices * 8
+
+
+#: which tensors each op saves, as autograd's derivatives do (checked against
+#: ``torch.autograd.graph.saved_tensors_hooks`` in the tests)
+_SAVED: dict[str, Callable[[Layer, int], Saved]] = {
+    "conv2d": lambda l, n: Saved(l.in_numel(n)),  # its input, for the weight gradient
+    "linear": lambda l, n: Saved(l.in_numel(n)),  # its input, for the weight gradient
+    "batchnorm2d": lambda l, n: Saved(l.in_numel(n), stats=2 * l.out_channels),  # input + mean, inv std
+    "relu": lambda l, n: Saved(l.out_numel(n)),  # its output (the mask)
+    "relu6": lambda l, n: Saved(l.out_numel(n)),  # its output (hardtanh_ saves the result)
+    "sigmoid": lambda l, n: Saved(l.out_numel(n)),  # its output: σ' = σ(1 − σ)
+    # the SE rescale x · gate (a per-channel gate, as every block here uses it) saves both factors
+    "mul": lambda l, n: Saved(l.out_numel(n) + n * l.out_channels),
+    "add": lambda l, n: Saved(0),  # the gradient passes through unchanged
+    "avgpool": lambda l, n: Saved(0),  # the global mean needs only the input's shape
+    "maxpool": lambda l, n: Saved(l.in_numel(n), indices=l.out_numel(n)),  # input + argmax
+}
+
+
+def saved_for_backward(layer: Layer, n: int = 1) -> Saved:
+    """What ``layer`` keeps for backward for a batch of ``n`` (train mode).
+
+    Each op counts the tensors it saves itself, so a tensor that two ops save
+    (an in-place ReLU's output, which the next conv saves as its input) counts
+    twice: the block total is the sum autograd's pack hooks see, an upper bound
+    on the distinct storage. Under autocast the conv weights' half-precision
+    copies, which conv also saves, are not counted.
+    """
+    try:
+        return _SAVED[layer.op](layer, n)
+    except KeyError:
+        raise KeyError(f"no saved-for-backward rule for op {layer.op!r}; known: {sorted(_SAVED)}") from None
+
+
+def minimum_traffic_bytes(in_elements: int, out_elements: int, params: int, value_bytes: int, param_bytes: int = 4, *, train: bool = False) -> int:
+    """The least memory traffic of one block call: its input read once, its output
+    written once, each parameter read once. A training step moves each of these
+    twice (the output gradient read and the input gradient written; each
+    parameter read and its gradient written), so ``train`` doubles it.
+    Intermediate activations and saved tensors are not counted: a perfectly
+    fused block would keep them on chip.
+    """
+    once = (in_elements + out_elements) * value_bytes + params * param_bytes
+    return 2 * once if train else once
+
+
+def roofline_attainable(intensity: float, peak_flops: float, peak_bandwidth: float) -> float:
+    """Williams et al.'s roofline: the most FLOP/s a kernel of arithmetic intensity
+    ``intensity`` (FLOPs per byte moved) can reach, ``min(peak_flops, intensity · peak_bandwidth)``.
+    Below the ridge point ``peak_flops / peak_bandwidth`` a kernel is memory-bound."""
+    return min(peak_flops, intensity * peak_bandwidth)

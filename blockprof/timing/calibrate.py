@@ -1,0 +1,165 @@
+"""The device's peaks, measured once and cached per machine: the roofline's two numbers.
+
+* compute: a large square matmul in the chosen dtype (``2·n³`` FLOPs per call);
+* bandwidth: a large tensor copy (``2 × bytes``: every byte read once and written once).
+
+Both are timed with the same interleaved harness as the blocks (at least 10
+samples). The peak is the fastest sample, as STREAM reports its best rate: other
+work on the machine can only slow a run down, so the fastest sample is the
+closest to what the hardware does; the median rate and the IQR are kept beside
+it, and a block's roofline fraction above 1 says the peak was measured under
+load (``--force`` on a quiet machine measures it again). Results are cached in ``$XDG_CACHE_HOME/blockprof/peaks.json``
+(default ``~/.cache``), keyed by device name, CPU model, thread count, dtype and
+torch version; ``force=True`` measures again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from blockprof.timing.env import cpu_model, device_name
+from blockprof.timing.harness import Cell, Conditions, conditions, run_interleaved
+from blockprof.timing.measurement import MIN_RUNS, Measurement, Task
+
+#: square matmul side and copied bytes per device: large enough to leave every cache
+MATMUL_N = {"cpu": 2048, "cuda": 8192}
+COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
+#: seconds of timed calls for each of the two peaks
+CALIBRATE_MIN_RUN_TIME = 1.0
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Measured peaks of one device at one dtype and thread count: the fastest sample's
+    rate (``*_per_s``), the median sample's, the IQR of the timings over their median
+    (``*_rel_iqr``) and the sample count."""
+
+    key: str
+    device: str
+    device_name: str
+    dtype: str
+    threads: int
+    torch_version: str
+    flops_per_s: float
+    flops_median_per_s: float
+    flops_rel_iqr: float
+    flops_runs: int
+    bytes_per_s: float
+    bytes_median_per_s: float
+    bytes_rel_iqr: float
+    bytes_runs: int
+    matmul_n: int
+    copy_bytes: int
+    measured_at: str
+
+    @property
+    def ridge_intensity(self) -> float:
+        """FLOPs per byte above which a kernel is compute-bound on this device."""
+        return self.flops_per_s / self.bytes_per_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "blockprof" / "peaks.json"
+
+
+def cache_key(cond: Conditions) -> str:
+    import torch
+
+    host = (device_name("cuda"), cpu_model()) if cond.device == "cuda" else (cpu_model(),)
+    return " | ".join((cond.device, *host, f"{cond.threads} threads", cond.dtype, f"torch {torch.__version__}"))
+
+
+def _load() -> dict[str, Any]:
+    try:
+        data = json.loads(cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save(peaks: Peaks) -> None:
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = _load()
+    data[peaks.key] = peaks.as_dict()
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)  # atomic: a concurrent reader sees the old file or the new one
+
+
+def cached_peaks(device: str = "auto", dtype: str = "float32", threads: int | None = None) -> Peaks | None:
+    """The cached peaks for these conditions, or None (never measures)."""
+    cond = conditions(device, dtype, threads=threads)
+    entry = _load().get(cache_key(cond))
+    try:
+        return Peaks(**entry) if entry else None
+    except TypeError:  # a cache written by another version of blockprof
+        return None
+
+
+def calibrate(device: str = "auto", dtype: str = "float32", threads: int | None = None, force: bool = False,
+              min_run_time: float = CALIBRATE_MIN_RUN_TIME) -> Peaks:
+    """The device's peak FLOP/s and bytes/s: from the cache, or measured (and cached)."""
+    cond = conditions(device, dtype, threads=threads)
+    if not force and (hit := cached_peaks(cond.device, dtype, cond.threads)) is not None:
+        return hit
+    matmul, copy = _measure(cond, min_run_time)
+    n, nbytes = MATMUL_N[cond.device], COPY_BYTES[cond.device]
+    import torch
+
+    flops, moved = 2 * n**3, 2 * nbytes
+    peaks = Peaks(
+        key=cache_key(cond),
+        device=cond.device,
+        device_name=device_name(cond.device),
+        dtype=dtype,
+        threads=cond.threads,
+        torch_version=torch.__version__,
+        flops_per_s=flops / min(matmul.samples),
+        flops_median_per_s=flops / matmul.median,
+        flops_rel_iqr=matmul.relative_iqr,
+        flops_runs=matmul.runs,
+        bytes_per_s=moved / min(copy.samples),
+        bytes_median_per_s=moved / copy.median,
+        bytes_rel_iqr=copy.relative_iqr,
+        bytes_runs=copy.runs,
+        matmul_n=n,
+        copy_bytes=nbytes,
+        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    _save(peaks)
+    return peaks
+
+
+def _measure(cond: Conditions, min_run_time: float) -> tuple[Measurement, Measurement]:
+    import torch
+    from torch.utils.benchmark import Timer
+
+    from blockprof.errors import BlockprofError
+
+    n, nbytes = MATMUL_N[cond.device], COPY_BYTES[cond.device]
+    dt = cond.torch_dtype()
+    a, b, c = (torch.randn(n, n, device=cond.device).to(dt) for _ in range(3))
+    src = torch.empty(nbytes, dtype=torch.uint8, device=cond.device).random_()
+    dst = torch.empty_like(src)
+    cells = []
+    for name, stmt, env in (("matmul", "torch.mm(a, b, out=c)", {"a": a, "b": b, "c": c}), ("copy", "dst.copy_(src)", {"src": src, "dst": dst})):
+        task = Task(f"{name} peak", "fwd", cond.device, cond.dtype, cond.threads, "contiguous", 1)
+        timer = Timer(stmt, globals=env, num_threads=cond.threads, label=task.label)
+        timer.timeit(1)  # warm-up: first-call kernel selection and page faults
+        cells.append(Cell(task, timer))
+    run_interleaved(cells, min_run_time=min_run_time, min_runs=MIN_RUNS)
+    for cell in cells:
+        if cell.error:
+            raise BlockprofError(f"calibration failed: {cell.error}")
+    matmul, copy = (cell.result() for cell in cells)
+    return matmul, copy  # type: ignore[return-value]

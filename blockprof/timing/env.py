@@ -1,0 +1,104 @@
+"""The environment a timing was taken in, recorded with every result.
+
+A time means nothing without the machine, the thread count and the precision
+it was measured at; these fields also key the cached device peaks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import socket
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where and how a measurement ran. ``device_name`` is the GPU's name on CUDA
+    and the CPU model on CPU; ``cpu_count`` is the logical CPUs this process may use;
+    ``load_average`` is the 1-minute load when timing began: above ``cpu_count``
+    other work competed for the cores, and multi-threaded CPU times suffer most
+    (a thread region waits for its descheduled partner)."""
+
+    torch_version: str
+    device: str
+    device_name: str
+    cpu_model: str
+    cpu_count: int
+    threads: int
+    dtype: str
+    memory_format: str
+    cuda_version: str | None
+    cudnn_version: int | None
+    python_version: str
+    host: str
+    load_average: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_count() -> int:
+    """Logical CPUs available to this process (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def host_hash() -> str:
+    """A short, stable, non-identifying tag of the host name (tells machines apart in merged runs)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.get_device_name(torch.cuda.current_device())
+    return cpu_model()
+
+
+def environment(device: str, dtype: str, threads: int, memory_format: str = "contiguous") -> Environment:
+    """Record the environment for ``device`` (``cpu``/``cuda``, already resolved)."""
+    import torch
+
+    on_cuda = device == "cuda"
+    return Environment(
+        torch_version=torch.__version__,
+        device=device,
+        device_name=device_name(device),
+        cpu_model=cpu_model(),
+        cpu_count=cpu_count(),
+        threads=threads,
+        dtype=dtype,
+        memory_format=memory_format,
+        cuda_version=torch.version.cuda if on_cuda else None,
+        cudnn_version=torch.backends.cudnn.version() if on_cuda else None,
+        python_version=platform.python_version(),
+        host=host_hash(),
+        load_average=_load_average(),
+    )
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None

@@ -1,0 +1,173 @@
+"""Timings → flat, JSON-safe records and a DataFrame, with throughput and memory beside them.
+
+Each BlockTiming becomes one record: the spec's fields, the environment, each
+mode's median/IQR/runs/noise flag and raw samples, achieved GFLOP/s, the
+analytic memory model, measured memory, and the roofline against the cached
+device peaks. The field list is a public interface (JSON, CSV, saved runs):
+add fields, never rename or drop one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+from blockprof.counting.formulas import minimum_traffic_bytes, roofline_attainable, saved_for_backward
+from blockprof.timing.harness import DTYPE_BYTES, BlockTiming
+from blockprof.timing.measurement import MODES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from blockprof.spec import BlockSpec
+    from blockprof.timing.calibrate import Peaks
+
+#: field → what it holds (units in the name or the text)
+TIMING_FIELDS: dict[str, str] = {
+    "label": "what was timed (the spec's label, or the module's name)",
+    "device": "'cpu' or 'cuda'",
+    "device_name": "GPU name on CUDA, CPU model on CPU",
+    "cpu_model": "CPU model (from /proc/cpuinfo)",
+    "threads": "torch intra-op threads every Timer ran with",
+    "dtype": "compute dtype: float32, or bfloat16/float16 under autocast (parameters stay float32)",
+    "memory_format": "'contiguous' or 'channels_last' (module and input)",
+    "compile": "whether the module ran under torch.compile",
+    "torch_version": "torch.__version__",
+    "load_average": "1-minute load average when timing began (above the CPU count, other work competed for the cores)",
+    "fwd_ms": "median time of one forward (eval mode, torch.inference_mode), milliseconds",
+    "fwd_iqr_ms": "interquartile range of the forward samples, milliseconds",
+    "fwd_runs": "number of forward samples behind the median (at least 10)",
+    "fwd_calls": "forward calls timed in all (a sample may average several back-to-back calls)",
+    "fwd_total_s": "seconds spent in timed forward calls",
+    "fwd_noisy": "forward IQR above 10% of its median: do not trust the median alone",
+    "fwd_samples_ms": "the raw forward samples (per-call milliseconds), for significance tests",
+    "train_ms": "median time of one training step (train mode: forward, backward of the output's mean, fresh gradients), milliseconds",
+    "train_iqr_ms": "interquartile range of the training-step samples, milliseconds",
+    "train_runs": "number of training-step samples behind the median (at least 10)",
+    "train_calls": "training steps timed in all",
+    "train_total_s": "seconds spent in timed training steps",
+    "train_noisy": "training-step IQR above 10% of its median",
+    "train_samples_ms": "the raw training-step samples (per-call milliseconds)",
+    "runs": "the fewest samples behind any time in the row: min(fwd_runs, train_runs)",
+    "noisy": "any of the row's times is noisy",
+    "fwd_gflops_per_s": "achieved forward GFLOP/s: analytic flops (conv + linear) / fwd median / 1e9",
+    "train_gflops_per_s": "achieved training GFLOP/s: analytic train_flops / train median / 1e9",
+    "param_bytes": "analytic: parameters × 4 bytes (float32 storage)",
+    "saved_activation_bytes": "analytic: tensors autograd saves for backward, summed per op (a tensor two ops save counts twice)",
+    "saved_bytes_measured": "measured: distinct storages autograd saved in one training step (saved_tensors_hooks), parameters excluded",
+    "fwd_min_bytes": "analytic minimum forward traffic: input read once, output written once, parameters read once",
+    "train_min_bytes": "analytic minimum training traffic: twice the forward's (gradients of the same tensors)",
+    "fwd_intensity": "forward arithmetic intensity: flops / fwd_min_bytes (FLOP per byte)",
+    "train_intensity": "training arithmetic intensity: train_flops / train_min_bytes (FLOP per byte)",
+    "peak_gflops_per_s": "device compute peak from 'blockprof calibrate' (fastest sample of a large matmul in this dtype)",
+    "peak_gbytes_per_s": "device bandwidth peak from 'blockprof calibrate' (fastest sample of a large copy)",
+    "fwd_bound": "'memory' when fwd_intensity is below the ridge point peak FLOP/s ÷ peak bytes/s, else 'compute'",
+    "fwd_roofline_fraction": "fwd_gflops_per_s / min(peak GFLOP/s, fwd_intensity × peak GB/s)",
+    "train_roofline_fraction": "train_gflops_per_s / min(peak GFLOP/s, train_intensity × peak GB/s)",
+    "roofline_fraction": "the forward's roofline fraction (fwd_roofline_fraction)",
+    "fwd_peak_bytes": "CUDA: peak allocated bytes of one forward (its parameters, buffers and input included); null on CPU",
+    "train_peak_bytes": "CUDA: peak allocated bytes of one training step; null on CPU",
+    "error": "one line per failed mode, else null",
+}
+
+
+def _spec_fields(spec: BlockSpec | None) -> dict[str, Any]:
+    return spec.as_dict() if spec is not None else {}
+
+
+def memory_model(spec: BlockSpec, dtype: str) -> dict[str, Any]:
+    """The analytic memory columns and FLOPs of a registered block (all None for a user block)."""
+    from blockprof.blocks.registry import resolve
+    from blockprof.counting.analytic import count_layers
+
+    definition, spec = resolve(spec)
+    if not definition.analytic:
+        return {k: None for k in ("fwd_flops", "train_flops", "param_bytes", "saved_activation_bytes", "fwd_min_bytes", "train_min_bytes")}
+    count = count_layers(spec, definition.layers(spec), definition.inner_widths(spec))
+    value = DTYPE_BYTES[dtype]
+    n, c_out, s_out = spec.batch, spec.out_channels, spec.output_spatial
+    in_elements = n * spec.in_channels * spec.spatial * spec.spatial
+    out_elements = n * c_out * s_out * s_out
+    return {
+        "fwd_flops": count.flops,
+        "train_flops": count.train_flops,
+        "param_bytes": count.params * 4,
+        "saved_activation_bytes": sum(saved_for_backward(r.layer, n).nbytes(value) for r in count.rows),
+        "fwd_min_bytes": minimum_traffic_bytes(in_elements, out_elements, count.params, value),
+        "train_min_bytes": minimum_traffic_bytes(in_elements, out_elements, count.params, value, train=True),
+    }
+
+
+def timing_record(timing: BlockTiming, peaks: Peaks | None = None) -> dict[str, Any]:
+    """One flat record (see :data:`TIMING_FIELDS`); roofline fields are None without ``peaks``."""
+    env = timing.env
+    record: dict[str, Any] = {**_spec_fields(timing.spec), "label": timing.label}
+    record.update(
+        device=env.device, device_name=env.device_name, cpu_model=env.cpu_model, threads=env.threads, dtype=env.dtype,
+        memory_format=env.memory_format, compile=timing.compile, torch_version=env.torch_version, load_average=env.load_average,
+    )
+    for mode in MODES:
+        m = timing.measurement(mode)
+        summary = m.summary() if m is not None else dict.fromkeys(("ms", "iqr_ms", "runs", "calls", "total_s", "noisy", "samples_ms"))
+        record.update({f"{mode}_{k}": v for k, v in summary.items()})
+    runs = [record[f"{m}_runs"] for m in MODES if record[f"{m}_runs"] is not None]
+    record["runs"] = min(runs) if runs else None
+    flags = [record[f"{m}_noisy"] for m in MODES if record[f"{m}_noisy"] is not None]
+    record["noisy"] = any(flags) if flags else None
+
+    model = memory_model(timing.spec, env.dtype) if timing.spec is not None else {}
+    fwd_flops, train_flops = model.pop("fwd_flops", None), model.pop("train_flops", None)
+    record["fwd_gflops_per_s"] = _rate(fwd_flops, record["fwd_ms"])
+    record["train_gflops_per_s"] = _rate(train_flops, record["train_ms"])
+    record.update({k: model.get(k) for k in ("param_bytes", "saved_activation_bytes")})
+    record["saved_bytes_measured"] = timing.saved_bytes_measured
+    record.update({k: model.get(k) for k in ("fwd_min_bytes", "train_min_bytes")})
+    record["fwd_intensity"] = _ratio(fwd_flops, model.get("fwd_min_bytes"))
+    record["train_intensity"] = _ratio(train_flops, model.get("train_min_bytes"))
+    record["peak_gflops_per_s"] = peaks.flops_per_s / 1e9 if peaks else None
+    record["peak_gbytes_per_s"] = peaks.bytes_per_s / 1e9 if peaks else None
+    record["fwd_bound"] = None
+    if peaks and record["fwd_intensity"] is not None:
+        record["fwd_bound"] = "compute" if record["fwd_intensity"] >= peaks.ridge_intensity else "memory"
+    for mode in MODES:
+        record[f"{mode}_roofline_fraction"] = _roofline(record[f"{mode}_gflops_per_s"], record[f"{mode}_intensity"], peaks)
+    record["roofline_fraction"] = record["fwd_roofline_fraction"]
+    record["fwd_peak_bytes"] = timing.fwd_peak_bytes
+    record["train_peak_bytes"] = timing.train_peak_bytes
+    record["error"] = timing.error
+    return record
+
+
+def _rate(flops: int | None, ms: float | None) -> float | None:
+    return None if flops is None or ms is None else flops / (ms * 1e-3) / 1e9
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _roofline(gflops: float | None, intensity: float | None, peaks: Peaks | None) -> float | None:
+    if gflops is None or intensity is None or peaks is None:
+        return None
+    return gflops * 1e9 / roofline_attainable(intensity, peaks.flops_per_s, peaks.bytes_per_s)
+
+
+def timing_frame(timings: Iterable[BlockTiming], peaks: Peaks | None = None) -> pd.DataFrame:
+    """Records → DataFrame: spec fields first, then :data:`TIMING_FIELDS` in order."""
+    import pandas as pd
+
+    df = pd.DataFrame.from_records([timing_record(t, peaks) for t in timings])
+    timing = [c for c in TIMING_FIELDS if c in df.columns]
+    return df[[c for c in df.columns if c not in TIMING_FIELDS] + timing]
+
+
+def timing_table(specs: Iterable[BlockSpec], *, peaks: bool = True, **options: Any) -> pd.DataFrame:
+    """Time ``specs`` (options as :func:`~blockprof.timing.harness.time_blocks`) and return
+    the DataFrame. With ``peaks``, the roofline uses the cached device peaks, measuring
+    them first (a few seconds, once per machine) when the cache has none."""
+    from blockprof.timing.calibrate import calibrate
+    from blockprof.timing.harness import time_blocks
+
+    timings = time_blocks(specs, **options)
+    env = timings[0].env if timings else None
+    device_peaks = calibrate(env.device, env.dtype, env.threads) if peaks and env else None
+    return timing_frame(timings, device_peaks)
