@@ -164,16 +164,82 @@ def add_relative(
     keys: tuple[str, ...] = ("in_channels", "spatial", "batch"),
 ) -> pd.DataFrame:
     """Add ``<metric>_rel``: each row over the ``reference`` block's row with the same ``keys``
-    (at equal budget the widths differ, so there the keys are size and batch only)."""
+    (at equal budget the widths differ, so there the keys are size and batch only);
+    NaN where the reference has no such row."""
     if reference not in set(df["block"]):
         raise BlockprofError(f"reference block {reference!r} is not among the compared blocks {sorted(set(df['block']))}")
-    keys = list(keys)
-    ref = df[df["block"] == reference].drop_duplicates(keys).set_index(keys)
+    keys = [k for k in keys if k in df.columns]
+    ref = df[df["block"] == reference]
+    if ref.duplicated(keys).any():
+        varying = [c for c in ("stride", "expansion", "groups", "width_per_group", "se", "out_channels") if c in ref and ref[c].nunique() > 1]
+        raise BlockprofError(f"reference block {reference!r} has several rows per {', '.join(keys)} ({', '.join(varying) or 'duplicates'} vary); filter the rows first")
+    ref = ref.set_index(keys)
     out = df.copy()
     for metric in metrics:
         base = out.set_index(keys).index.map(ref[metric].to_dict())
         out[f"{metric}_rel"] = (out[metric].astype("float64") / base.astype("float64")).to_numpy()
     return out
+
+
+#: a sweep's cells match the reference block's at the same point of every axis blocks share
+SWEEP_KEYS = ("in_channels", "out_channels", "stride", "spatial", "batch", "dtype", "device")
+
+
+def relative(df: pd.DataFrame, reference: str, metrics: Iterable[str] | None = None) -> pd.DataFrame:
+    """A sweep's rows with ``<metric>_rel`` = the row's metric over the ``reference``
+    block's at the same width, stride, input size, batch, dtype and device (failed
+    cells and missing references give NaN). ``metrics`` default to the counts, and
+    the median times and GFLOP/s when the run was timed."""
+    wanted = metrics or ("params", "macs", "train_flops", "fwd_ms", "train_ms", "fwd_gflops_per_s", "train_gflops_per_s")
+    present = tuple(m for m in wanted if m in df.columns)
+    missing = [m for m in (metrics or ()) if m not in df.columns]
+    if missing:
+        raise BlockprofError(f"no column {', '.join(missing)} in this run; choose from {', '.join(map(str, df.columns))}")
+    return add_relative(df, reference, present, SWEEP_KEYS)
+
+
+def select(df: pd.DataFrame, **where: Any) -> pd.DataFrame:
+    """The rows whose columns equal the given values; numbers compare as numbers, so
+    ``groups="1"`` (from a command line) matches a column that holds 1.0."""
+    import pandas as pd
+
+    rows = df
+    for column, value in where.items():
+        if column not in df.columns:
+            raise BlockprofError(f"no column {column!r} in this run; choose from {', '.join(map(str, df.columns))}")
+        if pd.api.types.is_numeric_dtype(rows[column]) and not pd.api.types.is_bool_dtype(rows[column]):
+            try:
+                rows = rows[rows[column] == float(value)]
+                continue
+            except (TypeError, ValueError):
+                raise BlockprofError(f"{column} holds numbers; {value!r} is not one") from None
+        rows = rows[rows[column].astype(str) == str(value)]
+    if rows.empty:
+        raise BlockprofError(f"no rows match {', '.join(f'{k}={v}' for k, v in where.items())}")
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    """``1.0`` → ``1``: how a whole number looks on a command line."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def pivot(df: pd.DataFrame, metric: str, index: str = "block", columns: str = "in_channels", **where: Any) -> pd.DataFrame:
+    """``metric`` as a table, ``index`` × ``columns`` (block × width by default), over
+    the rows matching ``where`` (e.g. ``spatial=56, batch=1``). Every other axis
+    must be fixed by then: a cell of the table is one row of ``df``, never an aggregate."""
+    for name in (metric, index, columns):
+        if name not in df.columns:
+            raise BlockprofError(f"no column {name!r} in this run; choose from {', '.join(map(str, df.columns))}")
+    rows = select(df, **where)
+    if rows.duplicated([index, columns]).any():
+        within = rows.groupby([index, columns], dropna=False)
+        axes = [c for c in ("spatial", "batch", "stride", "expansion", "groups", "width_per_group", "se", "out_channels", "dtype", "device")
+                if c in rows and c not in (index, columns) and (within[c].nunique() > 1).any()]
+        fix = ", ".join(f"{c}={_plain(rows[c].dropna().iloc[0])}" for c in axes) or "the axis that repeats"
+        raise BlockprofError(f"several rows per ({index}, {columns}): {', '.join(axes) or 'some axis'} vary; fix them, e.g. {fix}")
+    table = rows.pivot(index=index, columns=columns, values=metric)
+    return table.reindex(index=list(dict.fromkeys(rows[index])), columns=sorted(set(rows[columns])))
 
 
 def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: Any) -> str:

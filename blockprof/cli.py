@@ -21,6 +21,10 @@ COMMANDS = {
     "explain": "blockprof.commands.explain",
     "blocks": "blockprof.commands.blocks",
     "network": "blockprof.commands.network",
+    "sweep": "blockprof.commands.sweep",
+    "show": "blockprof.commands.show",
+    "merge": "blockprof.commands.merge",
+    "plot": "blockprof.commands.plot",
 }
 
 
