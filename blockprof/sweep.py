@@ -183,9 +183,9 @@ def _settings(settings: Settings) -> Settings:
         raise BlockprofError(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOL_NAMES)}, or none")
     if not settings.time:
         return settings
-    from blockprof.timing.harness import _check_budget
+    from blockprof.timing.harness import check_budget
 
-    _check_budget(settings.modes, settings.min_run_time, settings.min_runs, settings.rounds)
+    check_budget(settings.modes, settings.min_run_time, settings.min_runs, settings.rounds)
     if settings.threads is None:
         import torch
 
