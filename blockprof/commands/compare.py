@@ -71,6 +71,17 @@ def tool_footer(df: pd.DataFrame, reference: str) -> str:
     return "\n".join(lines)
 
 
+def _write_html(df: pd.DataFrame, path: Path, names: tuple[str, ...], reference: str, tools: tuple[str, ...]) -> None:
+    """The comparison as a report: compare has no run directory, so the environment is taken here."""
+    from blockprof.report import write_report
+    from blockprof.runs import environment
+
+    widths = ", ".join(map(str, sorted(set(df["in_channels"]))))
+    write_report(path, df, f"blockprof compare: {', '.join(names)} at {widths} channels", reference=reference,
+                 environment=environment(), meta={"settings": {"tools": list(tools)}, "source": "blockprof compare"})
+    click.echo(f"wrote {path}", err=True)
+
+
 @click.command("compare")
 @options.blocks
 @options.grid_axes
@@ -78,18 +89,22 @@ def tool_footer(df: pd.DataFrame, reference: str) -> str:
 @click.option("--reference", help="Block the ×ref columns divide by (default: the first block).")
 @click.option("--tools", "tools", type=options.NameList(), default="fvcore,thop,torch", show_default=True, help="Counting tools to cross-check with.")
 @options.output()
+@click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report of the comparison (one self-contained file).")
 def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels: tuple[int, ...], spatial: tuple[int, ...],
-                batch: tuple[int, ...], reference: str | None, tools: tuple[str, ...], fmt: str, output: Path | None, **variant: Any) -> None:
+                batch: tuple[int, ...], reference: str | None, tools: tuple[str, ...], fmt: str, output: Path | None,
+                html: Path | None, **variant: Any) -> None:
     """Compare blocks at equal width: params, MACs, FLOPs, each tool's agreement.
 
     Every block maps C → C at stride 1 unless --stride/--out-channels say otherwise.
-    Example: blockprof compare --channels 256
+    Example: blockprof compare --channels 256 --html compare.html
     """
     from blockprof.api import compare
 
     names = (*blocks, *extra_blocks)
     df = compare(names, channels, spatial, batch, tools=tools, reference=reference, **options.variant_options(**variant))
     reference = reference or names[0]
+    if html is not None:
+        _write_html(df, html, names, reference, tools)
     if fmt in ("json", "csv"):
         emit(df, fmt, output)
         return
