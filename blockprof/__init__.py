@@ -20,6 +20,8 @@ _API = {
     "compare": "blockprof.api",
     "explain": "blockprof.api",
     "analytic_count": "blockprof.api",
+    "build_report": "blockprof.report",
+    "write_report": "blockprof.report",
 }
 
 __all__ = [*_API, "__version__"]

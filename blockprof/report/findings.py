@@ -134,7 +134,7 @@ def device_text(row: dict[str, Any]) -> str:
     """``cpu (Intel Xeon, 2 threads, float32)``: where a row was timed."""
     details = [str(row[k]) for k in ("device_name",) if given(row.get(k))]
     if given(row.get("threads")):
-        details.append(f"{row['threads']:g} threads")
+        details.append(f"{row['threads']:g} thread{'' if row['threads'] == 1 else 's'}")
     if given(row.get("dtype")):
         details.append(str(row["dtype"]))
     device = str(row["device"]) if given(row.get("device")) else "this machine"
@@ -177,10 +177,12 @@ def comparisons(df: pd.DataFrame, reference: str) -> list[str]:
         if row is ref:
             continue
         name = row_name(row, counts[row["block"]] > 1)
-        text = f"At {point_text(ref)}, the {name} holds {percent(row['params'] / ref['params'])} of {reference}'s parameters " \
-               f"({grouped(row['params'])} vs {grouped(ref['params'])})"
-        if given(row.get("macs")) and given(ref.get("macs")):
-            text += f" and does {percent(row['macs'] / ref['macs'])} of its forward MACs ({si(row['macs'])} vs {si(ref['macs'])})"
+        shares = []
+        if given(row.get("params")) and ref.get("params"):
+            shares.append(f"holds {percent(row['params'] / ref['params'])} of {reference}'s parameters ({grouped(row['params'])} vs {grouped(ref['params'])})")
+        if given(row.get("macs")) and ref.get("macs"):
+            shares.append(f"does {percent(row['macs'] / ref['macs'])} of its forward MACs ({si(row['macs'])} vs {si(ref['macs'])})")
+        text = f"At {point_text(ref)}, the {name} {' and '.join(shares) or f'is compared with {reference}'}."
         speeds = []
         for mode in modes:
             mine, theirs = Spread.of(row, mode), Spread.of(ref, mode)
@@ -188,10 +190,11 @@ def comparisons(df: pd.DataFrame, reference: str) -> list[str]:
                 speeds.append(speed_phrase(theirs, mine, STEPS[mode]))
         if speeds:
             noisy = sum(s.noisy for m in modes for s in (Spread.of(row, m), Spread.of(ref, m)) if s is not None)
-            text += f"; on {device_text(ref)} it " + " and ".join(speeds)
+            text += f" On {device_text(ref)} it " + " and ".join(speeds)
             if noisy:
-                text += f" ({noisy} of the {2 * len(speeds)} timings behind this are noisy: read the ratio as rough)"
-        out.append(text + ".")
+                text += f"; {noisy} of the {2 * len(speeds)} timings behind {'this' if len(speeds) == 1 else 'these'} are noisy, so read the ratio{'s' if len(speeds) > 1 else ''} as rough"
+            text += "."
+        out.append(text)
     return out
 
 
@@ -223,15 +226,18 @@ def winners(df: pd.DataFrame) -> list[str]:
         if not points:
             continue
         ordered = sorted(wins.items(), key=lambda kv: -kv[1])
-        parts = []
-        for name, n in ordered:
-            part = f"the {name} at {'every one' if n == points else n} of the {points} points compared" if len(ordered) == 1 else f"the {name} at {n}"
-            if column.endswith("_ms"):
-                part += f" ({clear.get(name, 0)} clearly)"
-            parts.append(part)
-        tail = "" if len(ordered) == 1 else f" of the {points} points compared"
-        why = " (clearly: its third quartile is below the runner-up's first)" if column.endswith("_ms") else ""
-        out.append(f"{what}: {', '.join(parts)}{tail}{why}.")
+        timed = column.endswith("_ms")
+        if len(ordered) == 1:
+            name, n = ordered[0]
+            text = f"{what}: the {name} at every one of the {points} points compared"
+            if timed:
+                text += f", clearly at {clear.get(name, 0)} of them"
+        else:
+            parts = [f"the {name} at {n}" + (f" (clearly at {clear.get(name, 0)})" if timed else "") for name, n in ordered]
+            text = f"{what}: {', '.join(parts)} of the {points} points compared"
+        if timed:
+            text += " (clearly: its third quartile below the runner-up's first)"
+        out.append(text + ".")
     return out
 
 

@@ -248,7 +248,7 @@ def counts_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
                 disagreements.append(f"{r['block']} at {findings.point_text(r)}, {tool} ({what}): {note}")
         row.append(text("ok"))
         rows.append(row)
-    return Table("counts", columns, rows), disagreements
+    return Table("counts-table", columns, rows), disagreements
 
 
 def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | None], reference: str | None,
@@ -261,8 +261,7 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
     for mode in modes:
         columns += [
             Column(f"{mode} ms", True, f"median time of one {STEPS[mode]} (milliseconds); ⚠ = noisy"),
-            Column(f"{mode} IQR ms", True, "interquartile range of the samples (milliseconds)"),
-            Column(f"{mode} IQR %", True, f"IQR over the median; above {noisy_ratio:.0%} the cell is flagged noisy"),
+            Column(f"{mode} IQR", True, f"interquartile range of the samples in milliseconds, and over the median (sorts by the latter); above {noisy_ratio:.0%} the cell is flagged noisy"),
             Column(f"{mode} runs", True, "samples behind the median"),
         ]
         if reference is not None:
@@ -280,14 +279,13 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
             iqr, median = _plain(r.get(f"{mode}_iqr_ms")), _plain(r.get(f"{mode}_ms"))
             rel = iqr / median if iqr is not None and median else None
             if spread is None:
-                row += [Cell("–"), Cell("–"), Cell("–"), Cell("–")]
+                row += [Cell("–"), Cell("–"), Cell("–")]
             else:
                 flag = spread.noisy
                 note = f"IQR is {rel:.0%} of the median (over {noisy_ratio:.0%}): noisy, do not trust the median alone" if flag and rel is not None else ""
                 row += [
                     Cell(f"{median:.3g}{' ⚠' if flag else ''}", median, "noisy" if flag else "", note),
-                    number(iqr, _g(2)),
-                    number(rel, lambda v: f"{100 * v:.0f}%", "noisy" if flag else ""),
+                    Cell("–") if iqr is None or rel is None else Cell(f"{iqr:.2g} · {100 * rel:.0f}%", rel, "noisy" if flag else ""),
                     number(r.get(f"{mode}_runs"), lambda v: f"{v:g}"),
                 ]
             if reference is not None:
@@ -298,7 +296,7 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
         if columns[-1].name == "fwd % roofline":
             row.append(number(r.get("roofline_fraction"), percent))
         rows.append(row)
-    return Table("timing", columns, rows)
+    return Table("timing-table", columns, rows)
 
 
 def record_spec(record: Mapping[str, Any]) -> Any:
@@ -342,7 +340,7 @@ def layer_sections(records: list[dict[str, Any]], reference: str | None) -> tupl
         except BlockprofError as e:
             sections.append(Layers(name, where, missing=str(e)))
             continue
-        sections.append(Layers(name, where, layer_table(count, f"layers-{len(sections) + 1}"), explain_text(count)))
+        sections.append(Layers(name, where, layer_table(count, f"layers-table-{len(sections) + 1}"), explain_text(count)))
     return sections, findings.point_text(anchor)
 
 
