@@ -56,19 +56,21 @@ def _rows(df: pd.DataFrame, needs: tuple[str, ...], what: str) -> pd.DataFrame:
     return rows
 
 
-def _series_axes(rows: pd.DataFrame, ignore: tuple[str, ...] = ()) -> list[str]:
-    """The axes that vary among one block's cells at one width."""
-    within = rows.groupby(["block", WIDTH], dropna=False)
-    return [a for a in SERIES_AXES if a in rows.columns and a not in ignore and (within[a].nunique() > 1).any()]
-
-
-def _series(rows: pd.DataFrame, axes: list[str]) -> list[tuple[str, pd.DataFrame]]:
-    """(name, rows sorted by width) per series, in the order the series first appear."""
+def _series(rows: pd.DataFrame, ignore: tuple[str, ...] = ()) -> list[tuple[str, pd.DataFrame]]:
+    """(name, rows sorted by width) per series, blocks in the order they first appear.
+    A block's series are split by each axis that varies among its cells at one width
+    (``ignore`` aside), and named by them: ``bottleneck · g3 · 28²``."""
     out = []
-    for key, part in rows.groupby(["block", *axes], sort=False, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        name = " · ".join([str(key[0]), *(_SHORT[a].format(v) for a, v in zip(axes, key[1:]) if v == v)])
-        out.append((name, part.sort_values(WIDTH)))
+    for block, cells in rows.groupby("block", sort=False):
+        within = cells.groupby(WIDTH, dropna=False)
+        axes = [a for a in SERIES_AXES if a in cells.columns and a not in ignore and (within[a].nunique() > 1).any()]
+        if not axes:
+            out.append((str(block), cells.sort_values(WIDTH)))
+            continue
+        for key, part in cells.groupby(axes, sort=False, dropna=False):
+            key = key if isinstance(key, tuple) else (key,)
+            name = " · ".join([str(block), *(_SHORT[a].format(v) for a, v in zip(axes, key) if v == v)])
+            out.append((name, part.sort_values(WIDTH)))
     return out
 
 
@@ -77,6 +79,20 @@ def _cell_text(rows: pd.DataFrame) -> list[str]:
     from blockprof.records import describe
 
     return [describe(r) for r in rows.to_dict(orient="records")]
+
+
+def _color(series: str, seen: dict[str, str]) -> str:
+    """One colour per series name within a figure, so a block keeps its colour across panels and modes."""
+    from plotly.colors import qualitative
+
+    palette = qualitative.Plotly
+    return seen.setdefault(series, palette[len(seen) % len(palette)])
+
+
+def _width_axis(fig: Figure, rows: pd.DataFrame) -> None:
+    """A log width axis ticked at the swept widths."""
+    widths = sorted(set(int(c) for c in rows[WIDTH]))
+    fig.update_xaxes(type="log", title_text=WIDTH_TITLE, tickvals=widths, ticktext=[str(c) for c in widths])
 
 
 def _panels(titles: list[str]) -> Figure:
@@ -96,14 +112,15 @@ def counts(df: pd.DataFrame) -> Figure:
 
     rows = _rows(df, ("params", "macs"), "parameters & MACs")
     fig = _panels(["parameters", "forward MACs"])
-    param_rows = rows.drop_duplicates(["block", WIDTH, *_series_axes(rows, INPUT_AXES)])
-    for col, (metric, data, ignore, unit) in enumerate((("params", param_rows, INPUT_AXES, "parameters"), ("macs", rows, (), "MACs")), 1):
-        for name, part in _series(data, _series_axes(data, ignore)):
+    colors: dict[str, str] = {}
+    for col, (metric, ignore, unit) in enumerate((("params", INPUT_AXES, "parameters"), ("macs", (), "MACs")), 1):
+        for name, part in _series(rows, ignore):
+            part = part.drop_duplicates(WIDTH) if ignore else part  # one parameter count per width, whatever the input
             fig.add_trace(go.Scatter(
-                x=part[WIDTH], y=part[metric], mode="lines+markers", name=f"{unit} · {name}", legendgroup=unit,
+                x=part[WIDTH], y=part[metric], mode="lines+markers", name=f"{unit} · {name}", legendgroup=unit, line_color=_color(name, colors),
                 text=_cell_text(part), hovertemplate=f"%{{text}}<br>{unit}: %{{y:,.0f}}<extra></extra>",
             ), row=1, col=col)
-    fig.update_xaxes(type="log", title_text=WIDTH_TITLE)
+    _width_axis(fig, rows)
     fig.update_yaxes(type="log", title_text="parameters (scalars)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="MACs (multiply-accumulates; 1 MAC = 2 FLOPs)", row=1, col=2)
     return _layout(fig, "Parameters and forward MACs against width")
@@ -137,17 +154,18 @@ def latency(df: pd.DataFrame) -> Figure:
 
     modes = _modes(df, "latency")
     fig = _panels([MODE_TITLES[m] for m in modes])
+    colors: dict[str, str] = {}
     for col, mode in enumerate(modes, 1):
         rows = _rows(df, (f"{mode}_ms", f"{mode}_iqr_ms"), "latency")
-        for name, part in _series(rows, _series_axes(rows)):
+        for name, part in _series(rows):
             fig.add_trace(go.Scatter(
-                x=part[WIDTH], y=part[f"{mode}_ms"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode,
+                x=part[WIDTH], y=part[f"{mode}_ms"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode, line_color=_color(name, colors),
                 error_y=_quartile_bars(part, mode), customdata=part[[f"{mode}_iqr_ms", f"{mode}_runs"]].to_numpy(),
                 text=_cell_text(part),
                 hovertemplate=f"%{{text}}<br>{mode} median: %{{y:.4g}} ms, IQR %{{customdata[0]:.3g}} ms, %{{customdata[1]}} runs<extra></extra>",
             ), row=1, col=col)
         fig.update_yaxes(type="log", title_text="median time per call (ms); bars: quartiles", row=1, col=col)
-    fig.update_xaxes(type="log", title_text=WIDTH_TITLE)
+    _width_axis(fig, df[df[f"{modes[0]}_ms"].notna()])
     return _layout(fig, "Latency against width (median; error bars: interquartile range of the samples)")
 
 
@@ -157,11 +175,13 @@ def throughput(df: pd.DataFrame) -> Figure:
 
     modes = _modes(df, "throughput")
     fig = _panels([MODE_TITLES[m] for m in modes])
+    colors: dict[str, str] = {}
     for col, mode in enumerate(modes, 1):
         rows = _rows(df, (f"{mode}_gflops_per_s",), "throughput")
-        for name, part in _series(rows, _series_axes(rows)):
+        for name, part in _series(rows):
             fig.add_trace(go.Scatter(
                 x=part[WIDTH], y=part[f"{mode}_gflops_per_s"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode,
+                line_color=_color(name, colors),
                 text=_cell_text(part), hovertemplate=f"%{{text}}<br>{mode}: %{{y:.3g}} GFLOP/s<extra></extra>",
             ), row=1, col=col)
         if "peak_gflops_per_s" in rows.columns:
@@ -172,7 +192,7 @@ def throughput(df: pd.DataFrame) -> Figure:
                     hovertemplate=f"calibrated peak ({device}, {dtype} matmul): %{{y:.3g}} GFLOP/s<extra></extra>",
                 ), row=1, col=col)
         fig.update_yaxes(type="log", title_text="achieved GFLOP/s (analytic FLOPs / median time)", row=1, col=col)
-    fig.update_xaxes(type="log", title_text=WIDTH_TITLE)
+    _width_axis(fig, df[df[f"{modes[0]}_gflops_per_s"].notna()])
     return _layout(fig, "Achieved throughput against width (conv + linear FLOPs per second)")
 
 
@@ -187,14 +207,15 @@ def roofline(df: pd.DataFrame) -> Figure:
     modes = _modes(df, "roofline")
     fig = go.Figure()
     symbols = {"fwd": "circle", "train": "diamond"}
+    colors: dict[str, str] = {}
     intensities = []
     for mode in modes:
         rows = _rows(df, (f"{mode}_intensity", f"{mode}_gflops_per_s", "peak_gflops_per_s", "peak_gbytes_per_s"), "roofline")
         intensities += list(rows[f"{mode}_intensity"])
-        for name, part in _series(rows, _series_axes(rows)):
+        for name, part in _series(rows):
             fig.add_trace(go.Scatter(
                 x=part[f"{mode}_intensity"], y=part[f"{mode}_gflops_per_s"], mode="markers", name=f"{mode} · {name}",
-                marker=dict(symbol=symbols[mode], size=9), text=_cell_text(part), customdata=part[[f"{mode}_roofline_fraction"]].to_numpy(),
+                marker=dict(symbol=symbols[mode], size=9, color=_color(name, colors)), text=_cell_text(part), customdata=part[[f"{mode}_roofline_fraction"]].to_numpy(),
                 hovertemplate=f"%{{text}}<br>{mode}: %{{x:.3g}} FLOP/byte, %{{y:.3g}} GFLOP/s (%{{customdata[0]:.1%}} of the roofline)<extra></extra>",
             ))
     low, high = min(intensities) / 4, max(intensities) * 4
@@ -239,7 +260,7 @@ def cost_latency(df: pd.DataFrame, cost: str = "params", mode: str = "fwd") -> F
         raise BlockprofError(f"mode must be one of {', '.join(MODE_TITLES)}, got {mode!r}")
     rows = _rows(df, (f"{mode}_ms", cost), "cost-vs-latency")
     fig = go.Figure()
-    for name, part in _series(rows, _series_axes(rows)):
+    for name, part in _series(rows):
         fig.add_trace(go.Scatter(
             x=part[f"{mode}_ms"], y=part[cost], mode="markers", name=name, marker=dict(size=9), text=_cell_text(part),
             hovertemplate=f"%{{text}}<br>{mode} median %{{x:.4g}} ms, {cost} %{{y:,.0f}}<extra></extra>",

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from blockprof.errors import BlockprofError
 from blockprof.grid import Cell, Grid, Shard
 from blockprof.runs import Run, env_differences, environment
+from blockprof.spec import BlockSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,10 +157,11 @@ def sweep(
     report(state)
     with run.appender() as appender, _stop_on_sigint(lambda: report(replace(state, stopping=True))) as stop:
         batches = _groups(pending) if settings.time else [[item] for item in pending]
+        counted: dict[BlockSpec, dict[str, Any]] = {}
         for batch in batches:
             if stop.is_set():
                 raise SweepInterrupted(replace(state, stopping=True))
-            for record in _run_batch(batch, settings, peaks):
+            for record in _run_batch(batch, settings, peaks, counted):
                 appender.append(record)
                 failed = record["status"] != "ok"
                 state = replace(state, done=state.done + 1, failed=state.failed + failed, last=_label(record, batch))
@@ -251,8 +253,10 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def _count_cell(index: int, cell: Cell, tools: tuple[str, ...]) -> dict[str, Any]:
-    """The cell's count record, or its error record; never raises (but KeyboardInterrupt)."""
+def _count_cell(index: int, cell: Cell, tools: tuple[str, ...], counted: dict[BlockSpec, dict[str, Any]]) -> dict[str, Any]:
+    """The cell's count record, or its error record; never raises (but KeyboardInterrupt).
+    Counts do not depend on dtype or device, so cells that differ only there are
+    counted once (``counted`` holds the records by spec)."""
     from blockprof.api import count, error_record
 
     start = clock.perf_counter()
@@ -261,18 +265,21 @@ def _count_cell(index: int, cell: Cell, tools: tuple[str, ...]) -> dict[str, Any
     except Exception as e:  # an invalid combination: the cell is an error, the sweep goes on
         record = {**cell.as_dict(), "status": "error", "error": _one_line(e)}
     else:
-        try:
-            record = count(spec, tools)
-        except MemoryError:
-            record = error_record(spec, f"out of memory while counting {spec.label}; use a smaller batch or spatial size")
-        except Exception as e:  # recorded per cell
-            record = error_record(spec, _one_line(e))
+        if spec not in counted:
+            try:
+                counted[spec] = count(spec, tools)
+            except MemoryError:
+                counted[spec] = error_record(spec, f"out of memory while counting {spec.label}; use a smaller batch or spatial size")
+            except Exception as e:  # recorded per cell
+                counted[spec] = error_record(spec, _one_line(e))
+        record = dict(counted[spec])
     record.update(dtype=cell.dtype, device=cell.device)
     return {"cell": cell.key, "index": index, **record, "count_s": clock.perf_counter() - start}
 
 
-def _run_batch(batch: list[tuple[int, Cell]], settings: Settings, peaks: dict[str, Any] | None) -> list[dict[str, Any]]:
-    records = [_count_cell(i, cell, settings.tools) for i, cell in batch]
+def _run_batch(batch: list[tuple[int, Cell]], settings: Settings, peaks: dict[str, Any] | None,
+               counted: dict[BlockSpec, dict[str, Any]]) -> list[dict[str, Any]]:
+    records = [_count_cell(i, cell, settings.tools, counted) for i, cell in batch]
     if settings.time:
         _time_group(batch, records, settings, peaks or {})
     return records

@@ -48,6 +48,34 @@ def grid_spec(request: pytest.FixtureRequest) -> BlockSpec:
     return request.param
 
 
+# --- sweeps (tests/test_sweep.py, test_plots.py) ---
+
+#: a timed sweep small enough for CI: 3 blocks × 2 widths, 2 groups of 3 interleaved cells
+TIMED = dict(min_run_time=0.01, rounds=1, min_runs=4, threads=1)
+
+
+@pytest.fixture(scope="session")
+def timed_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real timed sweep, with the device peaks calibrated into a private cache."""
+    import os
+
+    from blockprof.grid import Grid
+    from blockprof.sweep import sweep
+
+    cache = tmp_path_factory.mktemp("cache")
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    try:
+        run = tmp_path_factory.mktemp("timed") / "run"
+        sweep(Grid(channels=(8, 16), spatial=(8,), batch=(2,), device=("cpu",)), run, time=True, **TIMED)
+        yield run
+    finally:
+        if before is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
+
+
 # --- reports ---
 
 EXAMPLE_RUN = "reports/example-run"

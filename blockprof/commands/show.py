@@ -15,8 +15,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _timing(ms: Any, iqr: Any, runs: Any) -> str:
-    return "-" if ms is None or ms != ms else f"{ms:.3g} ±{iqr / 2:.2g} ({runs:g})"
+def _timing(ms: Any, iqr: Any, runs: Any, noisy: Any) -> str:
+    """``median (IQR, runs)``, with ``!`` when the IQR is over 10% of the median."""
+    if ms is None or ms != ms:
+        return "-"
+    return f"{ms:.3g} ({iqr:.2g}, {runs:g}){' !' if noisy is True else ''}"
 
 
 def display_frame(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
@@ -32,7 +35,8 @@ def display_frame(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
     view["MACs"] = [si(v) if good else "-" for v, good in zip(df.get("macs", [None] * len(df)), ok)]
     for mode in ("fwd", "train"):
         if f"{mode}_ms" in df.columns and df[f"{mode}_ms"].notna().any():
-            view[f"{mode} ms\n±IQR/2 (runs)"] = [_timing(*v) for v in zip(df[f"{mode}_ms"], df[f"{mode}_iqr_ms"], df[f"{mode}_runs"])]
+            columns = (df[f"{mode}_ms"], df[f"{mode}_iqr_ms"], df[f"{mode}_runs"], df[f"{mode}_noisy"])
+            view[f"{mode} ms\n(IQR, runs)"] = [_timing(*v) for v in zip(*columns)]
             view[f"{mode}\nGFLOP/s"] = [f"{v:.3g}" if v == v and v is not None else "-" for v in df[f"{mode}_gflops_per_s"]]
     if reference:
         for metric in ("params", "macs", "fwd_ms", "train_ms"):
@@ -89,5 +93,6 @@ def cli_command(run: Path, metric: str | None, where: tuple[str, ...], reference
         emit(df, fmt, output)
         return
     failed = int((df["status"] != "ok").sum())
-    footer = "MACs: multiply-accumulates (1 MAC = 2 FLOPs). Times: median ± half the interquartile range (samples)."
+    footer = ("MACs: multiply-accumulates (1 MAC = 2 FLOPs). Times: median per call in ms (interquartile range, samples);\n"
+              "! = IQR over 10% of the median: noisy, do not trust the median alone.")
     emit(display_frame(df, reference), fmt, output, title=f"{run}: {len(df)} cells, {failed} failed", footer=footer)
