@@ -33,7 +33,7 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
         view["C_in→C_out"] = [f"{a}→{b}" for a, b in zip(df["in_channels"], df["out_channels"])]
     if df["spatial"].nunique() > 1 or df["batch"].nunique() > 1 or (df["stride"] != 1).any():
         view["input"] = [f"{n}×{c}×{s}×{s} /{st}" for n, c, s, st in zip(df["batch"], df["in_channels"], df["spatial"], df["stride"])]
-    view["inner"] = [grouped(v) if v == v and v is not None else "-" for v in df["inner_width"]]
+    view["inner"] = [grouped(v) if pd.notna(v) else "-" for v in df["inner_width"]]
     view["params"] = df["params"].map(grouped)
     view["params\n%ref"] = df["params_rel"].map(_percent)
     view["conv\nweights"] = df["params_conv"].map(grouped)

@@ -34,8 +34,10 @@ CHECKS = {
 
 
 def given(value: Any) -> bool:
-    """Not None and not NaN (a DataFrame's missing value)."""
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+    """Not missing: not None, NaN, pandas' NA or NaT (a DataFrame's missing values)."""
+    import pandas as pd
+
+    return value is not None and not (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def percent(ratio: float) -> str:
