@@ -428,21 +428,27 @@ def methodology(meta: Mapping[str, Any], tools: Sequence[str], timed: bool) -> d
     }
 
 
-def figures_section(df: pd.DataFrame) -> tuple[list[Figure], list[tuple[str, str]]]:
-    """The sweep's plots, each with a fixed div id (so the file is reproducible) and no
+def embed(figures: Mapping[str, Any]) -> list[Figure]:
+    """Each plotly figure as HTML with a fixed div id (so the file is reproducible) and no
     plotly.js of its own. Each keeps its template's layout (the look) but not the
     template's per-trace-type defaults, ~5 kB a figure that scatter plots never read."""
     import plotly.graph_objects as go
     import plotly.io as pio
 
+    out = []
+    for name, fig in figures.items():
+        fig = go.Figure(fig)
+        fig.layout.template = go.layout.Template(layout=fig.layout.template.layout)
+        out.append(Figure(name, pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"plot-{name}", config=PLOT_CONFIG)))
+    return out
+
+
+def figures_section(df: pd.DataFrame) -> tuple[list[Figure], list[tuple[str, str]]]:
+    """The sweep's plots that apply to these records, and why each other one does not."""
     from blockprof.plots import build_all
 
     figures, skipped = build_all(df)
-    for fig in figures.values():
-        fig.layout.template = go.layout.Template(layout=fig.layout.template.layout)
-    out = [Figure(name, pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"plot-{name}", config=PLOT_CONFIG))
-           for name, fig in figures.items()]
-    return out, list(skipped.items())
+    return embed(figures), list(skipped.items())
 
 
 def plotly_js() -> str:
@@ -543,8 +549,9 @@ def build_report(source: str | Path | pd.DataFrame, title: str | None = None, *,
     return render(page, reference, len(records))
 
 
-def render(page: Page, reference: str | None, n_records: int) -> str:
-    """The page through the template: autoescaped, but for the trusted inserts wrapped in Markup."""
+def _render(template: str, **values: Any) -> str:
+    """``template`` with ``values``, autoescaped; blockprof's own CSS and JS go in as trusted
+    Markup, and so must anything else that is not to be escaped (plotly.js, figure HTML)."""
     from importlib.resources import files
 
     from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -554,9 +561,30 @@ def render(page: Page, reference: str | None, n_records: int) -> str:
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     assets = files("blockprof.report") / "templates"
     trusted = {name: Markup((assets / f"report.{name}").read_text(encoding="utf-8")) for name in ("css", "js")}
+    return env.get_template(template).render(**trusted, **values)
+
+
+def _trusted(figures: list[Figure]) -> list[Figure]:
+    from markupsafe import Markup
+
+    return [Figure(f.name, Markup(f.html)) for f in figures]
+
+
+def render(page: Page, reference: str | None, n_records: int) -> str:
+    """The report page."""
+    from markupsafe import Markup
+
     page.plotly_js = Markup(page.plotly_js)
-    page.figures = [Figure(f.name, Markup(f.html)) for f in page.figures]
-    return env.get_template("report.html.j2").render(page=page, reference=reference, n_records=n_records, **trusted)
+    page.figures = _trusted(page.figures)
+    return _render("report.html.j2", page=page, reference=reference, n_records=n_records)
+
+
+def figures_page(figures: Mapping[str, Any], title: str, notes: Sequence[str] = ()) -> str:
+    """A page of plotly figures alone (``blockprof plot``): plotly.js inlined once, so it
+    opens offline; ``title`` and ``notes`` are escaped."""
+    from markupsafe import Markup
+
+    return _render("figures.html.j2", title=title, notes=list(notes), figures=_trusted(embed(figures)), plotly_js=Markup(plotly_js()))
 
 
 def write_report(path: str | Path, source: str | Path | pd.DataFrame, title: str | None = None, **options: Any) -> Path:
