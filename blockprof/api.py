@@ -18,10 +18,15 @@ from blockprof.errors import BlockprofError
 from blockprof.grid import DEFAULT_BLOCKS, Grid
 from blockprof.records import to_frame
 from blockprof.spec import BlockSpec
+from blockprof.units import macs_to_flops
 
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
+
+
+#: a training step: the forward and two backward terms (input and weight gradient), each the forward's MACs
+PASSES_PER_TRAINING_STEP = 3
 
 
 def build_meta(definition: BlockDef, spec: BlockSpec) -> nn.Module:
@@ -81,30 +86,46 @@ def count(spec: BlockSpec, tools: Iterable[str] = TOOL_NAMES) -> dict[str, Any]:
     if analytic is not None:
         record.update(count_source="analytic", **analytic.totals())
     else:
-        record.update(_totals_from_tools(record["module_params"], tool_counts.get("torch")))
-    for name, result in tool_counts.items():
-        if isinstance(result, str):
-            record.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
-            continue
-        verdict = reconcile(analytic, result)
-        record.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
-        if name == "torch":
-            train = reconcile_train(analytic, result)
-            record.update(torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note)
+        torch_count = tool_counts.get("torch")
+        record.update(count_source="tools", **totals_from_tools(record["module_params"], torch_count.macs if isinstance(torch_count, ToolCount) else None))
+    record.update(tool_fields(analytic, tool_counts))
     record.update(status="ok", error=None)
     return record
 
 
-def _totals_from_tools(module_params: int, torch_count: ToolCount | str | None) -> dict[str, Any]:
-    """A user block's totals: parameters from the module, MACs from torch's counter."""
-    macs = torch_count.macs if isinstance(torch_count, ToolCount) else None
+def tool_fields(analytic: AnalyticCount | None, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:
+    """``<tool>_macs``, ``<tool>_agrees`` and ``<tool>_note`` (and torch's training-step
+    fields) for a record: each tool's count reconciled with the analytic one."""
+    fields: dict[str, Any] = {}
+    for name, result in tool_counts.items():
+        if isinstance(result, str):
+            fields.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
+            continue
+        verdict = reconcile(analytic, result)
+        fields.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
+        if name == "torch":
+            train = reconcile_train(analytic, result)
+            fields.update(torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note)
+    return fields
+
+
+def totals_from_tools(params: int, macs: float | None) -> dict[str, Any]:
+    """Totals of a module with no closed form (a user block, or a network of them):
+    parameters from the module, MACs from torch's counter, and ``train_flops`` =
+    3 × ``flops``, since each backward term of a conv or matmul costs its forward.
+    torch's own backward count stays in ``torch_train_flops``: it overcounts
+    grouped convs (see :mod:`blockprof.counting.reconcile`), which user blocks
+    such as ConvNeXt's depthwise 7×7 have."""
+    if macs is not None and float(macs).is_integer():
+        macs = int(macs)
     return {
-        "count_source": "tools",
-        "params": module_params,
+        "params": params,
         "params_conv": None,
         "macs": macs,
-        "flops": None if macs is None else 2 * macs,
-        "train_flops": torch_count.train_flops if isinstance(torch_count, ToolCount) else None,
+        "flops": None if macs is None else macs_to_flops(macs),
+        "bwd_input_macs": macs,
+        "bwd_weight_macs": macs,
+        "train_flops": None if macs is None else PASSES_PER_TRAINING_STEP * macs_to_flops(macs),
     }
 
 
@@ -138,10 +159,13 @@ def compare(
     return add_relative(df, reference or grid.blocks[0])
 
 
-def add_relative(df: pd.DataFrame, reference: str, metrics: tuple[str, ...] = ("params", "params_conv", "macs", "train_flops"),
-                 keys: tuple[str, ...] = ("in_channels", "spatial", "batch")) -> pd.DataFrame:
-    """Add ``<metric>_rel``: each row over the ``reference`` block's row at the same ``keys``
-    (width, size and batch by default); NaN where the reference has no such row."""
+def add_relative(
+    df: pd.DataFrame, reference: str, metrics: tuple[str, ...] = ("params", "params_conv", "macs", "train_flops"),
+    keys: tuple[str, ...] = ("in_channels", "spatial", "batch"),
+) -> pd.DataFrame:
+    """Add ``<metric>_rel``: each row over the ``reference`` block's row with the same ``keys``
+    (width, size and batch by default; at equal budget the widths differ, so there the keys
+    are size and batch only); NaN where the reference has no such row."""
     if reference not in set(df["block"]):
         raise BlockprofError(f"reference block {reference!r} is not among the compared blocks {sorted(set(df['block']))}")
     keys = [k for k in keys if k in df.columns]

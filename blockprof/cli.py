@@ -25,6 +25,7 @@ COMMANDS = {
     "merge": "blockprof.commands.merge",
     "plot": "blockprof.commands.plot",
     "report": "blockprof.commands.report",
+    "network": "blockprof.commands.network",
 }
 
 

@@ -7,8 +7,14 @@ learner reads is the arithmetic the counter did.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from blockprof.counting.analytic import AnalyticCount, LayerCount
 from blockprof.units import grouped
+
+if TYPE_CHECKING:
+    from blockprof.networks.count import NetworkCount
+    from blockprof.spec import BlockSpec
 
 
 def _sum_line(label: str, terms: list[str], total: int) -> str:
@@ -63,3 +69,70 @@ def explain_text(count: AnalyticCount) -> str:
         lines += ["", "Elementwise work, not in the MACs (values written; tools count these differently):"]
         lines += [f"  {op:<12} {grouped(v):>15}" for op, v in count.elements.items()]
     return "\n".join(lines)
+
+
+def explain_network_text(count: NetworkCount) -> str:
+    """A network's params and MACs stage by stage: the stem's and head's layers with
+    their formulas, one line per block, and each stage's sum, so every total is the
+    sum of the lines above it."""
+    lay, spec = count.layout, count.layout.spec
+    n, s = spec.batch, spec.spatial
+    lines = [
+        f"{spec.label} (torchvision's layout{', ResNet v1.5: stride on the 3×3' if lay.block == 'bottleneck' else ''}), "
+        f"input {n}×3×{s}×{s} → output {n}×1000",
+        "params: trainable scalars (BN's γ and β included); MACs: multiply-accumulates of conv and linear layers (1 MAC = 2 FLOPs)",
+    ]
+    for sc in count.stages:
+        stage = sc.stage
+        lines += ["", f"{stage.name} [{', '.join(stage.modules) if len(stage.modules) < 4 else stage.modules[0] + ' … ' + stage.modules[-1]}]: "
+                  f"{stage.description} → {stage.out_channels}×{stage.out_size}×{stage.out_size}"]
+        if sc.blocks:
+            width = max(len(b.name) for b in stage.blocks)
+            lines += [
+                f"  {b.name:<{width}}  {b.spec.label:<34} {grouped(c.params):>12} params {grouped(c.macs):>15} MACs"
+                for b, c in zip(stage.blocks, sc.blocks)
+            ]
+            params_terms, macs_terms = [grouped(c.params) for c in sc.blocks], [grouped(c.macs) for c in sc.blocks]
+        else:
+            rows = [r for r in sc.count.rows if r.cost.params or r.cost.macs]
+            width = max(len(r.layer.name) for r in rows)
+            lines += [
+                f"  {r.layer.name:<{width}}  {r.cost.params_formula + ' = ' + grouped(r.cost.params):<34} params"
+                + (f"   {r.cost.macs_formula} = {grouped(r.cost.macs)} MACs" if r.cost.macs else "")
+                for r in rows
+            ]
+            params_terms, macs_terms = [grouped(r.cost.params) for r in rows], [grouped(r.cost.macs) for r in rows if r.cost.macs]
+        lines.append(f"  {stage.name} params: {_sum(params_terms, sc.count.params)}")
+        lines.append(f"  {stage.name} MACs:   {_sum(macs_terms, sc.count.macs)}")
+    total = count.total
+    published = count.published_params
+    lines += [
+        "",
+        _sum_line("params", [grouped(sc.count.params) for sc in count.stages], total.params)
+        + (f" (torchvision publishes {grouped(published)})" if published is not None else ""),
+        _sum_line("MACs", [grouped(sc.count.macs) for sc in count.stages], total.macs) + f" = {grouped(total.flops)} FLOPs",
+        f"  training step: train_flops = 2·({grouped(total.macs)} forward + {grouped(total.bwd_input_macs)} input-gradient"
+        f" + {grouped(total.bwd_weight_macs)} weight-gradient MACs) = {grouped(total.train_flops)} FLOPs",
+    ]
+    first = next(c.stage.blocks[0].spec for c in count.stages if c.blocks)
+    lines.append(f"One block's own derivation: {_explain_command(first)}")
+    return "\n".join(lines)
+
+
+def _explain_command(spec: BlockSpec) -> str:
+    """The ``blockprof explain`` command line that derives ``spec``'s block."""
+    from blockprof.blocks.registry import get
+
+    parts = [f"blockprof explain {spec.block} --channels {spec.in_channels}"]
+    if spec.out_channels != spec.in_channels:
+        parts.append(f"--out-channels {spec.out_channels}")
+    if spec.stride != 1:
+        parts.append(f"--stride {spec.stride}")
+    if spec.expansion is not None and "expansion" in get(spec.block).accepts:
+        parts.append(f"--expansion {spec.expansion:g}")
+    parts.append(f"--spatial {spec.spatial}")
+    return " ".join(parts)
+
+
+def _sum(terms: list[str], total: int) -> str:
+    return f"{' + '.join(terms)} = {grouped(total)}" if len(terms) > 1 else grouped(total)

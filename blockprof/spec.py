@@ -85,6 +85,38 @@ class BlockSpec:
         return " ".join(parts)
 
 
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A whole network at one input size: ``network`` is a name in
+    :data:`blockprof.networks.NETWORKS`; ``block`` swaps the block type of every
+    stage (``None``: the network's own blocks). The input is
+    ``batch × 3 × spatial × spatial``."""
+
+    network: str
+    block: str | None = None
+    spatial: int = 224
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("spatial", "batch"):
+            _positive_int(name, getattr(self, name))
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, 3, self.spatial, self.spatial)
+
+    def replace(self, **changes: object) -> NetworkSpec:
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @property
+    def label(self) -> str:
+        """``resnet50`` or ``resnet50 with inverted_residual``."""
+        return self.network if self.block is None else f"{self.network} with {self.block}"
+
+
 def _positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise BlockprofError(f"{name} must be a positive whole number, got {value!r}")

@@ -23,9 +23,20 @@ def macs_to_flops(macs: int) -> int:
     return macs * FLOPS_PER_MAC
 
 
-def grouped(n: int | float | None) -> str:
-    """``1179648`` -> ``'1,179,648'``; ``None`` -> ``'-'``."""
+def _missing(n: int | float | None) -> bool:
+    """None, or what pandas puts in a numeric column for None (a user block's ``params_conv``):
+    NaN, or pandas' NA in a nullable integer column, which is neither equal nor unequal to itself."""
     if n is None:
+        return True
+    try:
+        return bool(n != n)
+    except TypeError:  # pandas.NA: its comparisons are NA, whose truth is undefined
+        return True
+
+
+def grouped(n: int | float | None) -> str:
+    """``1179648`` -> ``'1,179,648'``; ``None`` or NaN -> ``'-'``."""
+    if _missing(n):
         return "-"
     if isinstance(n, float) and not n.is_integer():
         return f"{n:,.2f}"
@@ -33,8 +44,8 @@ def grouped(n: int | float | None) -> str:
 
 
 def si(n: int | float | None, unit: str = "") -> str:
-    """Short SI form for tables: ``2_359_296`` -> ``'2.36M'``."""
-    if n is None:
+    """Short SI form for tables: ``2_359_296`` -> ``'2.36M'``; ``None`` or NaN -> ``'-'``."""
+    if _missing(n):
         return "-"
     for scale, prefix in _SI:
         if abs(n) >= scale:

@@ -282,6 +282,17 @@ def test_compare_html(tmp_path: Path) -> None:
     assert "FlopCounterMode: FLOPs of conv and matmul only" in html  # the tool's CONVENTION string
 
 
+def test_compare_html_at_equal_budget(tmp_path: Path) -> None:
+    """At equal budget each block has its own width: the report compares them at one input."""
+    out = tmp_path / "b.html"
+    result = CliRunner().invoke(cli, ["compare", "--budget-params", "100000", "--spatial", "8", "--tools", "torch", "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    html = unescape(out.read_text(encoding="utf-8"))
+    assert "within 100,000 parameters" in html
+    assert re.search(r"the bottleneck at \d+ channels holds \d+\.\d% of basic's parameters", html)
+    assert "Fewest parameters: the " in html and "at the one point compared." in html
+
+
 def test_dataframe_needs_an_environment() -> None:
     df = Run.open(EXAMPLE_RUN).frame()
     with pytest.raises(BlockprofError, match="needs environment"):

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from blockprof.counting.formulas import Cost, Layer, cost
-from blockprof.spec import BlockSpec
+from blockprof.spec import BlockSpec, NetworkSpec
 from blockprof.units import macs_to_flops
 
 
@@ -32,7 +32,9 @@ class LayerCount:
 
 @dataclass(frozen=True)
 class AnalyticCount:
-    spec: BlockSpec
+    """The layer rows of a block, or of a whole network (``spec`` a NetworkSpec), and their totals."""
+
+    spec: BlockSpec | NetworkSpec
     rows: tuple[LayerCount, ...]
     inner_widths: dict[str, int] = field(default_factory=dict)
 
@@ -106,7 +108,7 @@ class AnalyticCount:
         ]
 
 
-def count_layers(spec: BlockSpec, layers: list[Layer], inner_widths: dict[str, int] | None = None) -> AnalyticCount:
+def count_layers(spec: BlockSpec | NetworkSpec, layers: list[Layer], inner_widths: dict[str, int] | None = None) -> AnalyticCount:
     """Sum the closed-form cost of ``layers`` for ``spec.batch`` inputs."""
     return AnalyticCount(spec, tuple(LayerCount(l, cost(l, spec.batch)) for l in layers), inner_widths or {})
 

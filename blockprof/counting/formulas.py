@@ -159,7 +159,15 @@ def avgpool(layer: Layer, n: int) -> Cost:
 
 @register("maxpool")
 def maxpool(layer: Layer, n: int) -> Cost:
-    """k×k max-pool: no parameters, no MACs; writes N·C·H_out·W_out values."""
+    """k×k max-pool: no parameters, no MACs; writes N·C·H_out·W_out values.
+    ResNet's stem pool is k=3, s=2, padding 1, so its side is :func:`conv_output_size`'s."""
+    return _elementwise(layer, n)
+
+
+@register("dropout")
+def dropout(layer: Layer, n: int) -> Cost:
+    """Dropout before a classifier: no parameters, no MACs; in training it writes
+    N·C masked values, at inference it is the identity."""
     return _elementwise(layer, n)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from blockprof.errors import BlockprofError
 from blockprof.units import grouped, si
@@ -104,8 +104,10 @@ def speed_phrase(reference: Spread, other: Spread, step: str) -> str:
     return f"runs its {step} {times(1 / ratio)} slower ({1 / high:.2g}–{1 / low:.2g}× over the quartiles)"
 
 
-def point_keys(df: pd.DataFrame) -> list[str]:
-    return [k for k in POINT_KEYS if k in df.columns]
+def point_keys(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
+    """The comparison axes the records have (an equal-budget comparison passes the input
+    axes alone: there each block is at a width of its own)."""
+    return [k for k in axes if k in df.columns]
 
 
 def variant_text(row: dict[str, Any]) -> str:
@@ -148,11 +150,11 @@ def row_name(row: dict[str, Any], ambiguous: bool) -> str:
     return f"{row['block']} {variant}".strip()
 
 
-def headline_point(df: pd.DataFrame, reference: str) -> pd.DataFrame | None:
+def headline_point(df: pd.DataFrame, reference: str, axes: Sequence[str] = POINT_KEYS) -> pd.DataFrame | None:
     """The rows of the point the summary leads with: one where the reference block has
     exactly one row, most blocks are present, then the widest, largest input, smallest batch."""
     rows = ok_rows(df)
-    keys = point_keys(rows)
+    keys = point_keys(rows, axes)
     best, best_key = None, None
     for _, part in rows.groupby(keys, dropna=False, sort=False):
         if (part["block"] == reference).sum() != 1:
@@ -164,10 +166,10 @@ def headline_point(df: pd.DataFrame, reference: str) -> pd.DataFrame | None:
     return best
 
 
-def comparisons(df: pd.DataFrame, reference: str) -> list[str]:
+def comparisons(df: pd.DataFrame, reference: str, axes: Sequence[str] = POINT_KEYS) -> list[str]:
     """One sentence per other block at the headline point: its share of the reference's
     parameters and MACs, and (for a timed run) how much faster each step runs."""
-    point = headline_point(df, reference)
+    point = headline_point(df, reference, axes)
     if point is None:
         return []
     records = point.to_dict(orient="records")
@@ -179,6 +181,8 @@ def comparisons(df: pd.DataFrame, reference: str) -> list[str]:
         if row is ref:
             continue
         name = row_name(row, counts[row["block"]] > 1)
+        if row["in_channels"] != ref["in_channels"]:
+            name += f" at {row['in_channels']:g} channels"
         shares = []
         if given(row.get("params")) and ref.get("params"):
             shares.append(f"holds {percent(row['params'] / ref['params'])} of {reference}'s parameters ({grouped(row['params'])} vs {grouped(ref['params'])})")
@@ -200,10 +204,10 @@ def comparisons(df: pd.DataFrame, reference: str) -> list[str]:
     return out
 
 
-def winners(df: pd.DataFrame) -> list[str]:
+def winners(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
     """Which block is cheapest on each cost across the points where several blocks meet."""
     rows = ok_rows(df)
-    keys = point_keys(rows)
+    keys = point_keys(rows, axes)
     costs = [("params", "Fewest parameters"), ("macs", "Fewest forward MACs")]
     costs += [(f"{m}_ms", f"Fastest {STEPS[m]} (lowest median)") for m in timed_modes(rows)]
     out = []
@@ -231,7 +235,7 @@ def winners(df: pd.DataFrame) -> list[str]:
         timed = column.endswith("_ms")
         if len(ordered) == 1:
             name, n = ordered[0]
-            text = f"{what}: the {name} at every one of the {points} points compared"
+            text = f"{what}: the {name} at " + (f"every one of the {points} points compared" if points > 1 else "the one point compared")
             if timed:
                 text += f", clearly at {clear.get(name, 0)} of them"
         else:
@@ -307,12 +311,13 @@ def failures(df: pd.DataFrame) -> list[str]:
     return [f"{failed} of {len(df)} cells failed; their errors are in the counts table."] if failed else []
 
 
-def summary(df: pd.DataFrame, reference: str | None, noisy_ratio: float) -> list[str]:
-    """Every finding the summary states, in reading order."""
+def summary(df: pd.DataFrame, reference: str | None, noisy_ratio: float, axes: Sequence[str] = POINT_KEYS) -> list[str]:
+    """Every finding the summary states, in reading order; blocks are compared where
+    they share every one of ``axes``."""
     sentences: list[str] = []
     if reference is not None:
-        sentences += comparisons(df, reference)
-    sentences += winners(df) + count_checks(df) + noise(df, noisy_ratio) + throughput(df) + failures(df)
+        sentences += comparisons(df, reference, axes)
+    sentences += winners(df, axes) + count_checks(df) + noise(df, noisy_ratio) + throughput(df) + failures(df)
     return sentences
 
 

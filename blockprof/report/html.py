@@ -311,7 +311,7 @@ def record_spec(record: Mapping[str, Any]) -> Any:
     return BlockSpec(**fields)
 
 
-def layer_sections(records: list[dict[str, Any]], reference: str | None) -> tuple[list[Layers], str]:
+def layer_sections(records: list[dict[str, Any]], reference: str | None, axes: Sequence[str]) -> tuple[list[Layers], str]:
     """A per-layer table and the ``explain`` derivation for each block variant, at the
     headline point where the variant has a cell there, else at its widest cell."""
     import pandas as pd
@@ -323,7 +323,7 @@ def layer_sections(records: list[dict[str, Any]], reference: str | None) -> tupl
     if not ok:
         return [], ""
     df = pd.DataFrame.from_records(ok)
-    point = findings.headline_point(df, reference) if reference else None
+    point = findings.headline_point(df, reference, axes) if reference else None
     anchor = point.iloc[0].to_dict() if point is not None else max(ok, key=lambda r: (r["in_channels"], r.get("spatial") or 0))
     chosen: dict[tuple[str, ...], dict[str, Any]] = {}
     for r in ok:
@@ -503,14 +503,17 @@ def _load(source: str | Path | pd.DataFrame, environment: Mapping[str, Any] | No
 
 def build_report(source: str | Path | pd.DataFrame, title: str | None = None, *, reference: str | None = None,
                  environment: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None,
-                 timestamp: str | datetime | None = NOW, notes: Sequence[str] = ()) -> str:
+                 timestamp: str | datetime | None = NOW, notes: Sequence[str] = (),
+                 compare_on: Sequence[str] = findings.POINT_KEYS) -> str:
     """The report as one HTML document.
 
     ``source`` is a run directory (``blockprof sweep -o DIR``) or a DataFrame of
     records (``blockprof.compare``, ``load_run``); a DataFrame needs the
     ``environment`` it was taken in, and may bring a run-like ``meta`` (settings,
     grid, peaks). ``reference`` is the block the others are measured against
-    (default: the first block). ``notes`` are shown under the title.
+    (default: the first block), at the same point of every ``compare_on`` axis
+    (an equal-budget comparison, whose blocks each have a width of their own,
+    passes ``("spatial", "batch")``). ``notes`` are shown under the title.
     """
     from blockprof.timing.measurement import NOISY_IQR_RATIO
 
@@ -519,11 +522,11 @@ def build_report(source: str | Path | pd.DataFrame, title: str | None = None, *,
         raise BlockprofError(f"{described} holds no records; sweep some cells first")
     reference = findings.choose_reference(df, reference)
     records = [{k: _plain(v) if not isinstance(v, (list, tuple)) else v for k, v in r.items()} for r in df.to_dict(orient="records")]
-    keys = findings.point_keys(df)
+    keys = findings.point_keys(df, compare_on)
     refs = reference_rows(records, reference, keys)
     counts, disagreements = counts_section(records, refs, reference)
     timing = timing_section(records, refs, reference, NOISY_IQR_RATIO)
-    layers, layers_point = layer_sections(records, reference)
+    layers, layers_point = layer_sections(records, reference, compare_on)
     groups, warnings = environment_section(meta)
     figures, skipped = figures_section(df)
     tools = (meta.get("settings") or {}).get("tools") or [t for t in ("fvcore", "thop", "torch") if f"{t}_agrees" in df.columns]
@@ -531,7 +534,7 @@ def build_report(source: str | Path | pd.DataFrame, title: str | None = None, *,
         title=title or f"blockprof report: {described}",
         source=described,
         timestamp=resolve_timestamp(timestamp),
-        summary=findings.summary(df, reference, NOISY_IQR_RATIO),
+        summary=findings.summary(df, reference, NOISY_IQR_RATIO, compare_on),
         environment=groups,
         warnings=[*map(str, df.attrs.get("notes", [])), *warnings, *map(str, notes)],
         counts=counts,

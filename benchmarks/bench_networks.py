@@ -1,0 +1,85 @@
+"""Counting speed per network, and of the equal-budget width search (median of repeats).
+
+Run:  python benchmarks/bench_networks.py [--repeats 5]
+
+Each path is timed side by side in one run, interleaved (network-major, then the
+paths in turn, repeated), and reported as a median with its IQR and as a ratio
+to the analytic path, so the figures survive a noisy, shared machine. Uses
+torch.utils.benchmark's Measurement for the statistics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from typing import Callable
+
+import torch
+from torch.utils.benchmark import Measurement
+
+from blockprof.budget import widest_within
+from blockprof.counting.tools import adapter
+from blockprof.networks import analytic_network, build_network, names, network_count
+
+
+def paths(name: str) -> dict[str, Callable[[], object]]:
+    shape = (1, 3, 224, 224)
+    with torch.device("meta"):
+        meta = build_network(name)
+    real = build_network(name)
+    return {
+        "analytic": lambda: analytic_network(name),
+        "torch (meta)": lambda: adapter("torch").count(meta, shape),
+        "thop (meta)": lambda: adapter("thop").count(meta, shape),
+        "fvcore (cpu)": lambda: adapter("fvcore").count(real, shape),
+        "network_count() all": lambda: network_count(name),
+    }
+
+
+def budget_paths() -> dict[str, Callable[[], object]]:
+    return {
+        f"{block}, {what}": (lambda block=block, kw=kw: widest_within(block, **kw))  # type: ignore[misc]
+        for block in ("basic", "bottleneck", "inverted_residual")
+        for what, kw in (("params ≤ 1,180,672", {"budget_params": 1_180_672}), ("MACs ≤ 1e9", {"budget_macs": 10**9}))
+    }
+
+
+def run(table: dict[str, dict[str, Callable[[], object]]], repeats: int) -> dict[tuple[str, str], list[float]]:
+    for fn in (f for p in table.values() for f in p.values()):
+        fn()  # warm-up: imports, first traces
+    samples: dict[tuple[str, str], list[float]] = {}
+    for _ in range(repeats):
+        for group, fns in table.items():
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                samples.setdefault((group, name), []).append(time.perf_counter() - start)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    table = {name: paths(name) for name in names()}
+    samples = run(table, args.repeats)
+    print(f"# network counting speed, 1×3×224×224; {args.repeats} interleaved repeats")
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print("| network | path | median ms | IQR ms | runs | × analytic |")
+    print("|---|---|---:|---:|---:|---:|")
+    for network, fns in table.items():
+        base = Measurement(1, samples[(network, "analytic")], "", "").median
+        for name in fns:
+            m = Measurement(1, samples[(network, name)], "", "")
+            print(f"| {network} | {name} | {m.median * 1e3:.2f} | {m.iqr * 1e3:.2f} | {len(m.times)} | {m.median / base:,.1f}× |")
+    budget = run({"budget": budget_paths()}, args.repeats)
+    print("\n| widest_within (spatial 56) | median ms | IQR ms | runs |")
+    print("|---|---:|---:|---:|")
+    for (_, name), times in budget.items():
+        m = Measurement(1, times, "", "")
+        print(f"| {name} | {m.median * 1e3:.2f} | {m.iqr * 1e3:.2f} | {len(m.times)} |")
+
+
+if __name__ == "__main__":
+    main()

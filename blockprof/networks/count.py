@@ -1,0 +1,209 @@
+"""Counting a whole network: the analytic sum stage by stage, the module, and the tools.
+
+``network_count`` returns one flat record (the same field names and units as a
+block's record, see :data:`blockprof.records.COUNT_FIELDS`, plus ``network``,
+``published_params`` and a ``stages`` list), so ``--format json`` is one object.
+Every stage carries the analytic sum, the module's own parameter count and
+torch's MACs for that stage, so a disagreement is pinned to a stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable
+
+from blockprof.counting.analytic import AnalyticCount, count_layers
+from blockprof.counting.tools import TOOL_NAMES, ToolCount
+from blockprof.errors import BlockprofError
+from blockprof.networks.layout import PUBLISHED_PARAMS, NetworkLayout, Stage, layout
+from blockprof.spec import NetworkSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from torch import nn
+
+#: a network record's fields beyond a block record's (:data:`blockprof.records.COUNT_FIELDS`)
+NETWORK_FIELDS: dict[str, str] = {
+    "network": "resnet18, resnet34, resnet50, resnet101 or mobilenet_v2 (torchvision's layouts)",
+    "swapped": "true when --block replaced the network's own block",
+    "published_params": "torchvision's published parameter count (unswapped networks), else null",
+    "stages": "per-stage rows: stage, modules, layout, output, the totals' fields, module_params, torch_macs",
+}
+#: a stage row's fields beyond the totals (params, params_conv, macs, flops, bwd_*_macs, train_flops)
+STAGE_FIELDS: dict[str, str] = {
+    "stage": "stem, layer1..layer4 (ResNet) or stage1..stage7 (MobileNetV2), head",
+    "modules": "the torch modules the stage holds, e.g. layer1 or features.2–3",
+    "layout": "what the stage is, e.g. '1× bottleneck 64→256 t4, 2× bottleneck 256→256 t4'",
+    "output": "the stage's output, C×H×W",
+    "module_params": "parameters of the stage's modules: the independent check of params",
+    "torch_macs": "PyTorch's flop counter's MACs for the stage's modules (null if torch did not run)",
+}
+
+
+@dataclass(frozen=True)
+class StageCount:
+    stage: Stage
+    count: AnalyticCount
+    #: one count per block, in order (empty for the stem and the head)
+    blocks: tuple[AnalyticCount, ...]
+
+
+@dataclass(frozen=True)
+class NetworkCount:
+    """The closed-form count of a network: the whole and each stage."""
+
+    layout: NetworkLayout
+    total: AnalyticCount
+    stages: tuple[StageCount, ...]
+
+    @property
+    def published_params(self) -> int | None:
+        """torchvision's published parameter count, for the unswapped network."""
+        return None if self.layout.swapped else PUBLISHED_PARAMS[self.layout.spec.network]
+
+
+def _network_spec(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> NetworkSpec:
+    return name if isinstance(name, NetworkSpec) else NetworkSpec(name, block, spatial, batch)
+
+
+def analytic_network(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> NetworkCount:
+    """The closed-form count, stage by stage (not for a user block, which has none)."""
+    lay = layout(_network_spec(name, block, spatial, batch))
+    if not lay.analytic:
+        raise BlockprofError(
+            f"{lay.spec.label}: a user block has no closed form, so neither has the network; "
+            "network_count() counts it with the tools"
+        )
+    stages = tuple(
+        StageCount(s, count_layers(lay.spec, list(s.layers)), tuple(count_layers(b.spec, list(b.layers)) for b in s.blocks))
+        for s in lay.stages
+    )
+    return NetworkCount(lay, count_layers(lay.spec, lay.layers), stages)
+
+
+def explain_network(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> str:
+    """The derivation of the network's params and MACs, stage by stage, as text."""
+    from blockprof.explain import explain_network_text
+
+    return explain_network_text(analytic_network(name, block, spatial, batch))
+
+
+def build_network(name: str | NetworkSpec, block: str | None = None) -> nn.Module:
+    """The network as a torch module (CPU, float32, train mode; build it under
+    ``torch.device('meta')`` to count without memory)."""
+    return build_layout(layout(_network_spec(name, block)))
+
+
+def build_layout(lay: NetworkLayout) -> nn.Module:
+    from blockprof.blocks.registry import get
+    from blockprof.networks.nn import MobileNetV2, ResNet
+
+    definition = get(lay.block)
+    stages = [[definition.module(b.spec) for b in s.blocks] for s in lay.stages if s.blocks]
+    features = [s for s in lay.stages if s.blocks][-1].out_channels
+    if lay.spec.network == "mobilenet_v2":
+        return MobileNetV2([m for blocks in stages for m in blocks], features)
+    return ResNet(stages, features)
+
+
+def network_count(
+    name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1, tools: Iterable[str] = TOOL_NAMES
+) -> dict[str, Any]:
+    """One record for the network: totals, torchvision's published parameter count,
+    each tool's count and agreement, and ``stages``, a list of per-stage rows.
+
+    With a user block there is no closed form: parameters come from the module, MACs
+    from PyTorch's flop counter (always run then), and ``train_flops`` is
+    3 × ``flops`` (each backward term of a conv or matmul costs its forward)."""
+    import torch
+
+    from blockprof.api import count_module, tool_fields, totals_from_tools
+
+    spec = _network_spec(name, block, spatial, batch)
+    lay = layout(spec)
+    analytic = analytic_network(spec) if lay.analytic else None
+    tools = tuple(tools) if analytic else tuple(dict.fromkeys((*tools, "torch")))
+    with torch.device("meta"):
+        module = build_layout(lay)
+    counts = count_module(module, spec.input_shape, tools, macs_hint=analytic.total.macs if analytic else None)
+    torch_count = counts.get("torch")
+    torch_count = torch_count if isinstance(torch_count, ToolCount) else None
+    if analytic is None and torch_count is None:
+        raise BlockprofError(f"{spec.label}: PyTorch's flop counter could not count it ({counts['torch']})")
+    record: dict[str, Any] = {
+        "network": spec.network,
+        "block": lay.block,
+        "swapped": lay.swapped,
+        "spatial": spec.spatial,
+        "batch": spec.batch,
+        "count_source": "analytic" if analytic else "tools",
+        "published_params": analytic.published_params if analytic else None,
+        "module_params": sum(p.numel() for p in module.parameters()),
+    }
+    if analytic:
+        record.update(analytic.total.totals())
+    else:
+        record.update(totals_from_tools(record["module_params"], torch_count.macs))  # type: ignore[union-attr]
+    record.update(tool_fields(analytic.total if analytic else None, counts))
+    record["stages"] = stage_rows(lay, analytic, module, torch_count)
+    return record
+
+
+def stage_rows(lay: NetworkLayout, analytic: NetworkCount | None, module: nn.Module, torch_count: ToolCount | None) -> list[dict[str, Any]]:
+    """Per stage: what it is, its output, its counts, and the module's and torch's own
+    counts of the same stage (the independent checks)."""
+    from blockprof.api import totals_from_tools
+
+    module_params = dict.fromkeys((s.name for s in lay.stages), 0)
+    for name, p in module.named_parameters():
+        module_params[_owner(lay, name)] += p.numel()
+    torch_macs: dict[str, float] | None = None
+    if torch_count is not None:
+        torch_macs = dict.fromkeys(module_params, 0.0)
+        for name, macs in torch_count.by_layer.items():
+            torch_macs[_owner(lay, name)] += macs
+    rows = []
+    for i, stage in enumerate(lay.stages):
+        row: dict[str, Any] = {
+            "stage": stage.name,
+            "modules": _span(stage.modules),
+            "layout": stage.description,
+            "output": f"{stage.out_channels}×{stage.out_size}×{stage.out_size}",
+        }
+        if analytic:
+            row.update(analytic.stages[i].count.totals())
+        else:
+            row.update(totals_from_tools(module_params[stage.name], torch_macs[stage.name]))  # type: ignore[index]
+        row["module_params"] = module_params[stage.name]
+        row["torch_macs"] = None if torch_macs is None else _whole(torch_macs[stage.name])
+        rows.append(row)
+    return rows
+
+
+def stage_frame(record: dict[str, Any]) -> pd.DataFrame:
+    """The record's stages and a ``total`` row as a DataFrame (the table and CSV views)."""
+    import pandas as pd
+
+    df = pd.DataFrame.from_records(record["stages"])
+    total = {c: record.get(c) for c in df.columns if c not in ("modules", "layout", "output")}
+    total["stage"] = "total"
+    total["torch_macs"] = None if record.get("torch_macs") is None else _whole(record["torch_macs"])
+    return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+
+
+def _whole(n: float) -> int | float:
+    return int(n) if float(n).is_integer() else n
+
+
+def _owner(lay: NetworkLayout, module_name: str) -> str:
+    stage = lay.stage_of(module_name)
+    if stage is None:  # a bug in the layout's module lists, not bad input
+        raise AssertionError(f"module {module_name!r} belongs to no stage of {lay.spec.network}'s layout")
+    return stage
+
+
+def _span(modules: tuple[str, ...]) -> str:
+    """``('features.2', 'features.3')`` → ``'features.2–3'``."""
+    if len(modules) > 1 and all(m.startswith("features.") and m[9:].isdigit() for m in modules):
+        return f"features.{modules[0][9:]}–{modules[-1][9:]}"
+    return ", ".join(modules)
