@@ -112,7 +112,7 @@ def timed(work: Path) -> None:
     counting = float(df["count_s"].sum())
     print(f"## Timed: {cells} cells ({len(TIMED_GRID.blocks)} blocks × {len(TIMED_GRID.channels)} widths at 28², batch 1; "
           f"min_run_time 0.2 s, 3 rounds, ≥10 samples; {torch.get_num_threads()} threads)\n")
-    print("| seconds per cell | median | what |")
+    print(f"| seconds per cell (mean of {cells}) | s | what |")
     print("|---|---:|---|")
     per = lambda s: s / cells  # noqa: E731
     print(f"| in timed calls | {per(timed_calls):.2f} | fwd_total_s + train_total_s: the measurement itself |")

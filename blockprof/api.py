@@ -142,6 +142,8 @@ def compare(
     *,
     tools: Iterable[str] = TOOL_NAMES,
     reference: str | None = None,
+    time: bool = False,
+    timing: dict[str, Any] | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """One row per block (× width × size × batch), with ``params_rel``/``macs_rel``: each
@@ -149,14 +151,49 @@ def compare(
 
     ``options`` are variant options (stride, expansion, groups, ...), each applied
     to the blocks that take it. Invalid combinations raise BlockprofError before
-    any counting starts.
+    any counting starts. With ``time``, each block is also timed (``timing``: the
+    keyword arguments of :func:`blockprof.timing.harness.time_blocks`).
     """
     grid = Grid(tuple(blocks), _tuple(channels), _tuple(spatial), _tuple(batch), dict(options))
     specs = grid.specs()
     for spec in specs:  # fail fast, with the block named, before the slow part
         resolve(spec)
     df = to_frame([count(spec, tools) for spec in specs])
-    return add_relative(df, reference or grid.blocks[0])
+    metrics = ("params", "params_conv", "macs", "train_flops")
+    if time:
+        df = add_timings(df, **(timing or {}))
+        metrics += ("fwd_ms", "train_ms")
+    return add_relative(df, reference or grid.blocks[0], metrics)
+
+
+def add_timings(df: pd.DataFrame, **timing: Any) -> pd.DataFrame:
+    """Time every ok row's block (interleaved, fwd and train; options as
+    :func:`blockprof.timing.harness.time_blocks`) and add the timing columns
+    (:data:`blockprof.timing.records.TIMING_FIELDS`). A cell whose timing fails
+    keeps its counts and gets ``status='error'`` with the reason."""
+    import dataclasses
+
+    import pandas as pd
+
+    from blockprof.tables import to_records
+    from blockprof.timing.records import timing_table
+
+    fields = [f.name for f in dataclasses.fields(BlockSpec)]
+    records = to_records(df)
+    ok = [i for i, r in enumerate(records) if r.get("status") == "ok"]
+    if not ok:
+        return df
+    timed = timing_table([BlockSpec(**{k: records[i][k] for k in fields}) for i in ok], **timing)
+    columns = [c for c in timed.columns if c not in fields and c != "error"]
+    out = df.copy()
+    for column in columns:
+        out[column] = pd.Series([None] * len(out), dtype="object")
+    for i, row in zip(ok, to_records(timed)):
+        for column in columns:
+            out.at[i, column] = row[column]
+        if row.get("error"):
+            out.at[i, "status"], out.at[i, "error"] = "error", f"timing failed: {row['error']}"
+    return out.infer_objects()
 
 
 def add_relative(
@@ -164,8 +201,8 @@ def add_relative(
     keys: tuple[str, ...] = ("in_channels", "spatial", "batch"),
 ) -> pd.DataFrame:
     """Add ``<metric>_rel``: each row over the ``reference`` block's row with the same ``keys``
-    (width, size and batch by default; at equal budget the widths differ, so there the keys
-    are size and batch only); NaN where the reference has no such row."""
+    (at equal budget the widths differ, so there the keys are size and batch only);
+    NaN where the reference has no such row."""
     if reference not in set(df["block"]):
         raise BlockprofError(f"reference block {reference!r} is not among the compared blocks {sorted(set(df['block']))}")
     keys = [k for k in keys if k in df.columns]

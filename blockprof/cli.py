@@ -20,12 +20,12 @@ COMMANDS = {
     "compare": "blockprof.commands.compare",
     "explain": "blockprof.commands.explain",
     "blocks": "blockprof.commands.blocks",
+    "network": "blockprof.commands.network",
     "sweep": "blockprof.commands.sweep",
     "show": "blockprof.commands.show",
     "merge": "blockprof.commands.merge",
     "plot": "blockprof.commands.plot",
     "report": "blockprof.commands.report",
-    "network": "blockprof.commands.network",
 }
 
 

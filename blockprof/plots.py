@@ -102,6 +102,9 @@ def _panels(titles: list[str]) -> Figure:
 
 def _layout(fig: Figure, title: str) -> Figure:
     fig.update_layout(title=title, template="plotly_white", hovermode="closest", legend_title_text="series", height=520)
+    # log axes labelled at 1, 2, 5 of each decade (plotly's default labels every digit when the range is short)
+    fig.update_yaxes(dtick="D2")
+    fig.for_each_xaxis(lambda axis: axis.update(dtick="D2") if axis.tickvals is None else None)
     return fig
 
 

@@ -52,18 +52,10 @@ COUNT_FIELDS: dict[str, str] = {
 
 
 def to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Records → DataFrame with the schema's columns first, in schema order.
-
-    A whole-number field that some records lack (a failed cell has no counts)
-    becomes pandas' nullable ``Int64``, not float: 18432 stays 18432 in every format.
-    """
+    """Records → DataFrame with the schema's columns first, in schema order."""
     import pandas as pd
 
     df = pd.DataFrame.from_records(records)
-    for column in df.columns:
-        values = [r[column] for r in records if r.get(column) is not None]
-        if len(values) < len(records) and values and all(type(v) is int for v in values):
-            df[column] = pd.array([r.get(column) for r in records], dtype="Int64")
     known = [c for c in COUNT_FIELDS if c in df.columns]
     return df[known + [c for c in df.columns if c not in COUNT_FIELDS]]
 

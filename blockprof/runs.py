@@ -215,10 +215,20 @@ class Run:
         return {r["cell"] for r in self.records if not ok_only or r.get("status") == "ok"}
 
     def frame(self) -> pd.DataFrame:
-        """One row per cell, in the order the cells finished (see :func:`load_run`)."""
+        """One row per cell, in the order the cells finished (see :func:`load_run`).
+
+        A whole-number field that some records lack (a failed cell has no counts)
+        becomes pandas' nullable ``Int64``, not float: 18432 stays 18432 in every format.
+        """
+        import pandas as pd
+
         from blockprof.records import to_frame
 
         df = to_frame(self.records)
+        for column in df.columns:
+            values = [r[column] for r in self.records if r.get(column) is not None]
+            if len(values) < len(self.records) and values and all(type(v) is int for v in values):
+                df[column] = pd.array([r.get(column) for r in self.records], dtype="Int64")
         df.attrs["notes"] = list(self.notes)
         return df
 

@@ -1,6 +1,7 @@
 """Sweep a grid into a run directory, one saved record per finished cell.
 
-    >>> from blockprof import Grid, sweep
+    >>> from blockprof import Grid
+    >>> from blockprof.sweep import sweep
     >>> df = sweep(Grid(channels=(32, 64, 128), spatial=(56, 28)), "runs/widths")
     >>> df = sweep(None, "runs/widths", resume=True)      # after a Ctrl-C or a crash
 
@@ -33,13 +34,15 @@ from blockprof.errors import BlockprofError
 from blockprof.grid import Cell, Grid, Shard
 from blockprof.runs import Run, env_differences, environment
 from blockprof.spec import BlockSpec
+from blockprof.timing.harness import DEFAULT_MIN_RUN_TIME, DEFAULT_ROUNDS
+from blockprof.timing.measurement import MIN_RUNS, MODES
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: the tools a sweep cross-checks with by default: torch's counter runs on the meta
-#: device in ~20 ms a cell; fvcore runs a real forward (up to ~100 ms) and thop
-#: repeats what torch checks (see benchmarks/bench_sweep.py)
+#: the tools a sweep cross-checks with by default: torch's counter on the meta device
+#: costs ~15× the closed form; all three tools ~5× more again, since fvcore runs a real
+#: forward (benchmarks/bench_sweep.py)
 DEFAULT_TOOLS = ("torch",)
 
 
@@ -49,11 +52,11 @@ class Settings:
 
     tools: tuple[str, ...] = DEFAULT_TOOLS
     time: bool = False
-    modes: tuple[str, ...] = ("fwd", "train")
+    modes: tuple[str, ...] = MODES
     threads: int | None = None
-    min_run_time: float = 0.2
-    rounds: int = 3
-    min_runs: int = 10
+    min_run_time: float = DEFAULT_MIN_RUN_TIME
+    rounds: int = DEFAULT_ROUNDS
+    min_runs: int = MIN_RUNS
 
     def as_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -78,10 +81,6 @@ class SweepProgress:
     last: str | None = None
     stopping: bool = False
     notes: tuple[str, ...] = ()
-
-    @property
-    def remaining(self) -> int:
-        return self.total - self.skipped - self.done
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -139,7 +138,7 @@ def sweep(
     cells = grid.cells()
     if not settings.time and (len(grid.dtype) > 1 or len(grid.device) > 1):
         raise BlockprofError("counts do not depend on dtype or device: give one of each, or add --time to time the cells")
-    peaks = _peaks(grid, settings)
+    peaks = run.meta.get("peaks") if run is not None else _peaks(grid, settings)  # a resumed run keeps its ceilings
     if run is None:
         run = Run.create(run_dir, {
             "grid": grid.as_dict(),

@@ -142,3 +142,9 @@ def test_plot_command_writes_one_offline_page_and_says_what_it_skipped(counted: 
     assert page.count("plotly.js v") == 1 and all(f'id="plot-{n}"' in page for n in plots.BUILDERS)
     bad = CliRunner().invoke(cli, ["plot", str(timed_run), "-o", str(out), "--plots", "histogram"])
     assert bad.exit_code == 2 and "unknown plot(s) histogram" in bad.stderr
+
+
+def test_plot_command_with_nothing_to_draw_is_a_one_line_error(counted: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["plot", str(counted), "-o", str(tmp_path / "p.html"), "--plots", "latency,roofline"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "no figure applies" in result.stderr
+    assert not (tmp_path / "p.html").exists()

@@ -166,7 +166,7 @@ def test_speed_ratio_from_raw_samples() -> None:
     ])
     first = summary(rows, "a", 0.1)[0]
     assert first.startswith("At 8 channels, input 1×8×4×4, the b holds 5.9% of a's parameters (59 vs 1,000) and does 5.9% of its forward MACs")
-    assert "runs its forward 5.0× faster (quartile range 4.6–5.4×); 1 of the 2 timings behind this are noisy" in first
+    assert "runs its forward 5.0× faster (quartile range 4.6–5.4×); 1 of the 2 timings behind this is noisy" in first
 
 
 def test_winners_count_points_and_clear_wins() -> None:
@@ -272,7 +272,7 @@ def test_cli_report_and_bad_input(tmp_path: Path) -> None:
 
 def test_compare_html(tmp_path: Path) -> None:
     out = tmp_path / "c.html"
-    result = CliRunner().invoke(cli, ["compare", "--channels", "32,64", "--spatial", "8", "--tools", "torch", "--html", str(out)])
+    result = CliRunner().invoke(cli, ["compare", "--channels", "32,64", "--spatial", "8", "--tools", "torch", "--no-time", "--html", str(out)])
     assert result.exit_code == 0, result.output
     assert "basic" in result.stdout  # the table is still printed
     html = unescape(out.read_text(encoding="utf-8"))
@@ -282,10 +282,23 @@ def test_compare_html(tmp_path: Path) -> None:
     assert "FlopCounterMode: FLOPs of conv and matmul only" in html  # the tool's CONVENTION string
 
 
+def test_compare_time_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compare --time --html: the timings, the timing settings and the device peaks reach the report."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # calibrate into a private cache
+    out = tmp_path / "t.html"
+    result = CliRunner().invoke(cli, ["compare", "--channels", "16", "--spatial", "8", "--tools", "torch", "--time", "--threads", "1",
+                                      "--min-run-time", "0.01", "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    html = unescape(out.read_text(encoding="utf-8"))
+    assert len(tables(html).rows["timing-table"]) == 3
+    assert "Calibrated peaks, cpu/float32" in html and "torch threads" in html
+    assert re.search(r"On cpu \(.*1 thread, float32\) it runs its forward", html)
+
+
 def test_compare_html_at_equal_budget(tmp_path: Path) -> None:
     """At equal budget each block has its own width: the report compares them at one input."""
     out = tmp_path / "b.html"
-    result = CliRunner().invoke(cli, ["compare", "--budget-params", "100000", "--spatial", "8", "--tools", "torch", "--html", str(out)])
+    result = CliRunner().invoke(cli, ["compare", "--budget-params", "100000", "--spatial", "8", "--tools", "torch", "--no-time", "--html", str(out)])
     assert result.exit_code == 0, result.output
     html = unescape(out.read_text(encoding="utf-8"))
     assert "within 100,000 parameters" in html

@@ -236,3 +236,18 @@ def test_cells_that_differ_only_in_dtype_are_counted_once(tmp_path: Path, monkey
     assert len(df) == 6 and len(calls) == 3 == len(set(calls))
     by_dtype = df.set_index(["block", "dtype"])["macs"]
     assert all(by_dtype[(b, "float32")] == by_dtype[(b, "bfloat16")] for b in ("basic", "bottleneck", "inverted_residual"))
+
+
+def test_user_blocks_that_raise_are_recorded_beside_those_that_count(tmp_path: Path) -> None:
+    fixtures = "tests.user_block_fixtures"
+    result = CliRunner().invoke(cli, ["sweep", "--blocks", "basic", "--block", f"{fixtures}:raises", "--block", f"{fixtures}:bottleneck",
+                                      "--block", f"{fixtures}:CrashesInForward", "--channels", "16,32", "--spatial", "8", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    df = load_run(tmp_path / "run").set_index(["block", "in_channels"])
+    assert len(df) == 8 and "4 failed now" in result.stderr
+    assert df.loc[(f"{fixtures}:raises", 16), "error"].endswith("raised ValueError: cannot build 16 channels")
+    assert "its forward on a 1×32×8×8 input raised RuntimeError" in df.loc[(f"{fixtures}:CrashesInForward", 32), "error"]
+    # the user's bottleneck is blockprof's own behind the user-block door: same counts as the registered one
+    ours = sweep(Grid(blocks=("bottleneck",), channels=(16, 32), spatial=(8,)), tmp_path / "ours", tools=())
+    assert list(df.loc[f"{fixtures}:bottleneck", "macs"]) == list(ours["macs"])
+    assert (df.loc[f"{fixtures}:bottleneck", "status"] == "ok").all()

@@ -112,3 +112,26 @@ def variant_options(**kwargs: Any) -> dict[str, Any]:
     """The variant options the user actually gave, keyed as BlockSpec fields."""
     keys = ("stride", "out_channels", "expansion", "groups", "width_per_group", "se")
     return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+
+
+def timing(f: F) -> F:
+    """One timing condition (device, dtype, ...) for a command that times what it counts."""
+    for decl, kwargs in reversed((
+        ("--time/--no-time", dict(default=True, show_default=True, help="Time forward and training step (torch.utils.benchmark).")),
+        ("--device", dict(type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True, help="auto: CUDA when available.")),
+        ("--dtype", dict(type=click.Choice(("float32", "bfloat16", "float16")), default="float32", show_default=True, help="Compute dtype (autocast for 16-bit).")),
+        ("--threads", dict(type=click.IntRange(min=1), default=None, help="CPU threads for timing [default: torch's own default].")),
+        ("--min-run-time", dict(type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True, help="Seconds of timed calls per block and mode (at least 10 samples).")),
+        ("--channels-last", dict(is_flag=True, help="Time in channels_last memory format.")),
+        ("--compile", dict(is_flag=True, help="Time the block under torch.compile.")),
+    )):
+        f = click.option(decl, **kwargs)(f)
+    return f
+
+
+def timing_options(**kwargs: Any) -> dict[str, Any]:
+    """The timing keyword arguments of :func:`blockprof.timing.harness.time_blocks`, from the parsed options."""
+    return {
+        "device": kwargs["device"], "dtype": kwargs["dtype"], "threads": kwargs["threads"], "min_run_time": kwargs["min_run_time"],
+        "channels_last": kwargs["channels_last"], "compile": kwargs["compile"],
+    }

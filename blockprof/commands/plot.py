@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from blockprof.commands import options
+from blockprof.errors import BlockprofError
 
 
 @click.command("plot")
@@ -26,7 +27,7 @@ def cli_command(run: Path, output: Path, names: tuple[str, ...]) -> None:
     df = load_run(run)
     figures, skipped = build_all(df, names)
     if not figures:
-        raise click.ClickException(f"no figure applies to {run}: " + "; ".join(f"{n}: {why}" for n, why in skipped.items()))
+        raise BlockprofError(f"no figure applies to {run}: " + "; ".join(f"{n}: {why}" for n, why in skipped.items()))
     notes = [f"{n} skipped: {why}" for n, why in skipped.items()]
     output.write_text(figures_page(figures, f"blockprof sweep {run}", [*df.attrs.get("notes", []), *notes]), encoding="utf-8")
     click.echo(f"wrote {', '.join(figures)} to {output}", err=True)

@@ -9,6 +9,7 @@ import click
 from click.core import ParameterSource
 
 from blockprof.commands import options
+from blockprof.sweep import Settings
 
 GRID_PARAMS = ("blocks", "extra_blocks", "channels", "spatial", "batch", "dtype", "device",
                "stride", "out_channels", "expansion", "groups", "width_per_group", "se")
@@ -40,14 +41,15 @@ def _grid(ctx: click.Context, params: dict[str, Any], grid_file: Path | None, re
 @click.option("--dtype", type=options.NameList(), default="float32", show_default=True, help="Timing dtype(s): float32, bfloat16, float16.")
 @click.option("--device", type=options.NameList(), default="auto", show_default=True, help="Timing device(s): auto, cpu, cuda.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path), help="A grid file (TOML, see benchmarks/grids/); axes given as options override it.")
-@click.option("--tools", type=options.NameList(), default="torch", show_default=True,
+@click.option("--tools", type=options.NameList(), default=",".join(Settings.tools), show_default=True,
               help="Counting tools to cross-check each cell with (fvcore,thop,torch), or 'none' for the analytic count alone.")
 @click.option("--time", is_flag=True, help="Also time every cell: forward and training step, median and IQR of at least --min-runs samples.")
-@click.option("--modes", type=options.NameList(), default="fwd,train", show_default=True, help="What --time times.")
+@click.option("--modes", type=options.NameList(), default=",".join(Settings.modes), show_default=True, help="What --time times.")
 @click.option("--threads", type=click.IntRange(min=1), help="Torch threads for timing [default: torch.get_num_threads()].")
-@click.option("--min-run-time", type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True, help="Seconds of timed calls per cell and mode.")
-@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True, help="Interleaved rounds over each group of timed cells.")
-@click.option("--min-runs", type=click.IntRange(min=4), default=10, show_default=True, help="Fewest samples behind a median.")
+@click.option("--min-run-time", type=click.FloatRange(min=0, min_open=True), default=Settings.min_run_time, show_default=True,
+              help="Seconds of timed calls per cell and mode.")
+@click.option("--rounds", type=click.IntRange(min=1), default=Settings.rounds, show_default=True, help="Interleaved rounds over each group of timed cells.")
+@click.option("--min-runs", type=click.IntRange(min=4), default=Settings.min_runs, show_default=True, help="Fewest samples behind a median.")
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory to write (records.jsonl + meta.json).")
 @click.option("--resume", is_flag=True, help="Continue the run in -o: skip the cells it holds (its grid and settings are kept).")
 @click.option("--retry-failed", is_flag=True, help="With --resume: run the failed cells again too.")
@@ -57,7 +59,7 @@ def cli_command(ctx: click.Context, run_dir: Path, grid_file: Path | None, resum
     """Count (and with --time, time) every cell of a grid, saving each as it finishes.
 
     The grid is blocks × --channels × --spatial × --batch (× variant lists, × dtype ×
-    device with --time). Ctrl-C stops after the current cell; run the same command
+    device with --time). Ctrl-C stops after the cell in progress; run the same command
     with --resume to finish. A cell that fails is recorded with its error and the
     sweep goes on.
 
@@ -127,7 +129,8 @@ class _ProgressBar:
                 self.progress.console.print(f"resuming: {state.skipped} of {state.total} cells already done")
             self.task = self.progress.add_task("", total=state.total - state.skipped)
         if state.stopping and not (self.state and self.state.stopping):
-            self.progress.console.print("stopping after the current cell (Ctrl-C again to stop at once; finished cells are saved)")
+            self.progress.console.print("stopping after the cell in progress (with --time: the group timed together); "
+                                        "Ctrl-C again stops at once. Finished cells are saved.")
         self.state = state
         failed = f"[red]{state.failed} failed[/red] " if state.failed else ""
         self.progress.update(self.task, completed=state.done, description=f"{failed}{state.last or ''}")

@@ -198,7 +198,8 @@ def comparisons(df: pd.DataFrame, reference: str, axes: Sequence[str] = POINT_KE
             noisy = sum(s.noisy for m in modes for s in (Spread.of(row, m), Spread.of(ref, m)) if s is not None)
             text += f" On {device_text(ref)} it " + " and ".join(speeds)
             if noisy:
-                text += f"; {noisy} of the {2 * len(speeds)} timings behind {'this' if len(speeds) == 1 else 'these'} are noisy, so read the ratio{'s' if len(speeds) > 1 else ''} as rough"
+                text += (f"; {noisy} of the {2 * len(speeds)} timings behind {'this' if len(speeds) == 1 else 'these'} "
+                         f"{'is' if noisy == 1 else 'are'} noisy, so read the ratio{'s' if len(speeds) > 1 else ''} as rough")
             text += "."
         out.append(text)
     return out

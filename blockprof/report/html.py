@@ -401,7 +401,7 @@ def environment_section(meta: Mapping[str, Any]) -> tuple[list[tuple[str, list[t
         groups.append((f"Calibrated peaks, {key}", [
             ("compute", f"{peaks['flops_per_s'] / 1e9:.4g} GFLOP/s ({peaks['matmul_n']}² matmul; median of {peaks['flops_runs']}, IQR {percent(peaks['flops_rel_iqr'])} of it)"),
             ("bandwidth", f"{peaks['bytes_per_s'] / 1e9:.4g} GB/s ({peaks['copy_bytes'] / 2**20:g} MiB copy, read + write; median of {peaks['bytes_runs']}, IQR {percent(peaks['bytes_rel_iqr'])} of it)"),
-            ("measured", f"{peaks.get('measured_at')} on {peaks.get('device_name')}, {peaks.get('threads')} threads, torch {peaks.get('torch_version')}"),
+            ("measured", f"{peaks.get('measured_at')} on {peaks.get('device_name')}, {peaks.get('threads')} thread{'' if peaks.get('threads') == 1 else 's'}, torch {peaks.get('torch_version')}"),
         ]))
     warnings = [f"merged across differences: {m}" for m in meta.get("mixed") or []]
     return groups, warnings
