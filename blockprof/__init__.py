@@ -26,6 +26,8 @@ _API = {
     "load_run": "blockprof.runs",
     "merge": "blockprof.runs",
     "Shard": "blockprof.grid",
+    "build_report": "blockprof.report",
+    "write_report": "blockprof.report",
 }
 # not ``sweep``: the name is the module blockprof.sweep, which shadows a lazy attribute
 # once imported; use ``from blockprof.sweep import sweep``

@@ -25,6 +25,7 @@ COMMANDS = {
     "show": "blockprof.commands.show",
     "merge": "blockprof.commands.merge",
     "plot": "blockprof.commands.plot",
+    "report": "blockprof.commands.report",
 }
 
 

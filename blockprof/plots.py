@@ -21,7 +21,6 @@ BlockprofError on a counts-only run.
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from blockprof.errors import BlockprofError
@@ -306,17 +305,3 @@ def build_all(df: pd.DataFrame, names: tuple[str, ...] = tuple(BUILDERS)) -> tup
         except BlockprofError as e:
             skipped[name] = str(e)
     return figures, skipped
-
-
-def page(figures: dict[str, Figure], title: str, notes: Iterable[str] = ()) -> str:
-    """One self-contained HTML page: plotly.js inlined once (works offline), then each figure."""
-    import plotly.io as pio
-
-    parts = [pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), div_id=f"plot-{name}") for i, (name, fig) in enumerate(figures.items())]
-    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;margin:1.5em}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>" + (f"<ul>{items}</ul>" if items else "") + "\n".join(parts) + "</body></html>\n"
-    )

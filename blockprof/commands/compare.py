@@ -33,7 +33,7 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
         view["C_in→C_out"] = [f"{a}→{b}" for a, b in zip(df["in_channels"], df["out_channels"])]
     if df["spatial"].nunique() > 1 or df["batch"].nunique() > 1 or (df["stride"] != 1).any():
         view["input"] = [f"{n}×{c}×{s}×{s} /{st}" for n, c, s, st in zip(df["batch"], df["in_channels"], df["spatial"], df["stride"])]
-    view["inner"] = [grouped(v) if v == v and v is not None else "-" for v in df["inner_width"]]
+    view["inner"] = [grouped(v) if pd.notna(v) else "-" for v in df["inner_width"]]
     view["params"] = df["params"].map(grouped)
     view["params\n%ref"] = df["params_rel"].map(_percent)
     view["conv\nweights"] = df["params_conv"].map(grouped)
@@ -79,6 +79,36 @@ def tool_footer(df: pd.DataFrame, reference: str, basis: str = "width") -> str:
     return "\n".join(lines)
 
 
+def _write_html(df: pd.DataFrame, path: Path, names: tuple[str, ...], reference: str, tools: tuple[str, ...],
+                budget: str | None, timing: dict[str, Any] | None) -> None:
+    """The comparison as a report. compare has no run directory, so the environment (and,
+    when timed, the settings and the device peaks the roofline used) is gathered here.
+    At equal budget each block has a width of its own, so blocks meet at one input."""
+    from blockprof.report import write_report
+    from blockprof.runs import environment
+
+    meta: dict[str, Any] = {"settings": {"tools": list(tools)}, "source": "blockprof compare"}
+    devices: list[str] = []
+    threads: int | None = None
+    if timing is not None and "device" in df.columns:
+        from blockprof.timing.calibrate import cached_peaks
+        from blockprof.timing.harness import DEFAULT_ROUNDS
+        from blockprof.timing.measurement import MIN_RUNS, MODES
+
+        timed = df.dropna(subset=["device"])
+        devices = sorted(set(timed["device"]))
+        threads = int(timed["threads"].iloc[0]) if len(timed) else timing["threads"]
+        meta["settings"].update(time=True, modes=list(MODES), threads=threads, min_run_time=timing["min_run_time"],
+                                rounds=DEFAULT_ROUNDS, min_runs=MIN_RUNS)
+        peaks = {f"{d}/{t}": cached_peaks(d, t, threads) for d, t in timed[["device", "dtype"]].drop_duplicates().itertuples(index=False)}
+        meta["peaks"] = {k: p.as_dict() for k, p in peaks.items() if p is not None}
+    widths = ", ".join(map(str, sorted(set(df["in_channels"]))))
+    title = f"blockprof compare: {', '.join(names)} " + (f"within {budget}" if budget else f"at {widths} channels")
+    write_report(path, df, title, reference=reference, environment=environment(devices, threads), meta=meta,
+                 compare_on=("spatial", "batch") if budget else ("in_channels", "spatial", "batch"))
+    click.echo(f"wrote {path}", err=True)
+
+
 @click.command("compare")
 @options.blocks
 @options.grid_axes
@@ -89,15 +119,17 @@ def tool_footer(df: pd.DataFrame, reference: str, basis: str = "width") -> str:
 @click.option("--tools", "tools", type=options.NameList(), default="fvcore,thop,torch", show_default=True, help="Counting tools to cross-check with.")
 @options.timing
 @options.output()
+@click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report of the comparison (one self-contained file).")
 def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels: tuple[int, ...], spatial: tuple[int, ...],
                 batch: tuple[int, ...], budget_params: int | None, budget_macs: int | None, reference: str | None,
-                tools: tuple[str, ...], fmt: str, output: Path | None, **variant: Any) -> None:
+                tools: tuple[str, ...], fmt: str, output: Path | None, html: Path | None, **variant: Any) -> None:
     """Compare blocks at equal width (or equal budget): params, MACs, FLOPs, each tool's agreement.
 
     Every block maps C → C at stride 1 unless --stride/--out-channels say otherwise.
     With --budget-params/--budget-macs each block is compared at the widest width
-    within the budget instead, since equal width flatters the bottleneck.
-    Examples: blockprof compare --channels 256;  blockprof compare --budget-params 1180672
+    within the budget instead, since equal width flatters the bottleneck. --html also
+    writes the comparison as a report.
+    Examples: blockprof compare --channels 256 --html compare.html;  blockprof compare --budget-params 1180672
     """
     names = (*blocks, *extra_blocks)
     reference = reference or names[0]
@@ -118,6 +150,9 @@ def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels
     from blockprof.api import add_relative
 
     df = add_relative(df, reference, metrics=REL_METRICS + (TIME_METRICS if time else ()), keys=keys)
+    if html is not None:
+        budget = " and ".join(f"{n:,} {unit}" for n, unit in ((budget_params, "parameters"), (budget_macs, "MACs")) if n) or None
+        _write_html(df, html, names, reference, tools, budget, timing if time else None)
     if fmt in ("json", "csv"):
         emit(df, fmt, output)
         return
