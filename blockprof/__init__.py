@@ -20,7 +20,17 @@ _API = {
     "compare": "blockprof.api",
     "explain": "blockprof.api",
     "analytic_count": "blockprof.api",
+    "pivot": "blockprof.api",
+    "relative": "blockprof.api",
+    "select": "blockprof.api",
+    "load_run": "blockprof.runs",
+    "merge": "blockprof.runs",
+    "Shard": "blockprof.grid",
+    "build_report": "blockprof.report",
+    "write_report": "blockprof.report",
 }
+# not ``sweep``: the name is the module blockprof.sweep, which shadows a lazy attribute
+# once imported; use ``from blockprof.sweep import sweep``
 
 __all__ = [*_API, "__version__"]
 

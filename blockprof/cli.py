@@ -23,6 +23,11 @@ COMMANDS = {
     "baseline": "blockprof.commands.baseline",
     "check": "blockprof.commands.check",
     "network": "blockprof.commands.network",
+    "sweep": "blockprof.commands.sweep",
+    "show": "blockprof.commands.show",
+    "merge": "blockprof.commands.merge",
+    "plot": "blockprof.commands.plot",
+    "report": "blockprof.commands.report",
 }
 
 

@@ -1,45 +1,229 @@
-"""A grid of block specs: blocks × widths × input sizes × batches, with variant options.
+"""A grid of block specs: blocks × widths × input sizes × batches × variant options × dtypes × devices.
 
 A variant option (``expansion``, ``groups``, ...) is applied only to the blocks
 that take it (see ``BlockDef.accepts``), so ``--expansion 4`` over the three
 default blocks changes the bottleneck and the inverted residual and leaves the
-BasicBlock as it is; an option that no chosen block takes is an error.
+BasicBlock as it is; an option that no chosen block takes is an error. An
+option given as several values is an axis, again only for the blocks that take
+it: ``expansion = [2, 4]`` doubles the bottleneck cells, not the BasicBlock's.
+
+``dtype`` and ``device`` are timing conditions, not part of the block: they
+multiply the cells of a timed sweep (see :class:`Cell`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Iterator
 
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
+from blockprof.timing.harness import DEVICES, DTYPES
 
 DEFAULT_BLOCKS = ("basic", "bottleneck", "inverted_residual")
-VARIANT_OPTIONS = ("out_channels", "stride", "expansion", "groups", "width_per_group", "se")
+#: variant option → the type of its values (the BlockSpec field it sets)
+OPTION_TYPES: dict[str, type] = {"out_channels": int, "stride": int, "expansion": float, "groups": int, "width_per_group": int, "se": float}
+VARIANT_OPTIONS = tuple(OPTION_TYPES)
+#: the keys a grid file may hold besides the variant options
+GRID_KEYS = ("blocks", "channels", "spatial", "batch", "dtype", "device")
 
 
 @dataclass(frozen=True)
 class Grid:
+    """The axes of a sweep. Each axis is a tuple of values (a single value is
+    accepted and becomes a 1-tuple); ``options`` maps a variant option to one
+    value or a tuple of values. Values are checked here, so a bad grid fails
+    before any cell runs."""
+
     blocks: tuple[str, ...] = DEFAULT_BLOCKS
     channels: tuple[int, ...] = (256,)
     spatial: tuple[int, ...] = (56,)
     batch: tuple[int, ...] = (1,)
-    options: dict[str, object] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    dtype: tuple[str, ...] = ("float32",)
+    device: tuple[str, ...] = ("auto",)
 
-    def specs(self) -> list[BlockSpec]:
-        """Every cell, block-major order; raises BlockprofError on the first invalid one."""
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
+        set_("blocks", _names("blocks", self.blocks))
+        for axis in ("channels", "spatial", "batch"):
+            set_(axis, _values(axis, getattr(self, axis), int))
+        unknown = sorted(set(self.options) - set(VARIANT_OPTIONS))
+        if unknown:
+            raise BlockprofError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(VARIANT_OPTIONS)}")
+        # canonical: every given option a tuple of values of its type, in VARIANT_OPTIONS order
+        set_("options", {k: _values(k, self.options[k], OPTION_TYPES[k]) for k in VARIANT_OPTIONS if self.options.get(k) is not None})
+        set_("dtype", _choices("dtype", self.dtype, DTYPES))
+        set_("device", _choices("device", self.device, DEVICES))
+
+    def _spec_fields(self) -> Iterator[dict[str, Any]]:
+        """The spec fields of every cell, block-major, each option only for the blocks that take it."""
         from blockprof.blocks.registry import get
 
-        unknown = set(self.options) - set(VARIANT_OPTIONS)
-        if unknown:
-            raise BlockprofError(f"unknown option(s) {sorted(unknown)}; known: {', '.join(VARIANT_OPTIONS)}")
-        given = {k: v for k, v in self.options.items() if v is not None}
         definitions = {name: get(name) for name in self.blocks}
-        for option in given:
+        for option in self.options:
             if not any(option in d.accepts for d in definitions.values()):
                 raise BlockprofError(f"option {option!r} applies to none of the blocks {', '.join(self.blocks)}")
-        cells = []
-        for name, c, s, n in itertools.product(self.blocks, self.channels, self.spatial, self.batch):
-            applicable = {k: v for k, v in given.items() if k in definitions[name].accepts}
-            cells.append(BlockSpec(name, c, spatial=s, batch=n, **applicable))
-        return cells
+        for name in self.blocks:
+            axes = {k: v for k, v in self.options.items() if k in definitions[name].accepts}
+            for c, s, n, *values in itertools.product(self.channels, self.spatial, self.batch, *axes.values()):
+                yield {"block": name, "in_channels": c, "spatial": s, "batch": n, **dict(zip(axes, values))}
+
+    def specs(self) -> list[BlockSpec]:
+        """Every distinct spec (dtype and device aside), block-major; raises BlockprofError on the first invalid one."""
+        return [BlockSpec(**f) for f in self._spec_fields()]
+
+    def cells(self) -> list[Cell]:
+        """Every cell: each spec's fields (unchecked: an invalid combination is a cell
+        that fails when it runs) at each dtype and device."""
+        return [
+            Cell(tuple(f.items()), dtype, device)
+            for f in self._spec_fields()
+            for dtype, device in itertools.product(self.dtype, self.device)
+        ]
+
+    def replace(self, **changes: Any) -> Grid:
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe and canonical: equal grids give equal dicts."""
+        out: dict[str, Any] = {f.name: list(getattr(self, f.name)) for f in fields(self) if f.name != "options"}
+        out["options"] = {k: list(v) for k, v in self.options.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Grid:
+        """The inverse of :meth:`as_dict` (a run's meta.json)."""
+        data = dict(data)
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise BlockprofError(f"unknown grid key(s) {', '.join(unknown)}; known: {', '.join(f.name for f in fields(cls))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Grid:
+        """Read a grid file: top-level keys ``blocks``, ``channels``, ``spatial``,
+        ``batch``, ``dtype``, ``device``, any variant option (one value or a list),
+        and an optional ``description``. Every error names the file."""
+        path = Path(path)
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            raise BlockprofError("grid files need Python 3.11 or later (tomllib); give the axes as options instead") from None
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BlockprofError(f"grid file {path} does not exist; see benchmarks/grids/ for examples") from None
+        except OSError as e:
+            raise BlockprofError(f"cannot read grid file {path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise BlockprofError(f"{path} is not valid TOML: {e}") from None
+        data.pop("description", None)
+        known = (*GRID_KEYS, *VARIANT_OPTIONS, "description")
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise BlockprofError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        axes = {k: data[k] for k in GRID_KEYS if k in data}
+        try:
+            return cls(**axes, options={k: data[k] for k in VARIANT_OPTIONS if k in data})
+        except BlockprofError as e:
+            raise BlockprofError(f"{path}: {e}") from None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of a grid: the spec's fields as the grid gives them (block
+    defaults not filled in) and the timing conditions."""
+
+    fields: tuple[tuple[str, Any], ...]
+    dtype: str = "float32"
+    device: str = "auto"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dict(self.fields), "dtype": self.dtype, "device": self.device}
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the cell: the first 16 hex digits of the SHA-256 of
+        :meth:`as_dict` as compact, key-sorted JSON. Only the fields the grid sets
+        enter it, so adding a BlockSpec field later keeps old runs resumable."""
+        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def spec(self) -> BlockSpec:
+        """The cell's BlockSpec; raises BlockprofError for an invalid combination."""
+        return BlockSpec(**dict(self.fields))
+
+    @property
+    def label(self) -> str:
+        """Short, for progress lines: ``bottleneck 256 @56² b32 t2 float32/cpu``."""
+        f = dict(self.fields)
+        parts = [f["block"], str(f["in_channels"]), f"@{f['spatial']}²", f"b{f['batch']}"]
+        short = {"out_channels": "→", "stride": "s", "expansion": "t", "groups": "g", "width_per_group": "w", "se": "se"}
+        parts += [f"{short[k]}{f[k]:g}" for k in VARIANT_OPTIONS if k in f]
+        return " ".join(parts) + f" {self.dtype}/{self.device}"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The ``index``-th of ``count`` disjoint parts of a grid (1-based): the cells
+    whose position in :meth:`Grid.cells` is ``index - 1`` modulo ``count``.
+    Interleaved rather than contiguous, so every shard gets a similar mix of
+    small and large cells."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.count, int) and isinstance(self.index, int) and 1 <= self.index <= self.count):
+            raise BlockprofError(f"shard must be i/n with 1 ≤ i ≤ n, e.g. 2/3; got {self.index}/{self.count}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise BlockprofError(f"shard must be i/n with 1 ≤ i ≤ n, e.g. 2/3; got {text!r}") from None
+        return cls(index, count)
+
+    def holds(self, position: int) -> bool:
+        return position % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def _names(axis: str, value: Any) -> tuple[str, ...]:
+    values = (value,) if isinstance(value, str) else tuple(value)
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise BlockprofError(f"{axis} must be a non-empty list of block names, e.g. [\"basic\", \"bottleneck\"]; got {value!r}")
+    return values
+
+
+#: what each numeric axis accepts, as (check, what to write in the error)
+_RULES: dict[str, tuple[Any, str]] = {
+    "expansion": (lambda v: v > 0, "positive numbers, e.g. [2, 4, 6]"),
+    "se": (lambda v: 0 <= v < 1, "squeeze ratios in [0, 1), e.g. 0.25"),
+}
+_WHOLE = (lambda v: v > 0, "positive whole numbers, e.g. [64, 128, 256]")
+
+
+def _values(axis: str, value: Any, kind: type) -> tuple:
+    values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    check, what = _RULES.get(axis, _WHOLE)
+    number = (int,) if kind is int else (int, float)
+    if not values or not all(isinstance(v, number) and not isinstance(v, bool) and check(v) for v in values):
+        raise BlockprofError(f"{axis} must be one or a list of {what}; got {value!r}")
+    return tuple(kind(v) for v in values)
+
+
+def _choices(axis: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    values = (value,) if isinstance(value, str) else tuple(value)
+    bad = [v for v in values if v not in allowed]
+    if not values or bad:
+        raise BlockprofError(f"{axis} must be one or a list of {', '.join(allowed)}; got {value!r}")
+    return values

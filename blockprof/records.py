@@ -7,7 +7,7 @@ its unit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,3 +58,26 @@ def to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame.from_records(records)
     known = [c for c in COUNT_FIELDS if c in df.columns]
     return df[known + [c for c in df.columns if c not in COUNT_FIELDS]]
+
+
+def describe(record: Mapping[str, Any]) -> str:
+    """One line naming the cell a record is of: ``bottleneck C=256, input 32×256×56×56 (s2 t4 g32), float32 on cpu``."""
+
+    def given(key: str) -> Any:
+        value = record.get(key)
+        return None if value is None or value != value else value  # None and NaN alike
+
+    text = f"{record['block']} C={record['in_channels']}"
+    if given("out_channels") is not None and record["out_channels"] != record["in_channels"]:
+        text += f"→{record['out_channels']:g}"
+    if given("spatial") is not None and given("batch") is not None:
+        text += f", input {record['batch']:g}×{record['in_channels']}×{record['spatial']:g}×{record['spatial']:g}"
+    marks = {"stride": ("s", 1), "expansion": ("t", None), "groups": ("g", 1), "width_per_group": ("w", None), "se": ("se", 0)}
+    if record["block"] == "basic":
+        marks.pop("expansion")  # always 1: a BasicBlock has no expansion
+    extra = [f"{mark}{given(k):g}" for k, (mark, default) in marks.items() if given(k) is not None and given(k) != default]
+    if extra:
+        text += f" ({' '.join(extra)})"
+    if given("dtype") and given("device"):
+        text += f", {record['dtype']} on {record['device']}"
+    return text

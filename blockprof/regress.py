@@ -203,8 +203,8 @@ def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     try:
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    except ImportError:  # Python 3.10
+        raise BlockprofError("suite files need Python 3.11 or later (tomllib); give the cells inline with --blocks/--channels/--spatial/--batch") from None
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -74,7 +74,7 @@ class BlockSpec:
         parts = [self.block, f"{self.in_channels}→{self.out_channels}"]
         if self.stride != 1:
             parts.append(f"s{self.stride}")
-        if self.expansion is not None:
+        if self.expansion is not None and self.block != "basic":  # basic's expansion is always 1
             parts.append(f"t{self.expansion:g}")
         if self.groups != 1:
             parts.append(f"g{self.groups}")

@@ -26,10 +26,12 @@ FILE_FORMATS = (*TEXT_FORMATS, "parquet")
 
 
 def _plain(value: object) -> object:
-    """A JSON-safe Python value: numpy scalars unwrapped, NaN to None."""
+    """A JSON-safe Python value: numpy scalars unwrapped, NaN and pandas' NA to None."""
+    from pandas import NA
+
     if hasattr(value, "item"):
         value = value.item()  # numpy scalar
-    if isinstance(value, float) and math.isnan(value):
+    if value is NA or isinstance(value, float) and math.isnan(value):
         return None
     return value
 

@@ -24,8 +24,14 @@ def macs_to_flops(macs: int) -> int:
 
 
 def _missing(n: int | float | None) -> bool:
-    """None, or the NaN pandas puts in a numeric column for None (a user block's ``params_conv``)."""
-    return n is None or n != n
+    """None, or what pandas puts in a numeric column for None (a user block's ``params_conv``):
+    NaN, or pandas' NA in a nullable integer column, which is neither equal nor unequal to itself."""
+    if n is None:
+        return True
+    try:
+        return bool(n != n)
+    except TypeError:  # pandas.NA: its comparisons are NA, whose truth is undefined
+        return True
 
 
 def grouped(n: int | float | None) -> str:

@@ -46,3 +46,68 @@ def spec_id(spec: BlockSpec) -> str:
 @pytest.fixture(params=GRID, ids=spec_id)
 def grid_spec(request: pytest.FixtureRequest) -> BlockSpec:
     return request.param
+
+
+# --- sweeps (tests/test_sweep.py, test_plots.py) ---
+
+#: a timed sweep small enough for CI: 3 blocks × 2 widths, 2 groups of 3 interleaved cells
+TIMED = dict(min_run_time=0.01, rounds=1, min_runs=4, threads=1)
+
+
+@pytest.fixture(scope="session")
+def timed_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real timed sweep, with the device peaks calibrated into a private cache."""
+    import os
+
+    from blockprof.grid import Grid
+    from blockprof.sweep import sweep
+
+    cache = tmp_path_factory.mktemp("cache")
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    try:
+        run = tmp_path_factory.mktemp("timed") / "run"
+        sweep(Grid(channels=(8, 16), spatial=(8,), batch=(2,), device=("cpu",)), run, time=True, **TIMED)
+        yield run
+    finally:
+        if before is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
+
+
+# --- reports ---
+
+EXAMPLE_RUN = "reports/example-run"
+#: strings that would run script if a report wrote them unescaped; each sets window.__pwned
+HOSTILE = {
+    "block": "<script>window.__pwned='block'</script>basic",
+    "user_block": "evil.mod:<img src=x onerror=\"window.__pwned='user block'\">",
+    "error": "ImportError: </script><script>window.__pwned='error'</script>",
+    "title": "Review <script>window.__pwned='title'</script>",
+    "note": "<script>window.__pwned='note'</script>",
+    "cpu": "</script><script>window.__pwned='environment'</script>",
+}
+
+
+@pytest.fixture(scope="session")
+def hostile_report_input():  # type: ignore[no-untyped-def]
+    """(records, meta) of the example run plus a block whose name is a script, a failed
+    user block whose path and error are markup, and an environment that tries the same."""
+    import pandas as pd
+
+    from blockprof.runs import Run
+
+    run = Run.open(EXAMPLE_RUN)
+    df = run.frame()
+    evil = df.iloc[[0]].copy()
+    evil["block"] = HOSTILE["block"]
+    failed = df.iloc[[1]].copy()
+    for column in failed.columns:
+        if column not in ("cell", "index", "in_channels", "out_channels", "stride", "spatial", "batch", "dtype", "device"):
+            failed[column] = None
+    failed["block"], failed["status"], failed["error"] = HOSTILE["user_block"], "error", HOSTILE["error"]
+    records = pd.concat([df, evil, failed], ignore_index=True)
+    meta = {k: v for k, v in run.meta.items() if k != "environment"}
+    meta["environment"] = {**run.meta["environment"], "cpu_model": HOSTILE["cpu"]}
+    return records, meta

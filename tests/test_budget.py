@@ -130,13 +130,13 @@ def test_compare_cli_at_equal_budget() -> None:
     from blockprof.cli import cli
 
     runner = CliRunner()
-    result = runner.invoke(cli, ["compare", "--budget-params", "1180672", "--tools", "torch", "--format", "json"])
+    result = runner.invoke(cli, ["compare", "--no-time", "--budget-params", "1180672", "--tools", "torch", "--format", "json"])
     assert result.exit_code == 0, result.output
     rows = {r["block"]: r for r in json.loads(result.stdout)}
     assert {b: r["in_channels"] for b, r in rows.items()} == {"basic": 256, "bottleneck": 1052, "inverted_residual": 310}
     assert all(r["params"] <= 1180672 < r["next_params"] for r in rows.values())
     assert rows["bottleneck"]["params_rel"] == rows["bottleneck"]["params"] / rows["basic"]["params"]
-    table = runner.invoke(cli, ["compare", "--budget-params", "1180672", "--tools", "torch"])
+    table = runner.invoke(cli, ["compare", "--no-time", "--budget-params", "1180672", "--tools", "torch"])
     assert table.exit_code == 0 and "%budget" in table.stdout and "same budget" in table.stdout
-    clash = runner.invoke(cli, ["compare", "--budget-params", "1180672", "--channels", "64"])
+    clash = runner.invoke(cli, ["compare", "--no-time", "--budget-params", "1180672", "--channels", "64"])
     assert clash.exit_code == 2 and "exclude each other" in clash.stderr

@@ -19,6 +19,9 @@ REQUIRED = ["block", "in_channels", "out_channels", "stride", "spatial", "batch"
 
 
 def run(*args: str) -> tuple[int, str, str]:
+    """Invoke the CLI; compare runs without timing here (tests/test_compare_timing.py times)."""
+    if args and args[0] == "compare" and "--time" not in args:
+        args = (*args, "--no-time")
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
 
@@ -45,7 +48,7 @@ def test_compare_csv_markdown_and_file(tmp_path) -> None:  # type: ignore[no-unt
     code, out, _ = run("compare", "--channels", "32", "--spatial", "8", "--format", "csv", "--tools", "torch")
     assert code == 0 and out.splitlines()[0].startswith("block,in_channels,out_channels")
     code, out, _ = run("compare", "--channels", "32", "--spatial", "8", "--format", "markdown", "--tools", "torch")
-    assert code == 0 and out.startswith("| block")
+    assert code == 0 and out.startswith("### blockprof compare") and "\n| block" in out
     target = tmp_path / "c.json"
     code, _, err = run("compare", "--channels", "32", "--spatial", "8", "--format", "json", "-o", str(target), "--tools", "torch")
     assert code == 0 and len(json.loads(target.read_text())) == 3 and "wrote 3 rows" in err
@@ -95,7 +98,7 @@ def test_help_does_not_import_torch() -> None:
 
 
 def test_console_entry_point_runs() -> None:
-    proc = subprocess.run([sys.executable, "-m", "blockprof", "compare", "--channels", "x"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "blockprof", "compare", "--no-time", "--channels", "x"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
 
 
@@ -109,7 +112,7 @@ OPTION_VALUES = st.one_of(st.integers(-3, 3000).map(str), st.text(max_size=6), s
 )
 def test_random_option_values_never_traceback(option: str, value: str) -> None:
     """Whatever a user types, the answer is a result or one line with exit 2."""
-    args = ["compare", "--tools", "torch", "--spatial", "8", "--channels", "16", option, value]
+    args = ["compare", "--no-time", "--tools", "torch", "--spatial", "8", "--channels", "16", option, value]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code in (0, 2), (args, result.output, result.exception)
     if result.exit_code == 2:

@@ -25,8 +25,9 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 @pytest.fixture(scope="module")
 def small_timings() -> list[harness.BlockTiming]:
-    """The three blocks at 32 channels, 16×16, fwd and train, timed once for several tests."""
-    return time_blocks([BlockSpec(b, 32, spatial=16) for b in BLOCKS], **FAST)
+    """The three blocks at 32 channels, 28×28, fwd and train, timed once for several tests
+    (big enough that a training step's 3× the work stands clear of a shared machine's noise)."""
+    return time_blocks([BlockSpec(b, 32, spatial=28) for b in BLOCKS], **FAST)
 
 
 def test_times_are_positive_with_enough_runs(small_timings: list[harness.BlockTiming]) -> None:

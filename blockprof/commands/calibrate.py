@@ -29,7 +29,9 @@ def cli_command(device: str, dtype: str, threads: int | None, force: bool, fmt: 
         return
     source = "from the cache" if was_cached else "measured now"
     click.echo(f"device     {peaks.device}: {peaks.device_name}, {peaks.threads} threads, {peaks.dtype}, torch {peaks.torch_version}")
-    click.echo(f"compute    {peaks.flops_per_s / 1e9:,.1f} GFLOP/s  ({peaks.matmul_n}×{peaks.matmul_n} matmul; median of {peaks.flops_runs}, IQR {100 * peaks.flops_rel_iqr:.1f}% of it)")
-    click.echo(f"bandwidth  {peaks.bytes_per_s / 1e9:,.1f} GB/s  ({peaks.copy_bytes / 2**20:,.0f} MiB copy, read + write; median of {peaks.bytes_runs}, IQR {100 * peaks.bytes_rel_iqr:.1f}% of it)")
+    click.echo(f"compute    {peaks.flops_per_s / 1e9:,.1f} GFLOP/s  ({peaks.matmul_n}×{peaks.matmul_n} matmul, fastest of {peaks.flops_runs} samples; "
+               f"median {peaks.flops_median_per_s / 1e9:,.1f}, IQR {100 * peaks.flops_rel_iqr:.1f}% of the median time)")
+    click.echo(f"bandwidth  {peaks.bytes_per_s / 1e9:,.1f} GB/s  ({peaks.copy_bytes / 2**20:,.0f} MiB copy, read + write, fastest of {peaks.bytes_runs} samples; "
+               f"median {peaks.bytes_median_per_s / 1e9:,.1f}, IQR {100 * peaks.bytes_rel_iqr:.1f}%)")
     click.echo(f"ridge      {peaks.ridge_intensity:,.1f} FLOP/byte: a block below it is memory-bound, above it compute-bound")
     click.echo(f"cache      {cache_path()} ({source}, {peaks.measured_at}; --force measures again)")

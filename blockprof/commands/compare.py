@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from blockprof.commands import options
-from blockprof.commands.render import emit
+from blockprof.commands.render import emit, emit_many
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +33,7 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
         view["C_in→C_out"] = [f"{a}→{b}" for a, b in zip(df["in_channels"], df["out_channels"])]
     if df["spatial"].nunique() > 1 or df["batch"].nunique() > 1 or (df["stride"] != 1).any():
         view["input"] = [f"{n}×{c}×{s}×{s} /{st}" for n, c, s, st in zip(df["batch"], df["in_channels"], df["spatial"], df["stride"])]
-    view["inner"] = [grouped(v) if v == v and v is not None else "-" for v in df["inner_width"]]
+    view["inner"] = [grouped(v) if pd.notna(v) else "-" for v in df["inner_width"]]
     view["params"] = df["params"].map(grouped)
     view["params\n%ref"] = df["params_rel"].map(_percent)
     view["conv\nweights"] = df["params_conv"].map(grouped)
@@ -79,6 +79,36 @@ def tool_footer(df: pd.DataFrame, reference: str, basis: str = "width") -> str:
     return "\n".join(lines)
 
 
+def _write_html(df: pd.DataFrame, path: Path, names: tuple[str, ...], reference: str, tools: tuple[str, ...],
+                budget: str | None, timing: dict[str, Any] | None) -> None:
+    """The comparison as a report. compare has no run directory, so the environment (and,
+    when timed, the settings and the device peaks the roofline used) is gathered here.
+    At equal budget each block has a width of its own, so blocks meet at one input."""
+    from blockprof.report import write_report
+    from blockprof.runs import environment
+
+    meta: dict[str, Any] = {"settings": {"tools": list(tools)}, "source": "blockprof compare"}
+    devices: list[str] = []
+    threads: int | None = None
+    if timing is not None and "device" in df.columns:
+        from blockprof.timing.calibrate import cached_peaks
+        from blockprof.timing.harness import DEFAULT_ROUNDS
+        from blockprof.timing.measurement import MIN_RUNS, MODES
+
+        timed = df.dropna(subset=["device"])
+        devices = sorted(set(timed["device"]))
+        threads = int(timed["threads"].iloc[0]) if len(timed) else timing["threads"]
+        meta["settings"].update(time=True, modes=list(MODES), threads=threads, min_run_time=timing["min_run_time"],
+                                rounds=DEFAULT_ROUNDS, min_runs=MIN_RUNS)
+        peaks = {f"{d}/{t}": cached_peaks(d, t, threads) for d, t in timed[["device", "dtype"]].drop_duplicates().itertuples(index=False)}
+        meta["peaks"] = {k: p.as_dict() for k, p in peaks.items() if p is not None}
+    widths = ", ".join(map(str, sorted(set(df["in_channels"]))))
+    title = f"blockprof compare: {', '.join(names)} " + (f"within {budget}" if budget else f"at {widths} channels")
+    write_report(path, df, title, reference=reference, environment=environment(devices, threads), meta=meta,
+                 compare_on=("spatial", "batch") if budget else ("in_channels", "spatial", "batch"))
+    click.echo(f"wrote {path}", err=True)
+
+
 @click.command("compare")
 @options.blocks
 @options.grid_axes
@@ -87,42 +117,120 @@ def tool_footer(df: pd.DataFrame, reference: str, basis: str = "width") -> str:
 @click.option("--budget-macs", type=click.IntRange(min=1), help="Equal budget: each block at the widest C → C within this many forward MACs.")
 @click.option("--reference", help="Block the %ref columns divide by (default: the first block).")
 @click.option("--tools", "tools", type=options.NameList(), default="fvcore,thop,torch", show_default=True, help="Counting tools to cross-check with.")
+@options.timing
 @options.output()
+@click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report of the comparison (one self-contained file).")
 def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels: tuple[int, ...], spatial: tuple[int, ...],
                 batch: tuple[int, ...], budget_params: int | None, budget_macs: int | None, reference: str | None,
-                tools: tuple[str, ...], fmt: str, output: Path | None, **variant: Any) -> None:
+                tools: tuple[str, ...], fmt: str, output: Path | None, html: Path | None, **variant: Any) -> None:
     """Compare blocks at equal width (or equal budget): params, MACs, FLOPs, each tool's agreement.
 
     Every block maps C → C at stride 1 unless --stride/--out-channels say otherwise.
     With --budget-params/--budget-macs each block is compared at the widest width
-    within the budget instead, since equal width flatters the bottleneck.
-    Examples: blockprof compare --channels 256;  blockprof compare --budget-params 1180672
+    within the budget instead, since equal width flatters the bottleneck. --html also
+    writes the comparison as a report.
+    Examples: blockprof compare --channels 256 --html compare.html;  blockprof compare --budget-params 1180672
     """
     names = (*blocks, *extra_blocks)
     reference = reference or names[0]
+    time, timing = variant.pop("time"), options.timing_options(**variant)
+    variants = options.variant_options(**variant)
     if budget_params or budget_macs:
-        df = _at_equal_budget(names, spatial, batch, budget_params, budget_macs, tools, reference, options.variant_options(**variant))
+        df = _at_equal_budget(names, spatial, batch, budget_params, budget_macs, tools, variants)
+        keys: tuple[str, ...] = ("spatial", "batch")
     else:
         from blockprof.api import compare
 
-        df = compare(names, channels, spatial, batch, tools=tools, reference=reference, **options.variant_options(**variant))
+        df = compare(names, channels, spatial, batch, tools=tools, reference=reference, **variants)
+        keys = ("in_channels", "spatial", "batch")
+    if time:
+        from blockprof.api import add_timings
+
+        df = add_timings(df, **timing)
+    from blockprof.api import add_relative
+
+    df = add_relative(df, reference, metrics=REL_METRICS + (TIME_METRICS if time else ()), keys=keys)
+    if html is not None:
+        budget = " and ".join(f"{n:,} {unit}" for n, unit in ((budget_params, "parameters"), (budget_macs, "MACs")) if n) or None
+        _write_html(df, html, names, reference, tools, budget, timing if time else None)
     if fmt in ("json", "csv"):
         emit(df, fmt, output)
         return
+    basis = "budget" if budget_params or budget_macs else "width"
     title = f"blockprof compare — input {batch[0]}×C×{spatial[0]}×{spatial[0]}" if len(batch) == len(spatial) == 1 else "blockprof compare"
-    emit(display_frame(df), fmt, output, title=title, footer=tool_footer(df, reference, "budget" if budget_params or budget_macs else "width"))
+    parts = [(display_frame(df), title)]
+    if time and "fwd_ms" in df.columns:
+        parts.append((timing_frame(df), f"timing — {_conditions(df)}"))
+    footer = tool_footer(df, reference, basis) + ("\n" + timing_footer(df) if len(parts) > 1 else "")
+    emit_many(parts, fmt, output, footer=footer)
+
+
+REL_METRICS = ("params", "params_conv", "macs", "train_flops")
+TIME_METRICS = ("fwd_ms", "train_ms")
+
+
+def _ms(median: object, iqr: object, noisy: object) -> str:
+    if median is None or median != median:
+        return "-"
+    return f"{_number(median)} ({_number(iqr)}){' !' if noisy else ''}"
+
+
+def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The timing view: medians with their IQR, run counts, speed against the reference,
+    achieved throughput and the share of the roofline."""
+    import pandas as pd
+
+    view = pd.DataFrame({"block": df["block"]})
+    if df["in_channels"].nunique() > 1:
+        view["C"] = df["in_channels"]
+    view["fwd ms\n(IQR)"] = [_ms(m, q, n) for m, q, n in zip(df["fwd_ms"], df["fwd_iqr_ms"], df["fwd_noisy"])]
+    view["train ms\n(IQR)"] = [_ms(m, q, n) for m, q, n in zip(df["train_ms"], df["train_iqr_ms"], df["train_noisy"])]
+    view["train\n%ref"] = df["train_ms_rel"].map(_percent)
+    view["runs"] = df["runs"].map(lambda r: "-" if r != r or r is None else str(int(r)))
+    view["fwd\nGFLOP/s"] = df["fwd_gflops_per_s"].map(_number)
+    view["train\nGFLOP/s"] = df["train_gflops_per_s"].map(_number)
+    view["FLOP/byte\nfwd"] = df["fwd_intensity"].map(_number)
+    view["roofline\nfwd"] = df["roofline_fraction"].map(_percent)
+    view["bound"] = df["fwd_bound"].map(lambda b: b if isinstance(b, str) else "-")
+    return view
+
+
+def _number(value: object) -> str:
+    """Three significant figures without exponents: 0.0123, 1.23, 12.3, 123, 1234."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _conditions(df: pd.DataFrame) -> str:
+    row = df.dropna(subset=["fwd_ms"]).iloc[0]
+    return f"{row['device_name']} ({row['device']}), {row['dtype']}, {int(row['threads'])} threads, {row['memory_format']}"
+
+
+def timing_footer(df: pd.DataFrame) -> str:
+    """How the times were taken, and what is flagged."""
+    lines = [
+        "Times: median per call and its IQR in ms over 'runs' samples (the fewest behind the row), torch.utils.benchmark,",
+        "blocks interleaved round-robin; fwd = eval + inference_mode, train = forward + backward with fresh gradients.",
+        "! = IQR over 10% of the median: noisy, do not trust the median alone. Roofline: achieved GFLOP/s over",
+        "min(peak GFLOP/s, intensity × peak GB/s) from 'blockprof calibrate' (cached per machine).",
+    ]
+    errors = df[df["status"] != "ok"]
+    lines += [f"  {row['block']} @ {row['in_channels']}: {row['error']}" for _, row in errors.iterrows()]
+    load = df["load_average"].dropna()
+    if len(load) and load.iloc[0] > (df["threads"].dropna().iloc[0] if len(df["threads"].dropna()) else 1):
+        lines.append(f"  load average {load.iloc[0]:.1f} when timing began: other work shared the cores; expect noise.")
+    return "\n".join(lines)
 
 
 def _at_equal_budget(names: tuple[str, ...], spatial: tuple[int, ...], batch: tuple[int, ...], budget_params: int | None,
-                     budget_macs: int | None, tools: tuple[str, ...], reference: str, variant: dict[str, Any]) -> pd.DataFrame:
+                     budget_macs: int | None, tools: tuple[str, ...], variant: dict[str, Any]) -> pd.DataFrame:
     from click.core import ParameterSource
 
-    from blockprof.api import add_relative
     from blockprof.budget import compare_within_budget
 
     if click.get_current_context().get_parameter_source("channels") is not ParameterSource.DEFAULT:
         raise click.UsageError("--channels and --budget-params/--budget-macs exclude each other: the budget picks each block's width")
     if len(spatial) > 1 or len(batch) > 1:
         raise click.UsageError("an equal-budget comparison takes one --spatial and one --batch")
-    df = compare_within_budget(names, budget_params, budget_macs, spatial[0], batch[0], tools=tools, **variant)
-    return add_relative(df, reference, keys=("spatial", "batch"))
+    return compare_within_budget(names, budget_params, budget_macs, spatial[0], batch[0], tools=tools, **variant)

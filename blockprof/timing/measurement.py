@@ -103,7 +103,7 @@ class Measurement:
         return self.relative_iqr > NOISY_IQR_RATIO
 
     def summary(self) -> dict[str, Any]:
-        """Flat, JSON-safe statistics (milliseconds), prefixed by nothing; callers prefix with the mode."""
+        """Flat, JSON-safe statistics in milliseconds; a record prefixes the keys with the mode."""
         return {
             "ms": self.median * 1e3,
             "iqr_ms": self.iqr * 1e3,

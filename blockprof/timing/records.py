@@ -32,6 +32,7 @@ TIMING_FIELDS: dict[str, str] = {
     "memory_format": "'contiguous' or 'channels_last' (module and input)",
     "compile": "whether the module ran under torch.compile",
     "torch_version": "torch.__version__",
+    "load_average": "1-minute load average when timing began (above the CPU count, other work competed for the cores)",
     "fwd_ms": "median time of one forward (eval mode, torch.inference_mode), milliseconds",
     "fwd_iqr_ms": "interquartile range of the forward samples, milliseconds",
     "fwd_runs": "number of forward samples behind the median (at least 10)",
@@ -57,8 +58,8 @@ TIMING_FIELDS: dict[str, str] = {
     "train_min_bytes": "analytic minimum training traffic: twice the forward's (gradients of the same tensors)",
     "fwd_intensity": "forward arithmetic intensity: flops / fwd_min_bytes (FLOP per byte)",
     "train_intensity": "training arithmetic intensity: train_flops / train_min_bytes (FLOP per byte)",
-    "peak_gflops_per_s": "device compute peak from 'blockprof calibrate' (median of a large matmul in this dtype)",
-    "peak_gbytes_per_s": "device bandwidth peak from 'blockprof calibrate' (median of a large copy)",
+    "peak_gflops_per_s": "device compute peak from 'blockprof calibrate' (fastest sample of a large matmul in this dtype)",
+    "peak_gbytes_per_s": "device bandwidth peak from 'blockprof calibrate' (fastest sample of a large copy)",
     "fwd_bound": "'memory' when fwd_intensity is below the ridge point peak FLOP/s ÷ peak bytes/s, else 'compute'",
     "fwd_roofline_fraction": "fwd_gflops_per_s / min(peak GFLOP/s, fwd_intensity × peak GB/s)",
     "train_roofline_fraction": "train_gflops_per_s / min(peak GFLOP/s, train_intensity × peak GB/s)",
@@ -102,7 +103,7 @@ def timing_record(timing: BlockTiming, peaks: Peaks | None = None) -> dict[str, 
     record: dict[str, Any] = {**_spec_fields(timing.spec), "label": timing.label}
     record.update(
         device=env.device, device_name=env.device_name, cpu_model=env.cpu_model, threads=env.threads, dtype=env.dtype,
-        memory_format=env.memory_format, compile=timing.compile, torch_version=env.torch_version,
+        memory_format=env.memory_format, compile=timing.compile, torch_version=env.torch_version, load_average=env.load_average,
     )
     for mode in MODES:
         m = timing.measurement(mode)

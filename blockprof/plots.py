@@ -1,0 +1,307 @@
+"""Plotly figures from a run's DataFrame (:func:`blockprof.runs.load_run`); nothing here writes files.
+
+Each builder takes the run's rows (failed cells are left out) and returns a
+``plotly.graph_objects.Figure``. One trace is one *series*: a block, plus every
+axis that varies among that block's cells at one width (e.g. ``bottleneck ·
+56² · b32`` when the run swept sizes and batches). The x axis is the width C.
+Axis titles carry units; hovering a point shows the cell (block, width, input
+size, batch, variant) and the value. A builder that needs timing columns raises
+BlockprofError on a counts-only run.
+
+* :func:`counts` — parameters and forward MACs against width (log-log);
+* :func:`latency` — median forward and training-step time against width, error bars
+  from the first to the third quartile of the samples (the IQR);
+* :func:`throughput` — achieved GFLOP/s against width, under the calibrated compute peak;
+* :func:`roofline` — arithmetic intensity against achieved GFLOP/s, under the calibrated
+  compute and bandwidth ceilings;
+* :func:`cost_latency` — a counted cost against median latency, with the Pareto front:
+  the cells for which no other cell at the same input gives more of the cost
+  metric (parameters, MACs) at no more latency.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from blockprof.errors import BlockprofError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from plotly.graph_objects import Figure
+
+#: axes that can tell two series of one block apart, in label order
+SERIES_AXES = ("out_channels", "stride", "expansion", "groups", "width_per_group", "se", "spatial", "batch", "dtype", "device")
+#: axes a parameter count does not depend on
+INPUT_AXES = ("spatial", "batch", "dtype", "device")
+WIDTH = "in_channels"
+WIDTH_TITLE = "width C (channels, log scale)"
+MODE_TITLES = {"fwd": "forward (eval, inference mode)", "train": "training step (forward + backward)"}
+_SHORT = {"out_channels": "→{:g}", "stride": "s{:g}", "expansion": "t{:g}", "groups": "g{:g}", "width_per_group": "w{:g}",
+          "se": "se{:g}", "spatial": "{:g}²", "batch": "b{:g}", "dtype": "{}", "device": "{}"}
+
+
+def _rows(df: pd.DataFrame, needs: tuple[str, ...], what: str) -> pd.DataFrame:
+    """The run's successful rows that have every column ``what`` needs."""
+    missing = [c for c in needs if c not in df.columns or df[c].isna().all()]
+    if missing:
+        timed = "fwd_ms" in df.columns and df["fwd_ms"].notna().any() or "train_ms" in df.columns and df["train_ms"].notna().any()
+        if not timed and any(c not in ("params", "macs", "train_flops") for c in missing):
+            raise BlockprofError(f"the {what} plot needs timings, and this run has none (it was swept without --time); sweep with --time")
+        raise BlockprofError(f"the {what} plot needs {', '.join(missing)}, which this run lacks")
+    rows = df[df["status"] == "ok"] if "status" in df.columns else df
+    rows = rows.dropna(subset=list(needs))
+    if rows.empty:
+        raise BlockprofError(f"the {what} plot has no successful cell with {', '.join(needs)} to show")
+    return rows
+
+
+def _series(rows: pd.DataFrame, ignore: tuple[str, ...] = ()) -> list[tuple[str, pd.DataFrame]]:
+    """(name, rows sorted by width) per series, blocks in the order they first appear.
+    A block's series are split by each axis that varies among its cells at one width
+    (``ignore`` aside), and named by them: ``bottleneck · g3 · 28²``."""
+    out = []
+    for block, cells in rows.groupby("block", sort=False):
+        within = cells.groupby(WIDTH, dropna=False)
+        axes = [a for a in SERIES_AXES if a in cells.columns and a not in ignore and (within[a].nunique() > 1).any()]
+        if not axes:
+            out.append((str(block), cells.sort_values(WIDTH)))
+            continue
+        for key, part in cells.groupby(axes, sort=False, dropna=False):
+            key = key if isinstance(key, tuple) else (key,)
+            name = " · ".join([str(block), *(_SHORT[a].format(v) for a, v in zip(axes, key) if v == v)])
+            out.append((name, part.sort_values(WIDTH)))
+    return out
+
+
+def _cell_text(rows: pd.DataFrame) -> list[str]:
+    """One hover line per row: the cell that made the point."""
+    from blockprof.records import describe
+
+    return [describe(r) for r in rows.to_dict(orient="records")]
+
+
+def _color(series: str, seen: dict[str, str]) -> str:
+    """One colour per series name within a figure, so a block keeps its colour across panels and modes."""
+    from plotly.colors import qualitative
+
+    palette = qualitative.Plotly
+    return seen.setdefault(series, palette[len(seen) % len(palette)])
+
+
+def _width_axis(fig: Figure, rows: pd.DataFrame) -> None:
+    """A log width axis ticked at the swept widths."""
+    widths = sorted(set(int(c) for c in rows[WIDTH]))
+    fig.update_xaxes(type="log", title_text=WIDTH_TITLE, tickvals=widths, ticktext=[str(c) for c in widths])
+
+
+def _panels(titles: list[str]) -> Figure:
+    from plotly.subplots import make_subplots
+
+    return make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.1)
+
+
+def _layout(fig: Figure, title: str) -> Figure:
+    fig.update_layout(title=title, template="plotly_white", hovermode="closest", legend_title_text="series", height=520)
+    # log axes labelled at 1, 2, 5 of each decade (plotly's default labels every digit when the range is short)
+    fig.update_yaxes(dtick="D2")
+    fig.for_each_xaxis(lambda axis: axis.update(dtick="D2") if axis.tickvals is None else None)
+    return fig
+
+
+def counts(df: pd.DataFrame) -> Figure:
+    """Parameters (independent of input size) and forward MACs against width, log-log."""
+    import plotly.graph_objects as go
+
+    rows = _rows(df, ("params", "macs"), "parameters & MACs")
+    fig = _panels(["parameters", "forward MACs"])
+    colors: dict[str, str] = {}
+    for col, (metric, ignore, unit) in enumerate((("params", INPUT_AXES, "parameters"), ("macs", (), "MACs")), 1):
+        for name, part in _series(rows, ignore):
+            part = part.drop_duplicates(WIDTH) if ignore else part  # one parameter count per width, whatever the input
+            fig.add_trace(go.Scatter(
+                x=part[WIDTH], y=part[metric], mode="lines+markers", name=f"{unit} · {name}", legendgroup=unit, line_color=_color(name, colors),
+                text=_cell_text(part), hovertemplate=f"%{{text}}<br>{unit}: %{{y:,.0f}}<extra></extra>",
+            ), row=1, col=col)
+    _width_axis(fig, rows)
+    fig.update_yaxes(type="log", title_text="parameters (scalars)", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="MACs (multiply-accumulates; 1 MAC = 2 FLOPs)", row=1, col=2)
+    return _layout(fig, "Parameters and forward MACs against width")
+
+
+def _modes(df: pd.DataFrame, what: str) -> list[str]:
+    """The timed modes of the run (BlockprofError for a counts-only run)."""
+    modes = [m for m in MODE_TITLES if f"{m}_ms" in df.columns and df[f"{m}_ms"].notna().any()]
+    if not modes:
+        _rows(df, ("fwd_ms",), what)
+    return modes
+
+
+def _quartile_bars(part: pd.DataFrame, mode: str) -> dict[str, Any]:
+    """Error bars from the first to the third quartile of the samples around the median
+    (asymmetric: a skewed spread shows as such); ±IQR/2 when the samples are absent."""
+    import numpy as np
+
+    samples = part.get(f"{mode}_samples_ms")
+    if samples is not None and all(isinstance(s, (list, np.ndarray)) and len(s) for s in samples):
+        q1 = np.array([np.quantile(s, 0.25) for s in samples])
+        q3 = np.array([np.quantile(s, 0.75) for s in samples])
+        median = part[f"{mode}_ms"].to_numpy(dtype=float)
+        return dict(type="data", symmetric=False, array=q3 - median, arrayminus=median - q1)
+    return dict(type="data", array=part[f"{mode}_iqr_ms"].to_numpy(dtype=float) / 2)
+
+
+def latency(df: pd.DataFrame) -> Figure:
+    """Median time per call against width, one panel per timed mode, IQR error bars."""
+    import plotly.graph_objects as go
+
+    modes = _modes(df, "latency")
+    fig = _panels([MODE_TITLES[m] for m in modes])
+    colors: dict[str, str] = {}
+    for col, mode in enumerate(modes, 1):
+        rows = _rows(df, (f"{mode}_ms", f"{mode}_iqr_ms"), "latency")
+        for name, part in _series(rows):
+            fig.add_trace(go.Scatter(
+                x=part[WIDTH], y=part[f"{mode}_ms"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode, line_color=_color(name, colors),
+                error_y=_quartile_bars(part, mode), customdata=part[[f"{mode}_iqr_ms", f"{mode}_runs"]].to_numpy(),
+                text=_cell_text(part),
+                hovertemplate=f"%{{text}}<br>{mode} median: %{{y:.4g}} ms, IQR %{{customdata[0]:.3g}} ms, %{{customdata[1]}} runs<extra></extra>",
+            ), row=1, col=col)
+        fig.update_yaxes(type="log", title_text="median time per call (ms); bars: quartiles", row=1, col=col)
+    _width_axis(fig, df[df[f"{modes[0]}_ms"].notna()])
+    return _layout(fig, "Latency against width (median; error bars: interquartile range of the samples)")
+
+
+def throughput(df: pd.DataFrame) -> Figure:
+    """Achieved GFLOP/s (analytic FLOPs over the median time) against width, with the calibrated compute peak."""
+    import plotly.graph_objects as go
+
+    modes = _modes(df, "throughput")
+    fig = _panels([MODE_TITLES[m] for m in modes])
+    colors: dict[str, str] = {}
+    for col, mode in enumerate(modes, 1):
+        rows = _rows(df, (f"{mode}_gflops_per_s",), "throughput")
+        for name, part in _series(rows):
+            fig.add_trace(go.Scatter(
+                x=part[WIDTH], y=part[f"{mode}_gflops_per_s"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode,
+                line_color=_color(name, colors),
+                text=_cell_text(part), hovertemplate=f"%{{text}}<br>{mode}: %{{y:.3g}} GFLOP/s<extra></extra>",
+            ), row=1, col=col)
+        if "peak_gflops_per_s" in rows.columns:
+            for (device, dtype), peak in rows.groupby(["device", "dtype"])["peak_gflops_per_s"].first().dropna().items():
+                fig.add_trace(go.Scatter(
+                    x=[rows[WIDTH].min(), rows[WIDTH].max()], y=[peak, peak], mode="lines", line=dict(dash="dash", color="black"),
+                    name=f"{mode} · compute peak {device}/{dtype}", legendgroup=mode,
+                    hovertemplate=f"calibrated peak ({device}, {dtype} matmul): %{{y:.3g}} GFLOP/s<extra></extra>",
+                ), row=1, col=col)
+        fig.update_yaxes(type="log", title_text="achieved GFLOP/s (analytic FLOPs / median time)", row=1, col=col)
+    _width_axis(fig, df[df[f"{modes[0]}_gflops_per_s"].notna()])
+    return _layout(fig, "Achieved throughput against width (conv + linear FLOPs per second)")
+
+
+def roofline(df: pd.DataFrame) -> Figure:
+    """Each timed cell at (arithmetic intensity, achieved GFLOP/s), under
+    ``min(peak FLOP/s, intensity × peak bandwidth)`` from ``blockprof calibrate``."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from blockprof.counting.formulas import roofline_attainable
+
+    modes = _modes(df, "roofline")
+    fig = go.Figure()
+    symbols = {"fwd": "circle", "train": "diamond"}
+    colors: dict[str, str] = {}
+    intensities = []
+    for mode in modes:
+        rows = _rows(df, (f"{mode}_intensity", f"{mode}_gflops_per_s", "peak_gflops_per_s", "peak_gbytes_per_s"), "roofline")
+        intensities += list(rows[f"{mode}_intensity"])
+        for name, part in _series(rows):
+            fig.add_trace(go.Scatter(
+                x=part[f"{mode}_intensity"], y=part[f"{mode}_gflops_per_s"], mode="markers", name=f"{mode} · {name}",
+                marker=dict(symbol=symbols[mode], size=9, color=_color(name, colors)), text=_cell_text(part), customdata=part[[f"{mode}_roofline_fraction"]].to_numpy(),
+                hovertemplate=f"%{{text}}<br>{mode}: %{{x:.3g}} FLOP/byte, %{{y:.3g}} GFLOP/s (%{{customdata[0]:.1%}} of the roofline)<extra></extra>",
+            ))
+    low, high = min(intensities) / 4, max(intensities) * 4
+    for (device, dtype), peak in df.dropna(subset=["peak_gflops_per_s"]).groupby(["device", "dtype"])[["peak_gflops_per_s", "peak_gbytes_per_s"]].first().iterrows():
+        flops, bandwidth = peak["peak_gflops_per_s"] * 1e9, peak["peak_gbytes_per_s"] * 1e9
+        xs = sorted({low, high, *([flops / bandwidth] if low < flops / bandwidth < high else [])})
+        xs = list(np.geomspace(low, high, 64)) if len(xs) == 2 else xs
+        fig.add_trace(go.Scatter(
+            x=xs, y=[roofline_attainable(x, flops, bandwidth) / 1e9 for x in xs], mode="lines", line=dict(color="black"),
+            name=f"roofline {device}/{dtype}: {flops / 1e9:.3g} GFLOP/s, {bandwidth / 1e9:.3g} GB/s",
+            hovertemplate="%{x:.3g} FLOP/byte → at most %{y:.3g} GFLOP/s<extra>roofline</extra>",
+        ))
+    fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOP per byte of minimum traffic, log scale)")
+    fig.update_yaxes(type="log", title_text="achieved GFLOP/s (log scale)")
+    return _layout(fig, "Roofline: achieved throughput under the calibrated compute and bandwidth ceilings")
+
+
+def pareto_front(cost: list[float], latency: list[float]) -> list[int]:
+    """Indices of the points no other point dominates (more ``cost`` at no more
+    ``latency``), by increasing latency: the best buy of the cost metric per millisecond."""
+    order = sorted(range(len(cost)), key=lambda i: (latency[i], -cost[i]))
+    front, best = [], float("-inf")
+    for i in order:
+        if cost[i] > best:
+            front.append(i)
+            best = cost[i]
+    return front
+
+
+COST_TITLES = {"params": "parameters (scalars)", "macs": "forward MACs", "train_flops": "training FLOPs (fwd + bwd)"}
+
+
+def cost_latency(df: pd.DataFrame, cost: str = "params", mode: str = "fwd") -> Figure:
+    """``cost`` (params, macs or train_flops) against median ``mode`` latency, with the
+    Pareto front of each input (size, batch, dtype, device): the cells that give the
+    most of ``cost`` — capacity or work — for their latency."""
+    import plotly.graph_objects as go
+
+    if cost not in COST_TITLES:
+        raise BlockprofError(f"cost must be one of {', '.join(COST_TITLES)}, got {cost!r}")
+    if mode not in MODE_TITLES:
+        raise BlockprofError(f"mode must be one of {', '.join(MODE_TITLES)}, got {mode!r}")
+    rows = _rows(df, (f"{mode}_ms", cost), "cost-vs-latency")
+    fig = go.Figure()
+    for name, part in _series(rows):
+        fig.add_trace(go.Scatter(
+            x=part[f"{mode}_ms"], y=part[cost], mode="markers", name=name, marker=dict(size=9), text=_cell_text(part),
+            hovertemplate=f"%{{text}}<br>{mode} median %{{x:.4g}} ms, {cost} %{{y:,.0f}}<extra></extra>",
+        ))
+    inputs = [a for a in INPUT_AXES if a in rows.columns]
+    for key, part in rows.groupby(inputs, sort=False):
+        part = part.reset_index(drop=True)
+        idx = pareto_front(list(part[cost].astype(float)), list(part[f"{mode}_ms"].astype(float)))
+        front = part.iloc[idx]
+        label = " ".join(_SHORT[a].format(v) for a, v in zip(inputs, key if isinstance(key, tuple) else (key,)))
+        fig.add_trace(go.Scatter(
+            x=front[f"{mode}_ms"], y=front[cost], mode="lines", line=dict(dash="dot", color="black", shape="hv"),
+            name=f"Pareto front · {label}", text=_cell_text(front),
+            hovertemplate=f"%{{text}}<br>on the front: %{{x:.4g}} ms, {cost} %{{y:,.0f}}<extra></extra>",
+        ))
+    fig.update_xaxes(type="log", title_text=f"median {MODE_TITLES[mode]} time (ms, log scale)")
+    fig.update_yaxes(type="log", title_text=f"{COST_TITLES[cost]} (log scale)")
+    return _layout(fig, f"{COST_TITLES[cost].capitalize()} against {mode} latency, with the Pareto front (most {cost} per latency)")
+
+
+#: name → builder, in the order ``blockprof plot`` writes them
+BUILDERS: dict[str, Callable[[pd.DataFrame], Figure]] = {
+    "counts": counts,
+    "latency": latency,
+    "throughput": throughput,
+    "roofline": roofline,
+    "pareto": cost_latency,
+}
+
+
+def build_all(df: pd.DataFrame, names: tuple[str, ...] = tuple(BUILDERS)) -> tuple[dict[str, Figure], dict[str, str]]:
+    """The figures that apply to this run, and for each one that does not, why."""
+    unknown = [n for n in names if n not in BUILDERS]
+    if unknown:
+        raise BlockprofError(f"unknown plot(s) {', '.join(unknown)}; choose from {', '.join(BUILDERS)}")
+    figures, skipped = {}, {}
+    for name in names:
+        try:
+            figures[name] = BUILDERS[name](df)
+        except BlockprofError as e:
+            skipped[name] = str(e)
+    return figures, skipped

@@ -1,0 +1,43 @@
+"""compare with timing: the timing columns join the counts, and the terminal shows both tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from blockprof.api import compare
+from blockprof.cli import cli
+
+FAST = {"device": "cpu", "threads": 1, "min_run_time": 0.01}
+
+
+def test_compare_times_every_block() -> None:
+    df = compare(channels=32, spatial=16, tools=("torch",), time=True, timing=FAST)
+    assert list(df["status"]) == ["ok"] * 3
+    assert (df["fwd_ms"] > 0).all() and (df["train_ms"] > df["fwd_ms"]).all()
+    assert (df["runs"] >= 10).all() and (df["threads"] == 1).all()
+    assert df.loc[df["block"] == "basic", "train_ms_rel"].item() == 1.0
+    # counts are untouched by the join, and the timed FLOP rate uses them
+    assert (df["fwd_gflops_per_s"] - df["flops"] / (df["fwd_ms"] * 1e-3) / 1e9).abs().max() < 1e-6 * df["fwd_gflops_per_s"].max()
+
+
+def test_cli_shows_the_timing_table_and_json_fields() -> None:
+    runner = CliRunner()
+    args = ["compare", "--channels", "32", "--spatial", "16", "--tools", "torch", "--device", "cpu", "--threads", "1", "--min-run-time", "0.01"]
+    table = runner.invoke(cli, args)
+    assert table.exit_code == 0, table.output
+    assert "fwd ms" in table.stdout and "roofline" in table.stdout and "torch.utils.benchmark" in table.stdout
+    records = json.loads(runner.invoke(cli, [*args, "--format", "json"]).stdout)
+    for field in ("device", "dtype", "threads", "fwd_ms", "fwd_iqr_ms", "train_ms", "train_iqr_ms", "runs",
+                  "fwd_gflops_per_s", "train_gflops_per_s", "roofline_fraction"):
+        assert all(field in r for r in records), field
+    assert all(r["status"] == "ok" and r["device"] == "cpu" for r in records)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error a machine without CUDA gives")
+def test_cuda_without_gpu_is_one_line() -> None:
+    result = CliRunner().invoke(cli, ["compare", "--channels", "32", "--spatial", "8", "--device", "cuda"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1 and "cuda" in result.stderr.lower()
