@@ -127,3 +127,11 @@ def test_readme_documents_every_record_field() -> None:
     assert all(f"`{field}`" in readme for field in COUNT_FIELDS)
     assert "pip install . && blockprof compare --channels 256" in readme
     assert "pip install -e '.[test]' && pytest" in readme
+
+
+def test_explain_time_shows_each_layers_share_of_time_and_macs() -> None:
+    result = CliRunner().invoke(cli, ["explain", "inverted_residual", "--channels", "32", "--spatial", "16", "--time", "--device", "cpu", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip().startswith(("conv_dw", "(whole"))}
+    assert "conv_dw" in rows and "100.0%" in rows["(whole"]
+    assert "time %" in result.stdout and "MACs %" in result.stdout

@@ -15,11 +15,15 @@ from blockprof.commands import options
 @click.option("--spatial", type=click.IntRange(min=1), help="Input height = width.  [default: 56 for a block, 224 for a network]")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size.")
 @options.variants
-def cli_command(block: str, channels: int, spatial: int | None, batch: int, **variant: Any) -> None:
+@click.option("--time", "time_layers", is_flag=True, help="Also time each layer of the forward in place (torch.profiler) beside its share of the MACs.")
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True, help="Device for --time.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for --time [default: torch's own default].")
+def cli_command(block: str, channels: int, spatial: int | None, batch: int, time_layers: bool, device: str, threads: int | None, **variant: Any) -> None:
     """Show how BLOCK's params, MACs and training FLOPs are derived; BLOCK may
     also be a network (resnet18 ... mobilenet_v2), derived stage by stage.
+    With --time, where the forward's time goes, layer by layer.
 
-    Example: blockprof explain bottleneck --channels 256
+    Example: blockprof explain inverted_residual --channels 256 --time
     """
     from blockprof.networks import explain_network, names
 
@@ -36,6 +40,25 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, **va
 
     spec = BlockSpec(block, channels, spatial=spatial or 56, batch=batch, **options.variant_options(**variant))
     click.echo(explain(spec))
+    if time_layers:
+        click.echo("\n" + _layer_time_table(spec, device, threads))
+
+
+def _layer_time_table(spec: Any, device: str, threads: int | None) -> str:
+    """Each layer's share of the forward's time beside its share of the MACs."""
+    from blockprof.tables import render
+    from blockprof.timing import layer_times
+
+    df = layer_times(spec, device=device, threads=threads)
+    view = df[["layer", "op"]].copy()
+    view["ms (IQR)"] = [f"{m:.3g} ({q:.2g}){' !' if n else ''}" for m, q, n in zip(df["ms"], df["iqr_ms"], df["noisy"])]
+    view["time %"] = [f"{100 * t:.1f}%" for t in df["time_share"]]
+    view["MACs %"] = ["-" if m != m or m is None else f"{100 * m:.1f}%" for m in df["macs_share"]]
+    env = df.attrs.get("environment", {})
+    where = f"{env.get('device', device)}, {env.get('threads', threads)} threads" if env else device
+    footer = (f"Forward, eval mode; each layer timed in place under torch.profiler, median over {int(df['runs'].min())}+ runs. "
+              "! = IQR over 10% of the median. Time outside modules is the residual add / SE rescale.")
+    return render(view, "table", title=f"where the time goes — {where}") + "\n" + footer
 
 
 def _given(param: str) -> bool:
