@@ -168,7 +168,7 @@ ALLOCATOR_PROBE = """
 import json, resource, sys, time, torch
 from torch.utils.benchmark import Timer
 from blockprof.blocks.registry import build
-from blockprof.regress import steady_allocator
+from blockprof.timing.env import steady_allocator
 from blockprof.spec import BlockSpec
 setting = steady_allocator() if sys.argv[1] == "steady" else "default"
 torch.set_num_threads(1)

@@ -437,7 +437,7 @@ def _time_cells(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Callable
     from torch.utils.benchmark import Timer
 
     from blockprof.blocks.registry import resolve
-    from blockprof.timing.env import environment
+    from blockprof.timing.env import environment, steady_allocator
     from blockprof.timing.harness import Cell, _make_step, _warm_up, conditions, describe_error, run_interleaved
     from blockprof.timing.measurement import Task
 
@@ -467,34 +467,6 @@ def _time_cells(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Callable
     rounds = {c.task.label: c.error or tuple(tuple(m.times) for m in c.parts) for c in measured}
     env = {**environment(cond.device, cond.dtype, cond.threads, cond.memory_format).as_dict(), "allocator": allocator}
     return tuple(tuple(m.times) for m in reference.parts), rounds, env
-
-
-#: glibc mallopt parameters and the values :func:`steady_allocator` sets
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value on 64-bit
-_TRIM_THRESHOLD = 256 << 20
-
-
-def steady_allocator() -> str:
-    """Keep freed activations in the process (glibc), and say what was set.
-
-    With glibc's defaults a block's buffers of a few hundred KiB are returned to
-    the OS after each call and page-faulted back on the next one: hundreds of
-    faults per call, how many depending on the allocator's adaptive thresholds,
-    i.e. on the process's history. On the development machine that made a
-    memory-bound inverted residual 0.8 ms in one run and 1.3–1.9 ms in the
-    next. Raising the mmap and trim thresholds (as ``MALLOC_MMAP_THRESHOLD_`` /
-    ``MALLOC_TRIM_THRESHOLD_`` would at start-up) removes the faults. The setting
-    stays for the rest of the process.
-    """
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)  # the process's own symbols: glibc's mallopt where Python links glibc
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
-    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl, Windows): nothing to set
-        ok = False
-    return f"glibc mmap_threshold={_MMAP_THRESHOLD} trim_threshold={_TRIM_THRESHOLD}" if ok else "default"
 
 
 def reference_module() -> Any:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Seque
 
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
-from blockprof.timing.env import Environment, environment
+from blockprof.timing.env import Environment, environment, steady_allocator
 from blockprof.timing.measurement import MIN_RUNS, MODES, Measurement, Task
 
 if TYPE_CHECKING:
@@ -457,6 +457,7 @@ def _cudnn_benchmark(on: bool) -> Any:
 def _time(jobs: list[_Job], modes: Sequence[str], cond: Conditions, min_run_time: float, min_runs: int, rounds: int,
           progress: Callable[[int, int], None] | None) -> list[BlockTiming]:
     check_budget(modes, min_run_time, min_runs, rounds)
+    steady_allocator()  # no page faults per call from glibc handing activations back to the OS
     env = environment(cond.device, cond.dtype, cond.threads, cond.memory_format)
     cells: dict[tuple[int, str], Cell] = {}
     memory: dict[tuple[int, str], tuple[int | None, int | None]] = {}
