@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
-from blockprof.timing.env import environment
+from blockprof.timing.env import environment, steady_allocator
 from blockprof.timing.harness import Cell, Conditions, conditions, describe_error, fwd_context, make_input, place, run_interleaved
 from blockprof.timing.measurement import MIN_RUNS, Measurement, Task
 
@@ -111,6 +111,7 @@ def layer_times(spec: BlockSpec, *, device: str = "auto", dtype: str = "float32"
     from blockprof.counting.analytic import count_layers
 
     cond = conditions(device, dtype, channels_last, threads)
+    steady_allocator()  # as every timing run: no per-call page faults inflating memory-bound layers
     definition, spec = resolve(spec)
     macs = {r.layer.name: (r.layer.op, r.cost.macs) for r in count_layers(spec, definition.layers(spec)).rows} if definition.analytic else {}
     task = Task(spec.label, "fwd", cond.device, cond.dtype, cond.threads, cond.memory_format, spec.batch)
