@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": "blockprof.commands.compare",
     "explain": "blockprof.commands.explain",
     "blocks": "blockprof.commands.blocks",
+    "calibrate": "blockprof.commands.calibrate",
     "baseline": "blockprof.commands.baseline",
     "check": "blockprof.commands.check",
     "network": "blockprof.commands.network",

@@ -135,3 +135,18 @@ def test_explain_time_shows_each_layers_share_of_time_and_macs() -> None:
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip().startswith(("conv_dw", "(whole"))}
     assert "conv_dw" in rows and "100.0%" in rows["(whole"]
     assert "time %" in result.stdout and "MACs %" in result.stdout
+
+
+def test_every_command_module_is_registered_and_listed() -> None:
+    """A command module that exists but is missing from the lazy map is unreachable."""
+    import importlib
+    import pkgutil
+
+    import blockprof.commands
+    from blockprof.cli import COMMANDS
+
+    modules = {m.name for m in pkgutil.iter_modules(blockprof.commands.__path__)}
+    commands = {m for m in modules if hasattr(importlib.import_module(f"blockprof.commands.{m}"), "cli_command")}
+    assert commands == set(COMMANDS)
+    listed = CliRunner().invoke(cli, ["--help"]).stdout
+    assert all(f"  {name}" in listed for name in COMMANDS)

@@ -41,3 +41,17 @@ def test_cli_shows_the_timing_table_and_json_fields() -> None:
 def test_cuda_without_gpu_is_one_line() -> None:
     result = CliRunner().invoke(cli, ["compare", "--channels", "32", "--spatial", "8", "--device", "cuda"])
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1 and "cuda" in result.stderr.lower()
+
+
+def test_footer_flags_stale_peaks_and_load() -> None:
+    import pandas as pd
+
+    from blockprof.commands.compare import timing_footer
+
+    df = pd.DataFrame({"block": ["basic", "bottleneck"], "in_channels": [64, 64], "status": ["ok", "ok"], "error": [None, None],
+                       "roofline_fraction": [1.4, 0.5], "load_average": [5.0, 5.0], "threads": [2, 2]})
+    footer = timing_footer(df)
+    assert "roofline above 100% for basic:" in footer and "calibrate --force" in footer
+    assert "load average 5.0" in footer
+    quiet = timing_footer(df.assign(roofline_fraction=[0.9, 0.5], load_average=[0.5, 0.5]))
+    assert "roofline above" not in quiet and "load average" not in quiet

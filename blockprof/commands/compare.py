@@ -215,6 +215,10 @@ def timing_footer(df: pd.DataFrame) -> str:
         "! = IQR over 10% of the median: noisy, do not trust the median alone. Roofline: achieved GFLOP/s over",
         "min(peak GFLOP/s, intensity × peak GB/s) from 'blockprof calibrate' (cached per machine).",
     ]
+    over = df[df["roofline_fraction"].astype("float64") > 1]
+    if len(over):
+        lines.append(f"  roofline above 100% for {', '.join(over['block'])}: the cached peaks were measured under load; "
+                     "run 'blockprof calibrate --force' on a quiet machine.")
     errors = df[df["status"] != "ok"]
     lines += [f"  {row['block']} @ {row['in_channels']}: {row['error']}" for _, row in errors.iterrows()]
     load = df["load_average"].dropna()
