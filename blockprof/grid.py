@@ -110,18 +110,7 @@ class Grid:
         ``batch``, ``dtype``, ``device``, any variant option (one value or a list),
         and an optional ``description``. Every error names the file."""
         path = Path(path)
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            raise BlockprofError("grid files need Python 3.11 or later (tomllib); give the axes as options instead") from None
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BlockprofError(f"grid file {path} does not exist; see benchmarks/grids/ for examples") from None
-        except OSError as e:
-            raise BlockprofError(f"cannot read grid file {path}: {e.strerror}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise BlockprofError(f"{path} is not valid TOML: {e}") from None
+        data = read_toml(path, "grid file", "see benchmarks/grids/ for examples")
         data.pop("description", None)
         known = (*GRID_KEYS, *VARIANT_OPTIONS, "description")
         unknown = sorted(set(data) - set(known))
@@ -227,3 +216,17 @@ def _choices(axis: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]
     if not values or bad:
         raise BlockprofError(f"{axis} must be one or a list of {', '.join(allowed)}; got {value!r}")
     return values
+
+
+def read_toml(path: Path, what: str, example: str) -> dict[str, Any]:
+    """A TOML file as a dict; every way it can fail is one line naming ``what`` and the file."""
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BlockprofError(f"{what} {path} does not exist; {example}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BlockprofError(f"cannot read {what} {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BlockprofError(f"{what} {path} is not valid TOML: {e}") from None

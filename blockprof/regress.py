@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from blockprof.errors import BlockprofError
-from blockprof.grid import VARIANT_OPTIONS, Grid
+from blockprof.grid import VARIANT_OPTIONS, Grid, read_toml
 from blockprof.spec import BlockSpec
 
 if TYPE_CHECKING:
@@ -201,18 +201,7 @@ _SUITE_KEYS = ("name", "metrics", "rules", "timing", "cells")
 def load_suite(path: str | Path) -> Suite:
     """Read a suite TOML file (layout in benchmarks/suite.toml); BlockprofError on any mistake, naming it."""
     path = Path(path)
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        raise BlockprofError("suite files need Python 3.11 or later (tomllib); give the cells inline with --blocks/--channels/--spatial/--batch") from None
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BlockprofError(f"suite file {path} does not exist; give a TOML suite such as benchmarks/suite.toml") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BlockprofError(f"cannot read suite file {path}: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise BlockprofError(f"suite file {path} is not valid TOML: {e}") from None
+    data = read_toml(path, "suite file", "give a TOML suite such as benchmarks/suite.toml")
     try:
         return suite_from_toml(data, default_name=path.stem)
     except BlockprofError as e:
