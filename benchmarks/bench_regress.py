@@ -41,6 +41,7 @@ from blockprof.blocks import registry
 from blockprof.blocks.resnet import Basic
 from blockprof.regress import CLOCKS, CheckResult, Snapshot, Suite, compare, confirm, inline_suite, load_suite, measure
 from blockprof.spec import BlockSpec
+from tests.regress_blocks import Repeated  # run from the repository root (PYTHONPATH=.)
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "benchmarks" / "suite.toml"
@@ -55,19 +56,7 @@ class Scaled(Basic):
     repeats = BASE_REPEATS
 
     def module(self, spec: BlockSpec) -> torch.nn.Module:
-        block, repeats = super().module(spec), self.repeats
-
-        class Repeat(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.block = block
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                for _ in range(repeats):
-                    y = self.block(x)
-                return y
-
-        return Repeat()
+        return Repeated(super().module(spec), self.repeats)
 
 
 def judged(base: Snapshot, current: Snapshot, comparison: str) -> CheckResult:

@@ -1,4 +1,4 @@
-"""A user block for tests/test_regress.py: a BasicBlock whose forward does its work ``REPEATS`` times."""
+"""Slowed blocks for tests/test_regress.py and benchmarks/bench_regress.py: the same counts, ``repeats`` times the work."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from blockprof.regress import (
 )
 from blockprof.regress_report import to_junit, to_markdown, to_text
 from blockprof.spec import BlockSpec
+from tests.regress_blocks import Repeated
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = TimingPlan(rounds=8, sample_time=0.01)
@@ -44,21 +45,7 @@ class Twice(Basic):
     repeats = 1
 
     def module(self, spec: BlockSpec):  # type: ignore[no-untyped-def]
-        import torch
-
-        block, repeats = super().module(spec), self.repeats
-
-        class Repeat(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.block = block
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                for _ in range(repeats - 1):
-                    self.block(x)
-                return self.block(x)
-
-        return Repeat()
+        return Repeated(super().module(spec), self.repeats)
 
 
 @pytest.fixture
