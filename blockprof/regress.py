@@ -49,7 +49,6 @@ METRICS = (*COUNT_METRICS, TIME_METRIC)
 COMPARISONS = ("auto", "raw", "normalised")
 #: verdicts that fail a check
 FAILING = frozenset({"changed", "slower", "error"})
-STATUSES = ("ok", "changed", "slower", "faster", "~", "new", "missing", "error")
 
 #: the reference kernel: a fixed 3×3 convolution, timed in every round beside the cells
 #: (timed with the same step as the cells: forward, or forward + backward for ``train``)

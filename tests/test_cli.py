@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from blockprof.cli import cli
+from blockprof.cli import COMMANDS, cli
 from blockprof.records import COUNT_FIELDS
 
 REQUIRED = ["block", "in_channels", "out_channels", "stride", "spatial", "batch", "params", "params_conv",
@@ -91,10 +91,14 @@ def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_help_does_not_import_torch() -> None:
-    code = "import sys; from blockprof.cli import main; sys.argv=['blockprof','--help']\ntry: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules, 'pandas' in sys.modules)"
+@pytest.mark.parametrize("command", ["", *sorted(COMMANDS)])
+def test_help_does_not_import_torch(command: str) -> None:
+    """`blockprof --help` and every `blockprof COMMAND --help` stay light: no torch, pandas or plotly."""
+    argv = ["blockprof", *([command] if command else []), "--help"]
+    code = (f"import sys; from blockprof.cli import main; sys.argv={argv!r}\ntry: main()\nexcept SystemExit: pass\n"
+            "print([m for m in ('torch', 'pandas', 'plotly', 'fvcore', 'scipy') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "False False"
+    assert out.strip().splitlines()[-1] == "[]"
 
 
 def test_console_entry_point_runs() -> None:
