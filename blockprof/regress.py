@@ -426,7 +426,7 @@ def _time_cells(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Callable
 
     from blockprof.blocks.registry import resolve
     from blockprof.timing.env import environment, steady_allocator
-    from blockprof.timing.harness import Cell, _make_step, _warm_up, conditions, describe_error, run_interleaved
+    from blockprof.timing.harness import Cell, make_step, warm_up, conditions, describe_error, run_interleaved
     from blockprof.timing.measurement import Task
 
     allocator = steady_allocator()
@@ -440,8 +440,8 @@ def _time_cells(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Callable
         cell = Cell(Task(label, plan.mode, cond.device, cond.dtype, cond.threads, cond.memory_format, shape[0]))
         try:
             torch.manual_seed(0)  # the same weights and input in every run: the same arithmetic is timed
-            step = _make_step(make(), shape, plan.mode, cond)
-            _warm_up(step, cond, plan.mode)
+            step = make_step(make(), shape, plan.mode, cond)
+            warm_up(step, cond, plan.mode)
             clock = time.thread_time if plan.clock == "thread" else time.perf_counter
             cell.timer = Timer("step()", globals={"step": step.fn}, num_threads=cond.threads, label=label, description=plan.mode, timer=clock)
             cell.context = step.context

@@ -147,7 +147,6 @@ def test_every_command_module_is_registered_and_listed() -> None:
     import pkgutil
 
     import blockprof.commands
-    from blockprof.cli import COMMANDS
 
     modules = {m.name for m in pkgutil.iter_modules(blockprof.commands.__path__)}
     commands = {m for m in modules if hasattr(importlib.import_module(f"blockprof.commands.{m}"), "cli_command")}

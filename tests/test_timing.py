@@ -91,7 +91,7 @@ def test_the_module_handed_in_is_left_alone() -> None:
 def test_train_step_starts_from_fresh_gradients() -> None:
     # each step sets grads to None first, so the gradient after any number of steps is one step's
     module = nn.Linear(3, 1, bias=False)
-    step = harness._make_step(module, (2, 3), "train", conditions("cpu"))
+    step = harness.make_step(module, (2, 3), "train", conditions("cpu"))
     step.fn()
     once = step.model.weight.grad.clone()
     step.fn()

@@ -219,7 +219,7 @@ class _Step:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _make_step(module: nn.Module, shape: Sequence[int], mode: str, cond: Conditions) -> _Step:
+def make_step(module: nn.Module, shape: Sequence[int], mode: str, cond: Conditions) -> _Step:
     model = place(module, cond, mode)
     if mode == "fwd":
         x = make_input(shape, cond, requires_grad=False)
@@ -252,7 +252,7 @@ def _timer(step: _Step, task: Task) -> Timer:
 # --- warm-up, memory, errors ---
 
 
-def _warm_up(step: _Step, cond: Conditions, mode: str) -> tuple[int | None, int | None]:
+def warm_up(step: _Step, cond: Conditions, mode: str) -> tuple[int | None, int | None]:
     """Run the step until it is warm (lazy init, cuDNN autotuning, compilation) and
     measure its memory: (CUDA peak bytes or None, saved-tensor bytes for ``train``)."""
     from torch.utils.benchmark.utils.common import set_torch_threads
@@ -468,8 +468,8 @@ def _time(jobs: list[_Job], modes: Sequence[str], cond: Conditions, min_run_time
                 task = Task(job.label, mode, cond.device, cond.dtype, cond.threads, cond.memory_format, batch, cond.compile)
                 cell = Cell(task)
                 try:
-                    step = _make_step(job.make(), job.shape, mode, cond)
-                    memory[(j, mode)] = _warm_up(step, cond, mode)
+                    step = make_step(job.make(), job.shape, mode, cond)
+                    memory[(j, mode)] = warm_up(step, cond, mode)
                     cell.timer, cell.context = _timer(step, task), step.context
                 except Exception as e:  # recorded per cell; the other cells go on
                     cell.error = describe_error(e, task)
