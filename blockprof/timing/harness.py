@@ -220,6 +220,7 @@ class _Step:
 
 
 def make_step(module: nn.Module, shape: Sequence[int], mode: str, cond: Conditions) -> _Step:
+    """The callable one sample times: a forward (``fwd``) or a training step with fresh gradients (``train``)."""
     model = place(module, cond, mode)
     if mode == "fwd":
         x = make_input(shape, cond, requires_grad=False)
