@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.report import findings
 from blockprof.report.findings import CHECKS, STEPS, Spread, given, percent
@@ -174,7 +175,8 @@ def cell_columns(record: Mapping[str, Any]) -> list[Cell]:
     """#, block, width, input and variant: what tells a cell apart, shared by both tables."""
     width = f"{record['in_channels']:g}" if record.get("out_channels") in (None, record["in_channels"]) else f"{record['in_channels']:g}→{record['out_channels']:g}"
     shape = f"{record['batch']:g}×{record['in_channels']:g}×{record['spatial']:g}²" if given(record.get("spatial")) and given(record.get("batch")) else "–"
-    variant = " ".join(p for p in (f"s{record['stride']:g}" if given(record.get("stride")) and record["stride"] != 1 else "", findings.variant_text(record)) if p)
+    stride = f"s{record['stride']:g}" if given(record.get("stride")) and record["stride"] != 1 else ""
+    variant = " ".join(p for p in (stride, findings.variant_text(record)) if p)
     from blockprof.records import describe
 
     return [
@@ -190,7 +192,8 @@ CELL_HEADERS = [
     Column("block", False, "block name, or a user block's package.module:callable"),
     Column("C", True, "input width C_in (→ C_out when they differ)"),
     Column("input", True, "input batch × C × H × W"),
-    Column("variant", False, "s = stride, t = expansion, g = groups, w = width per group, se = squeeze-excitation ratio"),
+    Column("variant", False, ", ".join(f"{f.mark.format('')} = {f.name.replace('_', ' ')}" for f in schema.VARIANT_FIELDS if f.mark)
+           + " (each when it differs from the block's default)"),
 ]
 
 
