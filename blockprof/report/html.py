@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 NOW = "now"
 #: plotly's config for every figure: no logo, no cloud link (both would be network-facing)
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
-SPEC_INTS = ("in_channels", "out_channels", "stride", "groups", "width_per_group", "spatial", "batch")
-SPEC_FLOATS = ("expansion", "se")
 
 
 # --- the page's building blocks (plain data; the template lays them out) ---
@@ -303,15 +301,12 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
 
 
 def record_spec(record: Mapping[str, Any]) -> Any:
-    """The BlockSpec a record was counted from (missing fields take BlockSpec's defaults)."""
+    """The BlockSpec a record was counted from (missing fields take BlockSpec's defaults;
+    the schema turns a column's 4.0 back into the int 4)."""
     from blockprof.spec import BlockSpec
 
-    fields: dict[str, Any] = {"block": record["block"]}
-    for name in SPEC_INTS + SPEC_FLOATS:
-        value = _plain(record.get(name))
-        if value is not None:
-            fields[name] = int(value) if name in SPEC_INTS else float(value)
-    return BlockSpec(**fields)
+    fields = {f.name: _plain(record.get(f.name)) for f in schema.FIELDS}
+    return BlockSpec(**{k: v for k, v in fields.items() if v is not None})
 
 
 def layer_sections(records: list[dict[str, Any]], reference: str | None, axes: Sequence[str]) -> tuple[list[Layers], str]:
