@@ -14,8 +14,9 @@ Markdown reference, ``--write`` updates docs/reference/schema.md).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from blockprof.errors import BlockprofError
 
@@ -82,33 +83,134 @@ _WIDTH = 2**20
 #: every BlockSpec field, in BlockSpec order (the label order of the marks is this order too)
 FIELDS: tuple[Field, ...] = (
     Field("block", str, None, "block name, or 'package.module:callable' for a user block"),
-    Field("in_channels", int, None, "input width C_in", "Residual-stream width C_in.", minimum=1, maximum=_WIDTH, example="256"),
-    Field("out_channels", int, None, "output width C_out (default: C_in)", "Output width when it differs from --channels.",
-          variant=True, minimum=1, maximum=_WIDTH, example="512", default_text="in_channels"),
-    Field("stride", int, 1, "stride of the block", "Stride of the block (on its spatial conv).", mark="s{}", variant=True,
-          minimum=1, maximum=64, example="2"),
-    Field("expansion", float, None, "bottleneck: out/inner width; inverted residual: t; basic: 1",
-          "Bottleneck: out/inner (default 4). Inverted residual: t (default 6).", mark="t{}", variant=True,
-          minimum=0, min_open=True, maximum=1024, example="4"),
-    Field("groups", int, 1, "groups of the bottleneck's 3×3", "Bottleneck: groups of the 3×3 conv (ResNeXt).", mark="g{}",
-          variant=True, minimum=1, maximum=_WIDTH, example="32"),
-    Field("width_per_group", int, None, "torchvision's ResNeXt width_per_group, or null",
-          "Bottleneck: torchvision's width_per_group (ResNeXt 32×4d: --groups 32 --width-per-group 4).", mark="w{}",
-          variant=True, minimum=1, maximum=_WIDTH, example="4", default_text="none"),
-    Field("kernel", int, None, "kernel side of the block's spatial conv (3 unless the block says otherwise)",
-          "Kernel side of the depthwise / expansion conv (odd: 3, 5, 7).", mark="k{}", variant=True, choices=KERNELS,
-          example="5"),
-    Field("activation", str, None, "the block's activation (relu, relu6, hardswish, silu)",
-          "Activation of the block's convs (default: the block's own, e.g. relu, relu6).", mark="{}", variant=True,
-          choices=ACTIVATIONS, example="silu"),
-    Field("se", float, 0.0, "squeeze-excitation ratio (0 = none)",
-          "Squeeze-excitation ratio (squeeze width = int(C_in·se)), e.g. 0.25.", mark="se{}", variant=True,
-          minimum=0, maximum=1, max_open=True, example="0.25"),
-    Field("se_style", str, None, "where the SE's squeeze width and activations come from (standard, mobilenetv3, ...)",
-          "SE flavour: standard, mobilenetv3, efficientnet or regnet.", mark=":{}", variant=True, choices=SE_STYLES,
-          example="efficientnet"),
-    Field("spatial", int, 56, "input height = width", "Input height = width, e.g. 56 or 56,28.", minimum=1, maximum=2**16,
-          example="56"),
+    Field(
+        "in_channels",
+        int,
+        None,
+        "input width C_in",
+        "Residual-stream width C_in.",
+        minimum=1,
+        maximum=_WIDTH,
+        example="256",
+    ),
+    Field(
+        "out_channels",
+        int,
+        None,
+        "output width C_out (default: C_in)",
+        "Output width when it differs from --channels.",
+        variant=True,
+        minimum=1,
+        maximum=_WIDTH,
+        example="512",
+        default_text="in_channels",
+    ),
+    Field(
+        "stride",
+        int,
+        1,
+        "stride of the block",
+        "Stride of the block (on its spatial conv).",
+        mark="s{}",
+        variant=True,
+        minimum=1,
+        maximum=64,
+        example="2",
+    ),
+    Field(
+        "expansion",
+        float,
+        None,
+        "bottleneck: out/inner width; inverted residual: t; basic: 1",
+        "Bottleneck: out/inner (default 4). Inverted residual: t (default 6).",
+        mark="t{}",
+        variant=True,
+        minimum=0,
+        min_open=True,
+        maximum=1024,
+        example="4",
+    ),
+    Field(
+        "groups",
+        int,
+        1,
+        "groups of the bottleneck's 3×3",
+        "Bottleneck: groups of the 3×3 conv (ResNeXt).",
+        mark="g{}",
+        variant=True,
+        minimum=1,
+        maximum=_WIDTH,
+        example="32",
+    ),
+    Field(
+        "width_per_group",
+        int,
+        None,
+        "torchvision's ResNeXt width_per_group, or null",
+        "Bottleneck: torchvision's width_per_group (ResNeXt 32×4d: --groups 32 --width-per-group 4).",
+        mark="w{}",
+        variant=True,
+        minimum=1,
+        maximum=_WIDTH,
+        example="4",
+        default_text="none",
+    ),
+    Field(
+        "kernel",
+        int,
+        None,
+        "kernel side of the block's spatial conv (3 unless the block says otherwise)",
+        "Kernel side of the depthwise / expansion conv (odd: 3, 5, 7).",
+        mark="k{}",
+        variant=True,
+        choices=KERNELS,
+        example="5",
+    ),
+    Field(
+        "activation",
+        str,
+        None,
+        "the block's activation (relu, relu6, hardswish, silu)",
+        "Activation of the block's convs (default: the block's own, e.g. relu, relu6).",
+        mark="{}",
+        variant=True,
+        choices=ACTIVATIONS,
+        example="silu",
+    ),
+    Field(
+        "se",
+        float,
+        0.0,
+        "squeeze-excitation ratio (0 = none)",
+        "Squeeze-excitation ratio (squeeze width = int(C_in·se)), e.g. 0.25.",
+        mark="se{}",
+        variant=True,
+        minimum=0,
+        maximum=1,
+        max_open=True,
+        example="0.25",
+    ),
+    Field(
+        "se_style",
+        str,
+        None,
+        "where the SE's squeeze width and activations come from (standard, mobilenetv3, ...)",
+        "SE flavour: standard, mobilenetv3, efficientnet or regnet.",
+        mark=":{}",
+        variant=True,
+        choices=SE_STYLES,
+        example="efficientnet",
+    ),
+    Field(
+        "spatial",
+        int,
+        56,
+        "input height = width",
+        "Input height = width, e.g. 56 or 56,28.",
+        minimum=1,
+        maximum=2**16,
+        example="56",
+    ),
     Field("batch", int, 1, "batch size", "Batch size(s).", minimum=1, maximum=2**16, example="32"),
 )
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
@@ -130,17 +232,24 @@ class Metric:
 
 
 #: what a record measures; ``count`` metrics are exact and compared exactly, the rest are timings
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("params", "parameters", "trainable parameters (scalars), BN included"),
-    Metric("params_conv", "parameters", "conv weights only (no bias, no BN)"),
-    Metric("macs", "MAC", "forward multiply-accumulates of conv and linear layers"),
-    Metric("train_flops", "FLOP", "forward + backward FLOPs, conv and linear (2 × (macs + bwd_input_macs + bwd_weight_macs))"),
-    Metric("fwd_ms", "ms", "median forward time (eval, inference mode)"),
-    Metric("train_ms", "ms", "median training-step time (forward + backward)"),
-    Metric("fwd_gflops_per_s", "GFLOP/s", "forward FLOPs over the median forward time"),
-    Metric("train_gflops_per_s", "GFLOP/s", "training FLOPs over the median training-step time"),
-    Metric("time", "s", "a regression check's timing: rounds of samples per cell, compared by a significance test"),
-)}
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("params", "parameters", "trainable parameters (scalars), BN included"),
+        Metric("params_conv", "parameters", "conv weights only (no bias, no BN)"),
+        Metric("macs", "MAC", "forward multiply-accumulates of conv and linear layers"),
+        Metric(
+            "train_flops",
+            "FLOP",
+            "forward + backward FLOPs, conv and linear (2 × (macs + bwd_input_macs + bwd_weight_macs))",
+        ),
+        Metric("fwd_ms", "ms", "median forward time (eval, inference mode)"),
+        Metric("train_ms", "ms", "median training-step time (forward + backward)"),
+        Metric("fwd_gflops_per_s", "GFLOP/s", "forward FLOPs over the median forward time"),
+        Metric("train_gflops_per_s", "GFLOP/s", "training FLOPs over the median training-step time"),
+        Metric("time", "s", "a regression check's timing: rounds of samples per cell, compared by a significance test"),
+    )
+}
 #: the exact counts a comparison or a regression check relates across blocks
 COUNT_METRICS: tuple[str, ...] = ("params", "params_conv", "macs", "train_flops")
 #: the median times of a timed comparison
@@ -202,7 +311,9 @@ def coerce(name: str, value: Any, what: str | None = None) -> Any:
             raise BlockprofError(f"{what} must be {f.rule()}, got {value!r}")
         return value
     number = _number(value)
-    if number is None or isinstance(number, float) and (not math.isfinite(number) or f.kind is int and not number.is_integer()):
+    if number is None or (
+        isinstance(number, float) and (not math.isfinite(number) or (f.kind is int and not number.is_integer()))
+    ):
         raise BlockprofError(f"{what} must be {f.rule()}, got {value!r}")
     typed = int(number) if f.kind is int else float(number)
     if f.choices is not None and typed not in f.choices:
@@ -281,16 +392,34 @@ def markdown() -> str:
     ]
     for f in FIELDS:
         default = f.default_text or ("per block" if f.variant else "—") if f.default is None else f"{f.default:g}"
-        option = f"`{f.option}`" if f.variant else "`--channels`" if f.name == "in_channels" else f"`--{f.name}`" if f.name != "block" else "`--blocks`"
+        option = (
+            f"`{f.option}`"
+            if f.variant
+            else "`--channels`"
+            if f.name == "in_channels"
+            else f"`--{f.name}`"
+            if f.name != "block"
+            else "`--blocks`"
+        )
         glued = BY_NAME["se"].format(0.25) if f.mark.startswith(":") else ""  # a glued mark follows the se mark
         mark = f"`{glued}{f.mark.format(f.example)}`" if f.mark else "—"
-        lines.append(f"| `{f.name}` | {f.kind.__name__} | {default} | {f.rule() if f.name != 'block' else 'a registered name or a path'} "
-                     f"| {option} | {mark} | {_cell(f.description)} |")
+        accepts = f.rule() if f.name != "block" else "a registered name or a path"
+        lines.append(
+            f"| `{f.name}` | {f.kind.__name__} | {default} | {accepts} | {option} | {mark} | {_cell(f.description)} |"
+        )
     lines += ["", "## Metrics", "", "| metric | unit | what it is |", "|---|---|---|"]
     lines += [f"| `{m.name}` | {m.unit} | {_cell(m.description)} |" for m in METRICS.values()]
-    lines += ["", "## Point keys", "",
-              "Rows of a sweep at the same " + ", ".join(f"`{k}`" for k in POINT_KEYS) + " are one comparison point.",
-              "", "## Record fields", "", "| field | what it holds |", "|---|---|"]
+    lines += [
+        "",
+        "## Point keys",
+        "",
+        "Rows of a sweep at the same " + ", ".join(f"`{k}`" for k in POINT_KEYS) + " are one comparison point.",
+        "",
+        "## Record fields",
+        "",
+        "| field | what it holds |",
+        "|---|---|",
+    ]
     lines += [f"| `{name}` | {_cell(text)} |" for name, text in RECORD_FIELDS.items()]
     return "\n".join(lines) + "\n"
 

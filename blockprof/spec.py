@@ -9,8 +9,9 @@ expansions a block accepts, the inner width that follows) live with the block in
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
@@ -60,7 +61,7 @@ class BlockSpec:
     def output_spatial(self) -> int:
         return output_side(self.spatial, self.stride)
 
-    def replace(self, **changes: object) -> BlockSpec:
+    def replace(self, **changes: Any) -> BlockSpec:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, object]:
@@ -108,8 +109,8 @@ class ResolvedSpec:
     def output_spatial(self) -> int:
         return output_side(self.spatial, self.stride)
 
-    def replace(self, **changes: object) -> ResolvedSpec:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+    def replace(self, **changes: Any) -> ResolvedSpec:
+        return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         """The spec's fields (the record's first columns); ``defaults`` left out."""
@@ -126,7 +127,8 @@ class ResolvedSpec:
 
 
 def output_side(size: int, stride: int, kernel: int = 3) -> int:
-    """Output side of a conv with padding ``kernel // 2``: ``(size − 1) // stride + 1`` for odd kernels (57 → 29 at stride 2)."""
+    """Output side of a conv with padding ``kernel // 2``: ``(size − 1) // stride + 1`` for odd kernels
+    (57 → 29 at stride 2)."""
     return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 

@@ -25,9 +25,16 @@ ROOT = Path(__file__).parent.parent
 
 #: one valid, whole value per numeric field, and a block that takes it
 NUMERIC = {
-    "in_channels": ("bottleneck", 64), "out_channels": ("bottleneck", 128), "stride": ("bottleneck", 2),
-    "expansion": ("bottleneck", 2), "groups": ("bottleneck", 2), "width_per_group": ("bottleneck", 64),
-    "se": ("bottleneck", 0.25), "kernel": ("inverted_residual", 5), "spatial": ("bottleneck", 14), "batch": ("bottleneck", 2),
+    "in_channels": ("bottleneck", 64),
+    "out_channels": ("bottleneck", 128),
+    "stride": ("bottleneck", 2),
+    "expansion": ("bottleneck", 2),
+    "groups": ("bottleneck", 2),
+    "width_per_group": ("bottleneck", 64),
+    "se": ("bottleneck", 0.25),
+    "kernel": ("inverted_residual", 5),
+    "spatial": ("bottleneck", 14),
+    "batch": ("bottleneck", 2),
 }
 
 
@@ -109,11 +116,33 @@ def test_a_huge_width_in_a_suite_is_one_line_exit_2(tmp_path: Path) -> None:
 
 def test_the_width_per_group_bug_through_compare_with_time() -> None:
     """compare --time rebuilt specs from a data frame whose width_per_group column was float (4.0)."""
-    result = CliRunner().invoke(cli, [
-        "compare", "--blocks", "basic,bottleneck", "--groups", "32", "--width-per-group", "4", "--channels", "256",
-        "--spatial", "14", "--time", "--device", "cpu", "--threads", "1", "--min-run-time", "0.01", "--tools", "torch",
-        "--format", "json",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "compare",
+            "--blocks",
+            "basic,bottleneck",
+            "--groups",
+            "32",
+            "--width-per-group",
+            "4",
+            "--channels",
+            "256",
+            "--spatial",
+            "14",
+            "--time",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--min-run-time",
+            "0.01",
+            "--tools",
+            "torch",
+            "--format",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     bottleneck = next(r for r in rows if r["block"] == "bottleneck")
@@ -121,12 +150,22 @@ def test_the_width_per_group_bug_through_compare_with_time() -> None:
 
 
 def test_a_default_spelt_out_is_the_same_cell() -> None:
-    plain, spelt = BlockSpec("bottleneck", 64, spatial=28), BlockSpec("bottleneck", 64, spatial=28, expansion=4, kernel=3, activation="relu")
+    plain, spelt = (
+        BlockSpec("bottleneck", 64, spatial=28),
+        BlockSpec("bottleneck", 64, spatial=28, expansion=4, kernel=3, activation="relu"),
+    )
     assert plain != spelt and resolve(plain)[1] == resolve(spelt)[1]
     assert hash(resolve(plain)[1]) == hash(resolve(spelt)[1])
     assert cell_id(plain) == cell_id(spelt) == "bottleneck 64→64 @ 1×64×28×28"
     assert resolve(BlockSpec("bottleneck", 64, expansion=2))[1].label == "bottleneck 64→64 t2"
-    suite = suite_from_toml({"cells": [{"blocks": ["bottleneck"], "channels": [64]}, {"blocks": ["bottleneck"], "channels": [64], "expansion": 4}]})
+    suite = suite_from_toml(
+        {
+            "cells": [
+                {"blocks": ["bottleneck"], "channels": [64]},
+                {"blocks": ["bottleneck"], "channels": [64], "expansion": 4},
+            ]
+        }
+    )
     assert len(suite.cells) == 1
 
 
@@ -136,7 +175,9 @@ def test_resolved_spec_fills_every_default() -> None:
     assert (r.expansion, r.kernel, r.activation, r.se_style, r.out_channels) == (6.0, 3, "relu6", "standard", 32)
     _, b = resolve(BlockSpec("basic", 32, activation="silu"))
     assert (b.expansion, b.kernel, b.activation) == (1.0, 3, "silu") and b.label == "basic 32→32 silu"
-    assert resolve(BlockSpec("inverted_residual", 32, kernel=5, se=0.25))[1].label == "inverted_residual 32→32 k5 se0.25"
+    assert (
+        resolve(BlockSpec("inverted_residual", 32, kernel=5, se=0.25))[1].label == "inverted_residual 32→32 k5 se0.25"
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.kernel = 5  # type: ignore[misc]
     assert set(r.as_dict()) == {f.name for f in dataclasses.fields(BlockSpec)}
@@ -146,8 +187,14 @@ def test_resolved_spec_fills_every_default() -> None:
     "spec, message",
     [
         (BlockSpec("basic", 32, kernel=5), "basic does not take kernel (--kernel 5); only inverted_residual takes it"),
-        (BlockSpec("bottleneck", 32, se=0.25, se_style="efficientnet"), "bottleneck does not take se_style (--se-style efficientnet); no block takes it yet"),
-        (BlockSpec("inverted_residual", 32, groups=2), "inverted_residual does not take groups (--groups 2); only bottleneck takes it"),
+        (
+            BlockSpec("bottleneck", 32, se=0.25, se_style="efficientnet"),
+            "bottleneck does not take se_style (--se-style efficientnet); no block takes it yet",
+        ),
+        (
+            BlockSpec("inverted_residual", 32, groups=2),
+            "inverted_residual does not take groups (--groups 2); only bottleneck takes it",
+        ),
         (BlockSpec("basic", 32, expansion=2), "basic does not take expansion"),
     ],
 )
@@ -158,8 +205,12 @@ def test_a_field_the_block_does_not_take_names_the_blocks_that_do(spec: BlockSpe
 
 
 def test_labels_marks_and_the_se_style_mark() -> None:
-    assert schema.label({"block": "bottleneck", "in_channels": 64, "out_channels": 64, "se": 0.25, "se_style": "efficientnet"}) \
+    assert (
+        schema.label(
+            {"block": "bottleneck", "in_channels": 64, "out_channels": 64, "se": 0.25, "se_style": "efficientnet"}
+        )
         == "bottleneck 64→64 se0.25:efficientnet"
+    )
     assert schema.marks({"stride": 2, "kernel": 5, "activation": "silu"}) == ["s2", "k5", "silu"]
 
 
@@ -177,22 +228,50 @@ def test_57_at_stride_2_gives_29_and_the_counts_agree(block: str, c_out: int) ->
     assert a.flops == flops.get_total_flops()
 
 
-@pytest.mark.parametrize("activation, kind", [("relu", torch.nn.ReLU), ("relu6", torch.nn.ReLU6), ("hardswish", torch.nn.Hardswish), ("silu", torch.nn.SiLU)])
+@pytest.mark.parametrize(
+    "activation, kind",
+    [("relu", torch.nn.ReLU), ("relu6", torch.nn.ReLU6), ("hardswish", torch.nn.Hardswish), ("silu", torch.nn.SiLU)],
+)
 def test_inverted_residual_kernel_and_activation_reach_the_module(activation: str, kind: type) -> None:
     module = build(BlockSpec("inverted_residual", 16, kernel=7, activation=activation, spatial=9))
     assert module.conv_dw.kernel_size == (7, 7) and module.conv_dw.padding == (3, 3)
     assert isinstance(module.act1, kind) and isinstance(module.act2, kind)
-    ops = {r.layer.name: r.layer.op for r in analytic_count(BlockSpec("inverted_residual", 16, kernel=7, activation=activation)).rows}
+    ops = {
+        r.layer.name: r.layer.op
+        for r in analytic_count(BlockSpec("inverted_residual", 16, kernel=7, activation=activation)).rows
+    }
     assert ops["act1"] == ops["act2"] == activation and ops["conv_dw"] == "conv2d"
 
 
 def test_cli_new_options_reach_the_record() -> None:
-    result = CliRunner().invoke(cli, ["compare", "--blocks", "basic,inverted_residual", "--channels", "32", "--spatial", "9", "--stride", "2",
-                                      "--kernel", "5", "--activation", "silu", "--tools", "torch", "--format", "json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "compare",
+            "--blocks",
+            "basic,inverted_residual",
+            "--channels",
+            "32",
+            "--spatial",
+            "9",
+            "--stride",
+            "2",
+            "--kernel",
+            "5",
+            "--activation",
+            "silu",
+            "--tools",
+            "torch",
+            "--format",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = {r["block"]: r for r in json.loads(result.stdout)}
     assert rows["inverted_residual"]["kernel"] == 5 and rows["inverted_residual"]["activation"] == "silu"
-    assert rows["basic"]["kernel"] == 3 and rows["basic"]["activation"] == "silu"  # --kernel applies only to the blocks that take it
+    assert (
+        rows["basic"]["kernel"] == 3 and rows["basic"]["activation"] == "silu"
+    )  # --kernel applies only to the blocks that take it
     assert all(r["torch_agrees"] for r in rows.values())
 
 

@@ -12,7 +12,8 @@ something real.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from blockprof import schema
 from blockprof.counting.formulas import Layer
@@ -39,7 +40,7 @@ class BlockDef(ABC):
     #: may still be given when it equals its default here, e.g. basic's expansion 1)
     defaults: ClassVar[Mapping[str, Any]] = {"kernel": 3, "activation": "relu", "se_style": "standard"}
 
-    def check(self, spec: ResolvedSpec) -> None:
+    def check(self, spec: ResolvedSpec) -> None:  # noqa: B027  (optional: most blocks need no check of their own)
         """Raise BlockprofError if the block cannot be ``spec`` (beyond the schema's bounds)."""
 
     @abstractmethod
@@ -96,11 +97,9 @@ def resolve(spec: BlockSpec | ResolvedSpec) -> tuple[BlockDef, ResolvedSpec]:
         if not definition.analytic or f.name in definition.accepts or value is None or value == defaults.get(f.name, f.default):
             continue
         takers = [n for n in names() if f.name in _REGISTRY[n].accepts]
-        raise BlockprofError(
-            f"{spec.block} does not take {f.name} ({f.option} {value}); "
-            f"{'only ' + ', '.join(takers) + ' take' + ('s' if len(takers) == 1 else '') + ' it' if takers else 'no block takes it yet'}"
-        )
-    values = spec.as_dict()
+        who = f"only {', '.join(takers)} take{'s' if len(takers) == 1 else ''} it" if takers else "no block takes it yet"
+        raise BlockprofError(f"{spec.block} does not take {f.name} ({f.option} {value}); {who}")
+    values: dict[str, Any] = spec.as_dict()
     if values["se_style"] not in (None, "standard") and not values["se"]:
         values["se"] = 0.25  # the torchvision styles' squeeze ratio, when only the style is given
     for name, default in defaults.items():

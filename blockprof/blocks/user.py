@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from blockprof.blocks.registry import BlockDef
 from blockprof.counting.formulas import Layer
@@ -37,7 +37,7 @@ class UserBlock(BlockDef):
 
     analytic = False
     accepts = frozenset({"stride", "out_channels"})
-    defaults: Mapping[str, Any] = {}  # nothing to fill in: the callable has its own
+    defaults: ClassVar[Mapping[str, Any]] = {}  # nothing to fill in: the callable has its own
 
     def __init__(self, path: str) -> None:
         self.name = path  # type: ignore[misc]  # per instance: each path is its own block
