@@ -204,9 +204,12 @@ def _names(axis: str, value: Any) -> tuple[str, ...]:
 def _values(axis: str, value: Any, name: str | None = None) -> tuple:
     """One value or a list of them, each checked by the schema's rule for field ``name`` (default: ``axis``)."""
     values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    if not values:
-        raise BlockprofError(f"{axis} must be one or a list of {schema.field(name or axis).rule()}s; got {value!r}")
-    return tuple(schema.coerce(name or axis, v, axis) for v in values)
+    try:
+        if not values:
+            raise BlockprofError("no values")
+        return tuple(schema.coerce(name or axis, v, axis) for v in values)
+    except BlockprofError:
+        raise BlockprofError(f"{axis} must be {schema.field(name or axis).rule()} (or a list of them); got {value!r}") from None
 
 
 def _choices(axis: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
