@@ -370,11 +370,6 @@ def label(values: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) 
     return " ".join([str(values["block"]), width, *marks(values, defaults)])
 
 
-def option_keys() -> tuple[str, ...]:
-    """The click parameter names of the variant options (``width_per_group``)."""
-    return VARIANT_NAMES
-
-
 def markdown() -> str:
     """The schema as Markdown: spec fields, metrics and record fields (docs/reference/schema.md)."""
     lines = [
