@@ -11,128 +11,31 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable
 
 from blockprof import schema
-from blockprof.blocks.registry import BlockDef, resolve
-from blockprof.counting.analytic import AnalyticCount, count_layers
-from blockprof.counting.reconcile import reconcile, reconcile_train
-from blockprof.counting.tools import TOOL_NAMES, ToolCount, adapter
+from blockprof.blocks.registry import resolve
+from blockprof.counting.analytic import analytic as analytic_count
+from blockprof.counting.record import (
+    PASSES_PER_TRAINING_STEP,
+    build_meta,
+    count_module,
+    error_record,
+    tool_fields,
+    totals_from_tools,
+)
+from blockprof.counting.record import count_record as count
+from blockprof.counting.tools import TOOL_NAMES
 from blockprof.errors import BlockprofError
 from blockprof.grid import DEFAULT_BLOCKS, Grid
 from blockprof.records import to_frame
 from blockprof.spec import BlockSpec
-from blockprof.units import macs_to_flops
 
 if TYPE_CHECKING:
     import pandas as pd
-    from torch import nn
 
-
-#: a training step: the forward and two backward terms (input and weight gradient), each the forward's MACs
-PASSES_PER_TRAINING_STEP = 3
-
-
-def build_meta(definition: BlockDef, spec: BlockSpec) -> nn.Module:
-    """Build on the meta device: shapes without memory, so any width counts in seconds."""
-    import torch
-
-    with torch.device("meta"):
-        return definition.module(spec)
-
-
-def count_module(module: nn.Module, input_shape: tuple[int, ...], tools: Iterable[str] = TOOL_NAMES, macs_hint: float | None = None) -> dict[str, ToolCount | str]:
-    """Each tool's count of ``module`` (left exactly as handed in: tools count a copy).
-
-    A tool that cannot count it gives a one-line reason instead of a ToolCount.
-    """
-    results: dict[str, ToolCount | str] = {}
-    for name in _ordered(tools):
-        try:
-            kwargs = {"macs_hint": macs_hint} if name == "fvcore" else {}
-            results[name] = adapter(name).count(module, input_shape, **kwargs)
-        except BlockprofError as e:
-            results[name] = str(e)
-        except Exception as e:  # a tool's own failure is a finding about the tool, recorded
-            results[name] = f"{name} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        if name == "torch" and isinstance(results[name], ToolCount) and macs_hint is None:
-            macs_hint = results[name].macs
-    return results
-
-
-def _ordered(tools: Iterable[str]) -> list[str]:
-    tools = list(tools)
-    unknown = [t for t in tools if t not in TOOL_NAMES]
-    if unknown:
-        raise BlockprofError(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOL_NAMES)}")
-    # torch first: its meta-device count sizes the forward that fvcore must really run
-    return sorted(tools, key=lambda t: t != "torch")
-
-
-def analytic_count(spec: BlockSpec) -> AnalyticCount:
-    """The closed-form count (registered blocks only)."""
-    definition, spec = resolve(spec)
-    if not definition.analytic:
-        raise BlockprofError(f"{spec.block} is a user block: it has no closed-form count; use count() for the tools' counts")
-    return count_layers(spec, definition.layers(spec), definition.inner_widths(spec))
-
-
-def count(spec: BlockSpec, tools: Iterable[str] = TOOL_NAMES) -> dict[str, Any]:
-    """One record: the analytic totals, the module's own parameter count, and each tool's
-    count with its agreement (see :data:`blockprof.records.COUNT_FIELDS`)."""
-    definition, spec = resolve(spec)
-    module = build_meta(definition, spec)
-    analytic = count_layers(spec, definition.layers(spec), definition.inner_widths(spec)) if definition.analytic else None
-    record: dict[str, Any] = {k: v for k, v in spec.as_dict().items()}
-    record["inner_width"] = definition.inner_widths(spec).get("inner")
-    record["module_params"] = sum(p.numel() for p in module.parameters())
-    tool_counts = count_module(module, spec.input_shape, tools, macs_hint=analytic.macs if analytic else None)
-    if analytic is not None:
-        record.update(count_source="analytic", **analytic.totals())
-    else:
-        torch_count = tool_counts.get("torch")
-        record.update(count_source="tools", **totals_from_tools(record["module_params"], torch_count.macs if isinstance(torch_count, ToolCount) else None))
-    record.update(tool_fields(analytic, tool_counts))
-    record.update(status="ok", error=None)
-    return record
-
-
-def tool_fields(analytic: AnalyticCount | None, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:
-    """``<tool>_macs``, ``<tool>_agrees`` and ``<tool>_note`` (and torch's training-step
-    fields) for a record: each tool's count reconciled with the analytic one."""
-    fields: dict[str, Any] = {}
-    for name, result in tool_counts.items():
-        if isinstance(result, str):
-            fields.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
-            continue
-        verdict = reconcile(analytic, result)
-        fields.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
-        if name == "torch":
-            train = reconcile_train(analytic, result)
-            fields.update(torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note)
-    return fields
-
-
-def totals_from_tools(params: int, macs: float | None) -> dict[str, Any]:
-    """Totals of a module with no closed form (a user block, or a network of them):
-    parameters from the module, MACs from torch's counter, and ``train_flops`` =
-    3 × ``flops``, since each backward term of a conv or matmul costs its forward.
-    torch's own backward count stays in ``torch_train_flops``: it overcounts
-    grouped convs (see :mod:`blockprof.counting.reconcile`), which user blocks
-    such as ConvNeXt's depthwise 7×7 have."""
-    if macs is not None and float(macs).is_integer():
-        macs = int(macs)
-    return {
-        "params": params,
-        "params_conv": None,
-        "macs": macs,
-        "flops": None if macs is None else macs_to_flops(macs),
-        "bwd_input_macs": macs,
-        "bwd_weight_macs": macs,
-        "train_flops": None if macs is None else PASSES_PER_TRAINING_STEP * macs_to_flops(macs),
-    }
-
-
-def error_record(spec: BlockSpec, error: str) -> dict[str, Any]:
-    """The record of a cell that failed: its spec, ``status='error'`` and the one-line error."""
-    return {**spec.as_dict(), "status": "error", "error": error}
+#: re-exported from below the API: counting one spec into a record is :mod:`blockprof.counting.record`'s job
+__all__ = [
+    "PASSES_PER_TRAINING_STEP", "add_relative", "add_timings", "analytic_count", "build_meta", "compare", "count",
+    "count_module", "error_record", "explain", "pivot", "relative", "select", "tool_fields", "totals_from_tools",
+]
 
 
 def compare(

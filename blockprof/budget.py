@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from blockprof.blocks.registry import get, resolve
-from blockprof.counting.analytic import count_layers
+from blockprof.counting.analytic import closed_form
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
 from blockprof.units import grouped
@@ -65,11 +65,10 @@ def block_cost(spec: BlockSpec, macs: bool = True) -> WidthCost:
     """Params and forward MACs of ``spec``: closed form, or for a user block the
     module's parameters and PyTorch's flop counter on the meta device (skipped,
     with ``macs=False``, when only parameters matter)."""
-    definition, spec = resolve(spec)
-    if definition.analytic:
-        count = count_layers(spec, definition.layers(spec))
+    definition, spec, count = closed_form(spec)
+    if count is not None:
         return WidthCost(count.params, count.macs)
-    from blockprof.api import build_meta
+    from blockprof.counting.record import build_meta
     from blockprof.counting.tools import adapter
 
     module = build_meta(definition, spec)
@@ -180,12 +179,12 @@ def compare_within_budget(
     width, with the budget columns of :func:`budget_frame`."""
     import pandas as pd
 
-    from blockprof.api import count
+    from blockprof.counting.record import count_record
     from blockprof.counting.tools import TOOL_NAMES
     from blockprof.records import to_frame
 
     fits = equal_budget(blocks, budget_params, budget_macs, spatial, batch, **options)
-    df = to_frame([count(f.spec, TOOL_NAMES if tools is None else tools) for f in fits])
+    df = to_frame([count_record(f.spec, TOOL_NAMES if tools is None else tools) for f in fits])
     extra = budget_frame(fits, budget_params, budget_macs).drop(columns=["block", "width", "inner_width", "params", "macs"])
     df.insert(0, "budget_params", budget_params)
     df.insert(1, "budget_macs", budget_macs)

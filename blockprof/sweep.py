@@ -256,7 +256,7 @@ def _count_cell(index: int, cell: Cell, tools: tuple[str, ...], counted: dict[Bl
     """The cell's count record, or its error record; never raises (but KeyboardInterrupt).
     Counts do not depend on dtype or device, so cells that differ only there are
     counted once (``counted`` holds the records by spec)."""
-    from blockprof.api import count, error_record
+    from blockprof.counting.record import count_record, error_record
 
     start = clock.perf_counter()
     try:
@@ -266,7 +266,7 @@ def _count_cell(index: int, cell: Cell, tools: tuple[str, ...], counted: dict[Bl
     else:
         if spec not in counted:
             try:
-                counted[spec] = count(spec, tools)
+                counted[spec] = count_record(spec, tools)
             except MemoryError:
                 counted[spec] = error_record(spec, f"out of memory while counting {spec.label}; use a smaller batch or spatial size")
             except Exception as e:  # recorded per cell

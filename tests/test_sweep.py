@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import blockprof.api
+import blockprof.counting.record
 from blockprof.cli import cli
 from blockprof.errors import BlockprofError
 from blockprof.grid import Grid
@@ -65,14 +65,14 @@ class Exploding(Exception):
 
 
 def test_failing_cells_are_recorded_and_the_sweep_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_count = blockprof.api.count
+    real_count = blockprof.counting.record.count_record
 
     def count(spec, tools):  # type: ignore[no-untyped-def]
         if spec.block == "inverted_residual" and spec.in_channels == 16:
             raise Exploding("the block blew up\nsecond line")
         return real_count(spec, tools)
 
-    monkeypatch.setattr(blockprof.api, "count", count)
+    monkeypatch.setattr(blockprof.counting.record, "count_record", count)
     grid = Grid(channels=(8, 16, 24), spatial=(8, 12), options={"groups": [1, 3], "stride": [1, 3]})
     df = sweep(grid, tmp_path / "run", tools=())
     assert len(df) == len(grid.cells()) == 3 * 2 * 2 * (1 + 2 + 1)
@@ -228,8 +228,8 @@ def test_relative_and_pivot_from_the_api(cli_run: Path) -> None:
 
 def test_cells_that_differ_only_in_dtype_are_counted_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real_count = blockprof.api.count
-    monkeypatch.setattr(blockprof.api, "count", lambda spec, tools: calls.append(spec) or real_count(spec, tools))
+    real_count = blockprof.counting.record.count_record
+    monkeypatch.setattr(blockprof.counting.record, "count_record", lambda spec, tools: calls.append(spec) or real_count(spec, tools))
     monkeypatch.setattr("blockprof.sweep._time_group", lambda *args: None)  # the timing is not under test here
     monkeypatch.setattr("blockprof.sweep._peaks", lambda grid, settings: None)
     df = sweep(Grid(channels=(8,), spatial=(4,), dtype=("float32", "bfloat16"), device=("cpu",)), tmp_path / "run", tools=(), time=True)

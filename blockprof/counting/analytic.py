@@ -18,10 +18,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from blockprof.counting.formulas import Cost, Layer, cost
-from blockprof.spec import BlockSpec, NetworkSpec
+from blockprof.errors import BlockprofError
+from blockprof.spec import BlockSpec, NetworkSpec, ResolvedSpec
 from blockprof.units import macs_to_flops
+
+if TYPE_CHECKING:
+    from blockprof.blocks.registry import BlockDef
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class LayerCount:
 class AnalyticCount:
     """The layer rows of a block, or of a whole network (``spec`` a NetworkSpec), and their totals."""
 
-    spec: BlockSpec | NetworkSpec
+    spec: ResolvedSpec | BlockSpec | NetworkSpec
     rows: tuple[LayerCount, ...]
     inner_widths: dict[str, int] = field(default_factory=dict)
 
@@ -108,14 +113,27 @@ class AnalyticCount:
         ]
 
 
-def count_layers(spec: BlockSpec | NetworkSpec, layers: list[Layer], inner_widths: dict[str, int] | None = None) -> AnalyticCount:
+def count_layers(spec: ResolvedSpec | BlockSpec | NetworkSpec, layers: list[Layer], inner_widths: dict[str, int] | None = None) -> AnalyticCount:
     """Sum the closed-form cost of ``layers`` for ``spec.batch`` inputs."""
     return AnalyticCount(spec, tuple(LayerCount(l, cost(l, spec.batch)) for l in layers), inner_widths or {})
 
 
-def analytic(spec: BlockSpec) -> AnalyticCount:
-    """The closed-form count of ``spec``'s block (a registered block, not a user one)."""
+def closed_form(spec: BlockSpec) -> tuple[BlockDef, ResolvedSpec, AnalyticCount | None]:
+    """Resolve ``spec``, then count its layers in closed form (``None`` for a user block, which has none):
+    the one place a spec becomes an analytic count."""
     from blockprof.blocks.registry import resolve
 
-    definition, spec = resolve(spec)
-    return count_layers(spec, definition.layers(spec), definition.inner_widths(spec))
+    definition, resolved = resolve(spec)
+    if not definition.analytic:
+        return definition, resolved, None
+    return definition, resolved, count_layers(resolved, definition.layers(resolved), definition.inner_widths(resolved))
+
+
+def analytic(spec: BlockSpec) -> AnalyticCount:
+    """The closed-form count of ``spec``'s block (a registered block, not a user one)."""
+    _, resolved, count = closed_form(spec)
+    if count is None:
+        raise BlockprofError(
+            f"{resolved.block} is a user block: it has no closed-form count; use count() for the tools' counts"
+        )
+    return count

@@ -117,7 +117,7 @@ def network_count(
     3 × ``flops`` (each backward term of a conv or matmul costs its forward)."""
     import torch
 
-    from blockprof.api import count_module, tool_fields, totals_from_tools
+    from blockprof.counting.record import count_module, tool_fields, totals_from_tools
 
     spec = _network_spec(name, block, spatial, batch)
     lay = layout(spec)
@@ -152,7 +152,7 @@ def network_count(
 def stage_rows(lay: NetworkLayout, analytic: NetworkCount | None, module: nn.Module, torch_count: ToolCount | None) -> list[dict[str, Any]]:
     """Per stage: what it is, its output, its counts, and the module's and torch's own
     counts of the same stage (the independent checks)."""
-    from blockprof.api import totals_from_tools
+    from blockprof.counting.record import totals_from_tools
 
     module_params = dict.fromkeys((s.name for s in lay.stages), 0)
     for name, p in module.named_parameters():

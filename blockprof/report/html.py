@@ -314,7 +314,7 @@ def layer_sections(records: list[dict[str, Any]], reference: str | None, axes: S
     headline point where the variant has a cell there, else at its widest cell."""
     import pandas as pd
 
-    from blockprof.api import analytic_count
+    from blockprof.counting.analytic import analytic as analytic_count
     from blockprof.explain import explain_text
 
     ok = [r for r in records if r.get("status", "ok") == "ok"]

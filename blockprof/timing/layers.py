@@ -107,13 +107,12 @@ def layer_times(spec: BlockSpec, *, device: str = "auto", dtype: str = "float32"
     import pandas as pd
     from torch.utils.benchmark import Timer
 
-    from blockprof.blocks.registry import resolve
-    from blockprof.counting.analytic import count_layers
+    from blockprof.counting.analytic import closed_form
 
     cond = conditions(device, dtype, channels_last, threads)
     steady_allocator()  # as every timing run: no per-call page faults inflating memory-bound layers
-    definition, spec = resolve(spec)
-    macs = {r.layer.name: (r.layer.op, r.cost.macs) for r in count_layers(spec, definition.layers(spec)).rows} if definition.analytic else {}
+    definition, spec, count = closed_form(spec)
+    macs = {r.layer.name: (r.layer.op, r.cost.macs) for r in count.rows} if count is not None else {}
     task = Task(spec.label, "fwd", cond.device, cond.dtype, cond.threads, cond.memory_format, spec.batch)
     try:
         model = place(definition.module(spec), cond, "fwd")

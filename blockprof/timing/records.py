@@ -76,13 +76,11 @@ def _spec_fields(spec: BlockSpec | None) -> dict[str, Any]:
 
 def memory_model(spec: BlockSpec, dtype: str) -> dict[str, Any]:
     """The analytic memory columns and FLOPs of a registered block (all None for a user block)."""
-    from blockprof.blocks.registry import resolve
-    from blockprof.counting.analytic import count_layers
+    from blockprof.counting.analytic import closed_form
 
-    definition, spec = resolve(spec)
-    if not definition.analytic:
+    _, spec, count = closed_form(spec)
+    if count is None:
         return {k: None for k in ("fwd_flops", "train_flops", "param_bytes", "saved_activation_bytes", "fwd_min_bytes", "train_min_bytes")}
-    count = count_layers(spec, definition.layers(spec), definition.inner_widths(spec))
     value = DTYPE_BYTES[dtype]
     n, c_out, s_out = spec.batch, spec.out_channels, spec.output_spatial
     in_elements = n * spec.in_channels * spec.spatial * spec.spatial
