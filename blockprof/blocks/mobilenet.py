@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from blockprof.blocks import shapes
-from blockprof.blocks.registry import BlockDef, register
+from blockprof.blocks.base import BlockDef
+from blockprof.blocks.registry import register
 from blockprof.counting.formulas import Layer
 from blockprof.spec import ResolvedSpec
 

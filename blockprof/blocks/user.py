@@ -19,7 +19,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
-from blockprof.blocks.registry import BlockDef
+from blockprof.blocks.base import BlockDef
 from blockprof.counting.formulas import Layer
 from blockprof.errors import BlockprofError
 from blockprof.spec import ResolvedSpec
