@@ -23,7 +23,6 @@ from typing import Any, Iterator
 from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
-from blockprof.timing.harness import DEVICES, DTYPES
 
 DEFAULT_BLOCKS = ("basic", "bottleneck", "inverted_residual")
 #: variant option → the type of its values (the BlockSpec field it sets), from the schema
@@ -58,8 +57,8 @@ class Grid:
             raise BlockprofError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(VARIANT_OPTIONS)}")
         # canonical: every given option a tuple of values of its type, in VARIANT_OPTIONS order
         set_("options", {k: _values(k, self.options[k]) for k in VARIANT_OPTIONS if self.options.get(k) is not None})
-        set_("dtype", _choices("dtype", self.dtype, DTYPES))
-        set_("device", _choices("device", self.device, DEVICES))
+        set_("dtype", _choices("dtype", self.dtype, schema.DTYPES))
+        set_("device", _choices("device", self.device, schema.DEVICES))
 
     def _spec_fields(self) -> Iterator[dict[str, Any]]:
         """The spec fields of every cell, block-major, each option only for the blocks that take it."""

@@ -220,6 +220,9 @@ VARIANT_NAMES: tuple[str, ...] = tuple(f.name for f in VARIANT_FIELDS)
 
 #: the timing conditions that multiply a timed sweep's cells
 CONDITIONS: dict[str, str] = {"dtype": "compute dtype of a timing", "device": "device of a timing"}
+#: the values of the two conditions (``auto``: CUDA when available, else CPU)
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 #: the keys that make one comparison point of a sweep: rows at the same point are compared across blocks
 POINT_KEYS: tuple[str, ...] = ("in_channels", "out_channels", "stride", "spatial", "batch", "dtype", "device")
 

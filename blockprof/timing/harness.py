@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Sequence
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
 from blockprof.timing.env import Environment, environment, steady_allocator
@@ -47,8 +48,7 @@ if TYPE_CHECKING:
 DEFAULT_MIN_RUN_TIME = 0.2
 #: round-robin passes over the cells; each cell's samples come from every round
 DEFAULT_ROUNDS = 3
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("float32", "bfloat16", "float16")
+DEVICES, DTYPES = schema.DEVICES, schema.DTYPES
 #: bytes per value of each dtype (parameters stay float32: autocast casts per op)
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
