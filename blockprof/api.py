@@ -27,6 +27,7 @@ from blockprof.errors import BlockprofError
 from blockprof.grid import DEFAULT_BLOCKS, Grid
 from blockprof.records import to_frame
 from blockprof.spec import BlockSpec
+from blockprof.units import whole
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,7 +80,7 @@ def add_timings(df: pd.DataFrame, **timing: Any) -> pd.DataFrame:
 
     import pandas as pd
 
-    from blockprof.tables import to_records
+    from blockprof.render.tables import to_records
     from blockprof.timing.records import timing_table
 
     fields = [f.name for f in dataclasses.fields(BlockSpec)]  # the record's spec columns
@@ -160,11 +161,6 @@ def select(df: pd.DataFrame, **where: Any) -> pd.DataFrame:
     return rows
 
 
-def _plain(value: Any) -> Any:
-    """``1.0`` → ``1``: how a whole number looks on a command line."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
 def pivot(df: pd.DataFrame, metric: str, index: str = "block", columns: str = "in_channels", **where: Any) -> pd.DataFrame:
     """``metric`` as a table, ``index`` × ``columns`` (block × width by default), over
     the rows matching ``where`` (e.g. ``spatial=56, batch=1``). Every other axis
@@ -177,7 +173,7 @@ def pivot(df: pd.DataFrame, metric: str, index: str = "block", columns: str = "i
         within = rows.groupby([index, columns], dropna=False)
         axes = [c for c in ("spatial", "batch", *schema.VARIANT_NAMES, "dtype", "device")
                 if c in rows and c not in (index, columns) and (within[c].nunique() > 1).any()]
-        fix = ", ".join(f"{c}={_plain(rows[c].dropna().iloc[0])}" for c in axes) or "the axis that repeats"
+        fix = ", ".join(f"{c}={whole(rows[c].dropna().iloc[0])}" for c in axes) or "the axis that repeats"
         raise BlockprofError(f"several rows per ({index}, {columns}): {', '.join(axes) or 'some axis'} vary; fix them, e.g. {fix}")
     table = rows.pivot(index=index, columns=columns, values=metric)
     return table.reindex(index=list(dict.fromkeys(rows[index])), columns=sorted(set(rows[columns])))
@@ -185,7 +181,7 @@ def pivot(df: pd.DataFrame, metric: str, index: str = "block", columns: str = "i
 
 def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: Any) -> str:
     """The derivation of a block's counts as text (``blockprof explain``)."""
-    from blockprof.explain import explain_text
+    from blockprof.render.explain import explain_text
 
     spec = block if isinstance(block, BlockSpec) else BlockSpec(block, channels or 256, **spec_fields)
     return explain_text(analytic_count(spec))

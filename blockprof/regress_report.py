@@ -97,7 +97,7 @@ def _sections(result: CheckResult) -> list[tuple[str, list[str]]]:
 
 def to_text(result: CheckResult, width: int | None = None) -> str:
     """The terminal summary: headline, provenance, the grid, then every failure in full."""
-    from blockprof.tables import render
+    from blockprof.render.tables import render
 
     lines = [headline(result), *provenance(result), "", render(grid(result), "table", width=width)]
     for title, items in _sections(result):
@@ -108,7 +108,7 @@ def to_text(result: CheckResult, width: int | None = None) -> str:
 
 def to_markdown(result: CheckResult) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``."""
-    from blockprof.tables import render
+    from blockprof.render.tables import render
 
     icon = "✅" if result.passed else "❌"
     lines = [f"### {icon} {headline(result)}", "", *(f"- {line}" for line in provenance(result)), "",

@@ -61,7 +61,7 @@ COUNT_ENV = ("blockprof_version", "torch_version", "fvcore_version", "thop_versi
 TIMING_ENV = ("cpu_model", "cpu_count", "threads", "device_names", "cuda_version", "cudnn_version")
 
 
-def environment(devices: Iterable[str] = (), threads: int | None = None) -> dict[str, Any]:
+def run_environment(devices: Iterable[str] = (), threads: int | None = None) -> dict[str, Any]:
     """Where the run was taken: versions of everything that changes a count, and for
     a timed run the devices and thread count that change a time."""
     import platform

@@ -70,8 +70,8 @@ class Field:
         what = "a whole number" if self.kind is int else "a number" if self.kind is float else "a name"
         if self.minimum is None:
             return what
-        low = f"({_plain(self.minimum)}" if self.min_open else f"[{_plain(self.minimum)}"
-        high = f"{_plain(self.maximum)})" if self.max_open else f"{_plain(self.maximum)}]"
+        low = f"({_number_text(self.minimum)}" if self.min_open else f"[{_number_text(self.minimum)}"
+        high = f"{_number_text(self.maximum)})" if self.max_open else f"{_number_text(self.maximum)}]"
         return f"{what} in {low}, {high}"
 
     def format(self, value: Any) -> str:
@@ -422,7 +422,7 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plain(number: float | None) -> str:
+def _number_text(number: float | None) -> str:
     return str(int(number)) if number is not None and float(number).is_integer() else str(number)
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from blockprof.errors import BlockprofError
 from blockprof.grid import Cell, Grid, Shard
-from blockprof.runs import Run, env_differences, environment
+from blockprof.runs import Run, env_differences, run_environment
 from blockprof.spec import BlockSpec
 from blockprof.timing.harness import DEFAULT_MIN_RUN_TIME, DEFAULT_ROUNDS
 from blockprof.timing.measurement import MIN_RUNS, MODES
@@ -145,7 +145,7 @@ def sweep(
             "settings": settings.as_dict(),
             "shard": None if shard is None else {"index": shard.index, "count": shard.count},
             "cells": sum(1 for i in range(len(cells)) if shard is None or shard.holds(i)),
-            "environment": environment(grid.device if settings.time else (), settings.threads),
+            "environment": run_environment(grid.device if settings.time else (), settings.threads),
             "peaks": peaks,
         })
     mine = [(i, cell) for i, cell in enumerate(cells) if shard is None or shard.holds(i)]
@@ -221,7 +221,7 @@ def _reopen(run_dir: Path, grid: Grid | None, given: dict[str, Any], shard: Shar
     saved_shard = Shard(**meta["shard"]) if meta.get("shard") else None
     if shard is not None and shard != saved_shard:
         raise BlockprofError(f"{run_dir} holds shard {saved_shard or 'none (the whole grid)'}, not {shard}; resume it with its own shard")
-    differences = env_differences(meta["environment"], environment(saved_grid.device if settings.time else (), settings.threads), settings.time)
+    differences = env_differences(meta["environment"], run_environment(saved_grid.device if settings.time else (), settings.threads), settings.time)
     if differences:
         raise BlockprofError(f"{run_dir} was swept in another environment ({differences[0]}); resume it there, or sweep into a new directory and merge with --allow-mixed")
     return run, saved_grid, settings, saved_shard

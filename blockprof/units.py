@@ -13,6 +13,8 @@ the tool adapters, never in reports.
 
 from __future__ import annotations
 
+from typing import Any
+
 FLOPS_PER_MAC = 2
 
 _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
@@ -21,6 +23,11 @@ _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 def macs_to_flops(macs: int) -> int:
     """FLOPs of ``macs`` multiply-accumulates (one multiply plus one add each)."""
     return macs * FLOPS_PER_MAC
+
+
+def whole(value: Any) -> Any:
+    """``1.0`` → ``1``: how a whole number looks on a command line (anything else unchanged)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _missing(n: int | float | None) -> bool:

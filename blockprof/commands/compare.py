@@ -86,7 +86,7 @@ def _write_html(df: pd.DataFrame, path: Path, names: tuple[str, ...], reference:
     when timed, the settings and the device peaks the roofline used) is gathered here.
     At equal budget each block has a width of its own, so blocks meet at one input."""
     from blockprof.report import write_report
-    from blockprof.runs import environment
+    from blockprof.runs import run_environment
 
     meta: dict[str, Any] = {"settings": {"tools": list(tools)}, "source": "blockprof compare"}
     devices: list[str] = []
@@ -105,7 +105,7 @@ def _write_html(df: pd.DataFrame, path: Path, names: tuple[str, ...], reference:
         meta["peaks"] = {k: p.as_dict() for k, p in peaks.items() if p is not None}
     widths = ", ".join(map(str, sorted(set(df["in_channels"]))))
     title = f"blockprof compare: {', '.join(names)} " + (f"within {budget}" if budget else f"at {widths} channels")
-    write_report(path, df, title, reference=reference, environment=environment(devices, threads), meta=meta,
+    write_report(path, df, title, reference=reference, environment=run_environment(devices, threads), meta=meta,
                  compare_on=("spatial", "batch") if budget else ("in_channels", "spatial", "batch"))
     click.echo(f"wrote {path}", err=True)
 

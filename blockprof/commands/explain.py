@@ -46,7 +46,7 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
 
 def _layer_time_table(spec: Any, device: str, threads: int | None) -> str:
     """Each layer's share of the forward's time beside its share of the MACs."""
-    from blockprof.tables import render
+    from blockprof.render.tables import render
     from blockprof.timing import layer_times
 
     df = layer_times(spec, device=device, threads=threads)

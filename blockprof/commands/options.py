@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import click
 
-from blockprof.tables import TEXT_FORMATS
+from blockprof.render.tables import TEXT_FORMATS
 
 F = Callable[..., Any]
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def emit(df: pd.DataFrame, fmt: str, output: Path | None, *, title: str | None = None, footer: str = "") -> None:
     """Render ``df`` in ``fmt`` to ``output`` (or stdout); the footer goes with the terminal table only."""
-    from blockprof.tables import render, write
+    from blockprof.render.tables import render, write
 
     if output is not None:
         write(df, fmt, output, title=title)
@@ -26,7 +26,7 @@ def emit(df: pd.DataFrame, fmt: str, output: Path | None, *, title: str | None =
 
 def emit_many(parts: list[tuple[pd.DataFrame, str]], fmt: str, output: Path | None, *, footer: str = "") -> None:
     """Several titled tables, one after another, as one text (terminal table or Markdown)."""
-    from blockprof.tables import render
+    from blockprof.render.tables import render
 
     blocks = [render(df, fmt, title=title, width=200 if output else None) if fmt == "table" else f"### {title}\n\n{render(df, fmt)}" for df, title in parts]
     text = "\n\n".join(blocks) + (f"\n{footer}" if fmt == "table" and footer else "")

@@ -9,7 +9,7 @@ import click
 
 from blockprof.commands import options
 from blockprof.commands.render import emit
-from blockprof.tables import FILE_FORMATS
+from blockprof.render.tables import FILE_FORMATS
 
 if TYPE_CHECKING:
     import pandas as pd

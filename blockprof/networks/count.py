@@ -83,7 +83,7 @@ def analytic_network(name: str | NetworkSpec, block: str | None = None, spatial:
 
 def explain_network(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> str:
     """The derivation of the network's params and MACs, stage by stage, as text."""
-    from blockprof.explain import explain_network_text
+    from blockprof.render.explain import explain_network_text
 
     return explain_network_text(analytic_network(name, block, spatial, batch))
 

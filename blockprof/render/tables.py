@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from blockprof.errors import BlockprofError
 from blockprof.units import grouped
@@ -25,23 +24,23 @@ TEXT_FORMATS = ("table", "json", "csv", "markdown")
 FILE_FORMATS = (*TEXT_FORMATS, "parquet")
 
 
-def _plain(value: object) -> object:
-    """A JSON-safe Python value: numpy scalars unwrapped, NaN and pandas' NA to None."""
-    from pandas import NA
+def plain(value: Any) -> Any:
+    """A JSON-safe Python value: numpy scalars unwrapped; NaN, NaT and pandas' NA to None."""
+    import pandas as pd
 
-    if hasattr(value, "item"):
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()  # numpy scalar
-    if value is NA or isinstance(value, float) and math.isnan(value):
+    if value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value))):
         return None
     return value
 
 
 def to_records(df: pd.DataFrame) -> list[dict[str, object]]:
-    return [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    return [{k: plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
 
 
 def _cell(value: object) -> str:
-    value = _plain(value)
+    value = plain(value)
     if value is None:
         return "-"
     if isinstance(value, bool):

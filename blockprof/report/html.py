@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.report import findings
+from blockprof.render.tables import plain
 from blockprof.report.findings import CHECKS, STEPS, Spread, given, percent
 from blockprof.units import grouped, si
 
@@ -41,7 +42,7 @@ PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
 @dataclass(frozen=True)
-class Cell:
+class TableCell:
     """One table cell: the text shown, the raw value the sorter compares (a number or
     None), CSS classes, and a tooltip."""
 
@@ -70,8 +71,8 @@ class Table:
 
     id: str
     columns: list[Column]
-    rows: list[list[Cell]]
-    footer: list[list[Cell]] = field(default_factory=list)
+    rows: list[list[TableCell]]
+    footer: list[list[TableCell]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -115,23 +116,19 @@ class Page:
 # --- cells ---
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars unwrapped; NaN to None."""
-    if hasattr(value, "item") and not isinstance(value, (str, bytes, list, tuple)):
-        value = value.item()
-    return value if given(value) else None
+_plain = plain  # the cells' values as Python values (one definition, in the table renderer)
 
 
-def number(value: Any, fmt: Callable[[Any], str] = grouped, cls: str = "", title: str = "") -> Cell:
+def number(value: Any, fmt: Callable[[Any], str] = grouped, cls: str = "", title: str = "") -> TableCell:
     value = _plain(value)
     if value is None:
-        return Cell("–", None, cls, title)
-    return Cell(fmt(value), value, cls, title)
+        return TableCell("–", None, cls, title)
+    return TableCell(fmt(value), value, cls, title)
 
 
-def text(value: Any, title: str = "", cls: str = "") -> Cell:
+def text(value: Any, title: str = "", cls: str = "") -> TableCell:
     value = _plain(value)
-    return Cell("–" if value is None else str(value), None, cls, title)
+    return TableCell("–" if value is None else str(value), None, cls, title)
 
 
 def _g(digits: int) -> Callable[[float], str]:
@@ -169,7 +166,7 @@ def _ratio(value: Any, base: Any) -> float | None:
 # --- the sections ---
 
 
-def cell_columns(record: Mapping[str, Any]) -> list[Cell]:
+def cell_columns(record: Mapping[str, Any]) -> list[TableCell]:
     """#, block, width, input and variant: what tells a cell apart, shared by both tables."""
     width = f"{record['in_channels']:g}" if record.get("out_channels") in (None, record["in_channels"]) else f"{record['in_channels']:g}→{record['out_channels']:g}"
     shape = f"{record['batch']:g}×{record['in_channels']:g}×{record['spatial']:g}²" if given(record.get("spatial")) and given(record.get("batch")) else "–"
@@ -179,8 +176,8 @@ def cell_columns(record: Mapping[str, Any]) -> list[Cell]:
 
     return [
         text(record["block"], title=describe(record), cls="name"),
-        Cell(width, _plain(record["in_channels"])),
-        Cell(shape, _plain(record["spatial"]) if given(record.get("spatial")) else None),
+        TableCell(width, _plain(record["in_channels"])),
+        TableCell(shape, _plain(record["spatial"]) if given(record.get("spatial")) else None),
         text(variant or "–"),
     ]
 
@@ -218,9 +215,9 @@ def counts_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
     rows, disagreements = [], []
     for i, (r, ref) in enumerate(zip(records, refs), 1):
         ok = r.get("status", "ok") == "ok"
-        row = [Cell(str(i), i), *cell_columns(r)]
+        row = [TableCell(str(i), i), *cell_columns(r)]
         if not ok:
-            row += [Cell("–") for _ in columns[len(row):-1]]
+            row += [TableCell("–") for _ in columns[len(row):-1]]
             row.append(text(f"error: {r.get('error')}", cls="error"))
             rows.append(row)
             continue
@@ -228,7 +225,7 @@ def counts_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
         row += [
             number(r.get("inner_width")),
             number(r.get("params")),
-            Cell("–" if not given(r.get("module_params")) else ("✓" if same else "✗"), None, "" if same else "bad",
+            TableCell("–" if not given(r.get("module_params")) else ("✓" if same else "✗"), None, "" if same else "bad",
                  f"module.parameters(): {grouped(_plain(r.get('module_params')))}"),
             number(r.get("params_conv")),
             number(r.get("macs"), si, title=grouped(_plain(r.get("macs")))),
@@ -244,7 +241,7 @@ def counts_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
             verdict = _plain(r.get(check))
             mark = _mark(verdict)
             shown = f"{mark} {si(_plain(value))}" if given(value) else mark
-            row.append(Cell(shown, _plain(value), "" if verdict else "bad", note))
+            row.append(TableCell(shown, _plain(value), "" if verdict else "bad", note))
             if verdict is not True and note:
                 disagreements.append(f"{r['block']} at {findings.point_text(r)}, {tool} ({what}): {note}")
         row.append(text("ok"))
@@ -274,19 +271,19 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
     for i, (r, ref) in enumerate(zip(records, refs), 1):
         if not any(given(r.get(f"{m}_ms")) for m in modes):
             continue
-        row = [Cell(str(i), i), *cell_columns(r)]
+        row = [TableCell(str(i), i), *cell_columns(r)]
         for mode in modes:
             spread = Spread.of(r, mode)
             iqr, median = _plain(r.get(f"{mode}_iqr_ms")), _plain(r.get(f"{mode}_ms"))
             rel = iqr / median if iqr is not None and median else None
             if spread is None:
-                row += [Cell("–"), Cell("–"), Cell("–")]
+                row += [TableCell("–"), TableCell("–"), TableCell("–")]
             else:
                 flag = spread.noisy
                 note = f"IQR is {rel:.0%} of the median (over {noisy_ratio:.0%}): noisy, do not trust the median alone" if flag and rel is not None else ""
                 row += [
-                    Cell(f"{median:.3g}{' ⚠' if flag else ''}", median, "noisy" if flag else "", note),
-                    Cell("–") if iqr is None or rel is None else Cell(f"{iqr:.2g} · {100 * rel:.0f}%", rel, "noisy" if flag else ""),
+                    TableCell(f"{median:.3g}{' ⚠' if flag else ''}", median, "noisy" if flag else "", note),
+                    TableCell("–") if iqr is None or rel is None else TableCell(f"{iqr:.2g} · {100 * rel:.0f}%", rel, "noisy" if flag else ""),
                     number(r.get(f"{mode}_runs"), lambda v: f"{v:g}"),
                 ]
             if reference is not None:
@@ -315,7 +312,7 @@ def layer_sections(records: list[dict[str, Any]], reference: str | None, axes: S
     import pandas as pd
 
     from blockprof.counting.analytic import analytic as analytic_count
-    from blockprof.explain import explain_text
+    from blockprof.render.explain import explain_text
 
     ok = [r for r in records if r.get("status", "ok") == "ok"]
     if not ok:
@@ -350,12 +347,12 @@ def layer_table(count: Any, table_id: str) -> Table:
     for layer in count.layer_table():
         rows.append([
             text(layer["layer"]), text(layer["op"]),
-            Cell(f"{layer['in_channels']}→{layer['out_channels']}", layer["in_channels"]),
+            TableCell(f"{layer['in_channels']}→{layer['out_channels']}", layer["in_channels"]),
             number(layer["kernel"], str), number(layer["stride"], str), number(layer["groups"], str), number(layer["out_size"], str),
             number(layer["params"]), text(layer["params_formula"] or "–", cls="formula"),
             number(layer["macs"]), text(layer["macs_formula"] or "–", cls="formula"), number(layer["elements"]),
         ])
-    total = [Cell("total"), *(Cell("") for _ in range(6)), number(count.params), Cell(""), number(count.macs), Cell(""), Cell("")]
+    total = [TableCell("total"), *(TableCell("") for _ in range(6)), number(count.params), TableCell(""), number(count.macs), TableCell(""), TableCell("")]
     return Table(table_id, columns, rows, [total])
 
 
@@ -491,7 +488,7 @@ def _load(source: str | Path | pd.DataFrame, environment: Mapping[str, Any] | No
         if environment is not None:
             merged["environment"] = dict(environment)
         if "environment" not in merged:
-            raise BlockprofError("a report from a DataFrame needs environment=... (e.g. blockprof.runs.environment()): where were these numbers taken?")
+            raise BlockprofError("a report from a DataFrame needs environment=... (e.g. blockprof.runs.run_environment()): where were these numbers taken?")
         return source, merged, str(merged.get("source", "records"))
     from blockprof.runs import Run
 
