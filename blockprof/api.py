@@ -26,7 +26,7 @@ from blockprof.counting.tools import TOOL_NAMES
 from blockprof.errors import BlockprofError
 from blockprof.grid import DEFAULT_BLOCKS, Grid
 from blockprof.records import to_frame
-from blockprof.spec import BlockSpec
+from blockprof.spec import BlockSpec, NetworkSpec
 from blockprof.units import whole
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 #: re-exported from below the API: counting one spec into a record is :mod:`blockprof.counting.record`'s job
 __all__ = [
     "PASSES_PER_TRAINING_STEP", "add_relative", "add_timings", "analytic_count", "build_meta", "compare", "count",
-    "count_module", "error_record", "explain", "pivot", "relative", "select", "tool_fields", "totals_from_tools",
+    "count_module", "error_record", "explain", "explain_network", "pivot", "relative", "select", "tool_fields", "totals_from_tools",
 ]
 
 
@@ -185,6 +185,14 @@ def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: 
 
     spec = block if isinstance(block, BlockSpec) else BlockSpec(block, channels or 256, **spec_fields)
     return explain_text(analytic_count(spec))
+
+
+def explain_network(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> str:
+    """The derivation of a network's params and MACs, stage by stage, as text (``blockprof network --explain``)."""
+    from blockprof.networks import analytic_network
+    from blockprof.render.explain import explain_network_text
+
+    return explain_network_text(analytic_network(name, block, spatial, batch))
 
 
 def _tuple(value: int | Iterable[int]) -> tuple[int, ...]:

@@ -476,10 +476,10 @@ def reference_module() -> Any:
 
 def _counts(spec: BlockSpec) -> dict[str, int | None]:
     """The compared counts: closed form for registered blocks, torch's counter for user blocks."""
-    from blockprof.api import count
     from blockprof.blocks.registry import get
+    from blockprof.counting.record import count_record
 
-    record = count(spec, tools=() if get(spec.block).analytic else ("torch",))
+    record = count_record(spec, tools=() if get(spec.block).analytic else ("torch",))
     return {m: record[m] for m in COUNT_METRICS}
 
 

@@ -17,7 +17,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from blockprof.cli import cli
 from blockprof.commands.network import cli_command
 from blockprof.errors import BlockprofError
-from blockprof.networks import PUBLISHED_PARAMS, analytic_network, build_network, explain_network, layout, names, network_count
+from blockprof.api import explain_network
+from blockprof.networks import PUBLISHED_PARAMS, analytic_network, build_network, layout, names, network_count
 from blockprof.networks.count import NETWORK_FIELDS, STAGE_FIELDS
 from blockprof.records import COUNT_FIELDS
 from blockprof.spec import NetworkSpec

@@ -25,7 +25,8 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
 
     Example: blockprof explain inverted_residual --channels 256 --time
     """
-    from blockprof.networks import explain_network, names
+    from blockprof.api import explain_network
+    from blockprof.networks import names
 
     if block in names():
         given = [f"--{k.replace('_', '-')}" for k in ("channels", *variant) if _given(k)]

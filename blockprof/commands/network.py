@@ -86,7 +86,7 @@ def cli_command(name: str, block: str | None, spatial: int, batch: int, tools: t
     if explain:
         if fmt != "table":
             raise click.BadParameter("--explain prints the derivation as text; drop --format", param_hint="--explain/--format")
-        from blockprof.networks import explain_network
+        from blockprof.api import explain_network
 
         _write_text(explain_network(name, block, spatial, batch), output)
         return

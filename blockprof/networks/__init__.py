@@ -10,7 +10,7 @@ with the tools, stage by stage::
     25557032
 """
 
-from blockprof.networks.count import NetworkCount, analytic_network, build_network, explain_network, network_count, stage_frame
+from blockprof.networks.count import NetworkCount, analytic_network, build_network, network_count, stage_frame
 from blockprof.networks.layout import PUBLISHED_PARAMS, NetworkLayout, layout, names
 
-__all__ = ["PUBLISHED_PARAMS", "NetworkCount", "NetworkLayout", "analytic_network", "build_network", "explain_network", "layout", "names", "network_count", "stage_frame"]
+__all__ = ["PUBLISHED_PARAMS", "NetworkCount", "NetworkLayout", "analytic_network", "build_network", "layout", "names", "network_count", "stage_frame"]

@@ -81,13 +81,6 @@ def analytic_network(name: str | NetworkSpec, block: str | None = None, spatial:
     return NetworkCount(lay, count_layers(lay.spec, lay.layers), stages)
 
 
-def explain_network(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> str:
-    """The derivation of the network's params and MACs, stage by stage, as text."""
-    from blockprof.render.explain import explain_network_text
-
-    return explain_network_text(analytic_network(name, block, spatial, batch))
-
-
 def build_network(name: str | NetworkSpec, block: str | None = None) -> nn.Module:
     """The network as a torch module (CPU, float32, train mode; build it under
     ``torch.device('meta')`` to count without memory)."""
