@@ -110,15 +110,15 @@ def add_relative(
     NaN where the reference has no such row."""
     if reference not in set(df["block"]):
         raise BlockprofError(f"reference block {reference!r} is not among the compared blocks {sorted(set(df['block']))}")
-    keys = [k for k in keys if k in df.columns]
+    columns = [k for k in keys if k in df.columns]
     ref = df[df["block"] == reference]
-    if ref.duplicated(keys).any():
+    if ref.duplicated(columns).any():
         varying = [c for c in schema.VARIANT_NAMES if c in ref and ref[c].nunique() > 1]
-        raise BlockprofError(f"reference block {reference!r} has several rows per {', '.join(keys)} ({', '.join(varying) or 'duplicates'} vary); filter the rows first")
-    ref = ref.set_index(keys)
+        raise BlockprofError(f"reference block {reference!r} has several rows per {', '.join(columns)} ({', '.join(varying) or 'duplicates'} vary); filter the rows first")
+    ref = ref.set_index(columns)
     out = df.copy()
     for metric in metrics:
-        base = out.set_index(keys).index.map(ref[metric].to_dict())
+        base = out.set_index(columns).index.map(ref[metric].to_dict())
         out[f"{metric}_rel"] = (out[metric].astype("float64") / base.astype("float64")).to_numpy()
     return out
 

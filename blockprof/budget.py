@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from blockprof.blocks.registry import get, resolve
 from blockprof.counting.analytic import closed_form
 from blockprof.errors import BlockprofError
-from blockprof.spec import BlockSpec
+from blockprof.spec import BlockSpec, ResolvedSpec
 from blockprof.units import grouped
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class BudgetFit:
     """The widest spec within budget, its cost, and the next valid width and its
     cost (which breaks the budget: the proof that ``spec`` is the widest)."""
 
-    spec: BlockSpec
+    spec: ResolvedSpec
     cost: WidthCost
     next_width: int | None
     next_cost: WidthCost | None
@@ -65,15 +65,15 @@ def block_cost(spec: BlockSpec, macs: bool = True) -> WidthCost:
     """Params and forward MACs of ``spec``: closed form, or for a user block the
     module's parameters and PyTorch's flop counter on the meta device (skipped,
     with ``macs=False``, when only parameters matter)."""
-    definition, spec, count = closed_form(spec)
+    definition, resolved, count = closed_form(spec)
     if count is not None:
         return WidthCost(count.params, count.macs)
     from blockprof.counting.record import build_meta
     from blockprof.counting.tools import adapter
 
-    module = build_meta(definition, spec)
+    module = build_meta(definition, resolved)
     params = sum(p.numel() for p in module.parameters())
-    return WidthCost(params, adapter("torch").count(module, spec.input_shape).macs if macs else None)
+    return WidthCost(params, adapter("torch").count(module, resolved.input_shape).macs if macs else None)
 
 
 def fit_within(
@@ -128,7 +128,7 @@ def fit_within(
 
 def widest_within(
     block: str, budget_params: int | None = None, budget_macs: int | None = None, spatial: int = 56, batch: int = 1, **spec_options: Any
-) -> BlockSpec:
+) -> ResolvedSpec:
     """The widest C → C, stride-1 spec of ``block`` within budget (defaults filled in)."""
     return fit_within(block, budget_params, budget_macs, spatial, batch, **spec_options).spec
 
@@ -163,7 +163,7 @@ def budget_frame(fits: list[BudgetFit], budget_params: int | None = None, budget
             "params": f.cost.params,
             "macs": f.cost.macs,
             "params_of_budget": f.cost.params / budget_params if budget_params else None,
-            "macs_of_budget": f.cost.macs / budget_macs if budget_macs else None,
+            "macs_of_budget": f.cost.macs / budget_macs if budget_macs and f.cost.macs is not None else None,
             "next_width": f.next_width,
             "next_params": f.next_cost.params if f.next_cost else None,
             "next_macs": f.next_cost.macs if f.next_cost else None,

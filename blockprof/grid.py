@@ -108,7 +108,8 @@ class Grid:
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise BlockprofError(f"unknown grid key(s) {', '.join(unknown)}; known: {', '.join(f.name for f in fields(cls))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Grid:

@@ -152,7 +152,7 @@ class NetworkSpec:
     def input_shape(self) -> tuple[int, int, int, int]:
         return (self.batch, 3, self.spatial, self.spatial)
 
-    def replace(self, **changes: object) -> NetworkSpec:
+    def replace(self, **changes: Any) -> NetworkSpec:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, object]:

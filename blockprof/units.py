@@ -13,14 +13,17 @@ the tool adapters, never in reports.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+#: an int count stays an int (a float one, e.g. a tool's, stays a float)
+N = TypeVar("N", int, float)
 
 FLOPS_PER_MAC = 2
 
 _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 
-def macs_to_flops(macs: int) -> int:
+def macs_to_flops(macs: N) -> N:
     """FLOPs of ``macs`` multiply-accumulates (one multiply plus one add each)."""
     return macs * FLOPS_PER_MAC
 
@@ -43,7 +46,7 @@ def _missing(n: int | float | None) -> bool:
 
 def grouped(n: int | float | None) -> str:
     """``1179648`` -> ``'1,179,648'``; ``None`` or NaN -> ``'-'``."""
-    if _missing(n):
+    if n is None or _missing(n):
         return "-"
     if isinstance(n, float) and not n.is_integer():
         return f"{n:,.2f}"
@@ -52,7 +55,7 @@ def grouped(n: int | float | None) -> str:
 
 def si(n: int | float | None, unit: str = "") -> str:
     """Short SI form for tables: ``2_359_296`` -> ``'2.36M'``; ``None`` or NaN -> ``'-'``."""
-    if _missing(n):
+    if n is None or _missing(n):
         return "-"
     for scale, prefix in _SI:
         if abs(n) >= scale:

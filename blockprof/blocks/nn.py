@@ -122,8 +122,8 @@ class InvertedResidual(nn.Module):
         super().__init__()
         self.has_skip = stride == 1 and in_channels == out_channels
         if hidden != in_channels:
-            self.conv_pw = _conv(in_channels, hidden, 1)
-            self.bn1 = nn.BatchNorm2d(hidden)
+            self.conv_pw: nn.Module = _conv(in_channels, hidden, 1)
+            self.bn1: nn.Module = nn.BatchNorm2d(hidden)
             self.act1 = activation(act)
         else:  # t = 1: MobileNetV2's first block has no expansion conv
             self.conv_pw, self.bn1, self.act1 = nn.Identity(), nn.Identity(), nn.Identity()

@@ -113,12 +113,14 @@ class AnalyticCount:
         ]
 
 
-def count_layers(spec: ResolvedSpec | BlockSpec | NetworkSpec, layers: list[Layer], inner_widths: dict[str, int] | None = None) -> AnalyticCount:
+def count_layers(
+    spec: ResolvedSpec | BlockSpec | NetworkSpec, layers: list[Layer], inner_widths: dict[str, int] | None = None
+) -> AnalyticCount:
     """Sum the closed-form cost of ``layers`` for ``spec.batch`` inputs."""
-    return AnalyticCount(spec, tuple(LayerCount(l, cost(l, spec.batch)) for l in layers), inner_widths or {})
+    return AnalyticCount(spec, tuple(LayerCount(layer, cost(layer, spec.batch)) for layer in layers), inner_widths or {})
 
 
-def closed_form(spec: BlockSpec) -> tuple[BlockDef, ResolvedSpec, AnalyticCount | None]:
+def closed_form(spec: BlockSpec | ResolvedSpec) -> tuple[BlockDef, ResolvedSpec, AnalyticCount | None]:
     """Resolve ``spec``, then count its layers in closed form (``None`` for a user block, which has none):
     the one place a spec becomes an analytic count."""
     from blockprof.blocks.registry import resolve
@@ -129,7 +131,7 @@ def closed_form(spec: BlockSpec) -> tuple[BlockDef, ResolvedSpec, AnalyticCount 
     return definition, resolved, count_layers(resolved, definition.layers(resolved), definition.inner_widths(resolved))
 
 
-def analytic(spec: BlockSpec) -> AnalyticCount:
+def analytic(spec: BlockSpec | ResolvedSpec) -> AnalyticCount:
     """The closed-form count of ``spec``'s block (a registered block, not a user one)."""
     _, resolved, count = closed_form(spec)
     if count is None:

@@ -64,7 +64,7 @@ def _ordered(tools: Iterable[str]) -> list[str]:
     return sorted(tools, key=lambda t: t != "torch")
 
 
-def count_record(spec: BlockSpec, tools: Iterable[str] = TOOL_NAMES) -> dict[str, Any]:
+def count_record(spec: BlockSpec | ResolvedSpec, tools: Iterable[str] = TOOL_NAMES) -> dict[str, Any]:
     """One record: the analytic totals, the module's own parameter count, and each tool's
     count with its agreement (see :data:`blockprof.records.COUNT_FIELDS`)."""
     definition, resolved, analytic = closed_form(spec)

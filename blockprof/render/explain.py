@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from blockprof.counting.analytic import AnalyticCount, LayerCount
+from blockprof.spec import NetworkSpec
 from blockprof.units import grouped
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ def _table(rows: list[LayerCount], formula: str, value: str) -> list[str]:
 def explain_text(count: AnalyticCount) -> str:
     """The derivation of params, MACs, FLOPs and the training step for one block."""
     s = count.spec
+    if isinstance(s, NetworkSpec):
+        raise TypeError("explain_text explains a block; explain_network_text explains a network")
     rows = list(count.rows)
     convs = [r for r in rows if r.layer.op in ("conv2d", "linear")]
     norms = [r for r in rows if r.layer.op == "batchnorm2d"]

@@ -35,7 +35,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def to_records(df: pd.DataFrame) -> list[dict[str, object]]:
+def to_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
 
 

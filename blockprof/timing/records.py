@@ -78,12 +78,12 @@ def memory_model(spec: BlockSpec, dtype: str) -> dict[str, Any]:
     """The analytic memory columns and FLOPs of a registered block (all None for a user block)."""
     from blockprof.counting.analytic import closed_form
 
-    _, spec, count = closed_form(spec)
+    _, resolved, count = closed_form(spec)
     if count is None:
         return {k: None for k in ("fwd_flops", "train_flops", "param_bytes", "saved_activation_bytes", "fwd_min_bytes", "train_min_bytes")}
     value = DTYPE_BYTES[dtype]
-    n, c_out, s_out = spec.batch, spec.out_channels, spec.output_spatial
-    in_elements = n * spec.in_channels * spec.spatial * spec.spatial
+    n, c_out, s_out = resolved.batch, resolved.out_channels, resolved.output_spatial
+    in_elements = n * resolved.in_channels * resolved.spatial * resolved.spatial
     out_elements = n * c_out * s_out * s_out
     return {
         "fwd_flops": count.flops,
