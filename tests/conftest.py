@@ -121,3 +121,13 @@ def hostile_report_input():  # type: ignore[no-untyped-def]
     meta = {k: v for k, v in run.meta.items() if k != "environment"}
     meta["environment"] = {**run.meta["environment"], "cpu_model": HOSTILE["cpu"]}
     return records, meta
+
+
+#: fixtures that time blocks: a test that uses one is a timing test, whatever it asserts
+TIMING_FIXTURES = {"timed_run", "small_timings"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TIMING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.timing)

@@ -147,6 +147,7 @@ def test_readme_documents_every_record_field() -> None:
     assert "pip install -e '.[test]' && pytest" in readme
 
 
+@pytest.mark.timing
 def test_explain_time_shows_each_layers_share_of_time_and_macs() -> None:
     result = CliRunner().invoke(cli, ["explain", "inverted_residual", "--channels", "32", "--spatial", "16", "--time", "--device", "cpu", "--threads", "1"])
     assert result.exit_code == 0, result.output

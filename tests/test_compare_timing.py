@@ -14,6 +14,7 @@ from blockprof.cli import cli
 FAST = {"device": "cpu", "threads": 1, "min_run_time": 0.01}
 
 
+@pytest.mark.timing
 def test_compare_times_every_block() -> None:
     df = compare(channels=32, spatial=16, tools=("torch",), time=True, timing=FAST)
     assert list(df["status"]) == ["ok"] * 3

@@ -282,6 +282,7 @@ def test_compare_html(tmp_path: Path) -> None:
     assert "FlopCounterMode: FLOPs of conv and matmul only" in html  # the tool's CONVENTION string
 
 
+@pytest.mark.timing
 def test_compare_time_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """compare --time --html: the timings, the timing settings and the device peaks reach the report."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # calibrate into a private cache

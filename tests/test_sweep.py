@@ -153,6 +153,7 @@ def test_a_timed_sweep_records_timings_beside_counts(timed_run: Path) -> None:
     assert df["peak_gflops_per_s"].iloc[0] == pytest.approx(meta["peaks"]["cpu/float32"]["flops_per_s"] / 1e9)
 
 
+@pytest.mark.timing
 def test_a_timing_failure_is_recorded_per_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import blockprof.timing.harness as harness
 

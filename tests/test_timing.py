@@ -45,6 +45,7 @@ def test_train_step_is_slower_than_forward(small_timings: list[harness.BlockTimi
         assert t.train.median > t.fwd.median, t.label
 
 
+@pytest.mark.timing
 def test_doubling_the_batch_roughly_doubles_the_time() -> None:
     # large enough that per-call overhead is small; a harness that times nothing gives ~1
     specs = [BlockSpec("basic", 64, spatial=28, batch=b) for b in (2, 4)]
@@ -53,11 +54,13 @@ def test_doubling_the_batch_roughly_doubles_the_time() -> None:
     assert 1.3 < ratio < 3.5, ratio
 
 
+@pytest.mark.timing
 def test_at_least_min_runs_even_when_one_call_exceeds_the_budget() -> None:
     (t,) = time_blocks([BlockSpec("basic", 64, spatial=28)], modes=("train",), device="cpu", threads=1, min_run_time=1e-4, min_runs=12)
     assert t.train.runs >= 12
 
 
+@pytest.mark.timing
 def test_threads_are_passed_to_the_timed_call_and_recorded() -> None:
     seen: list[int] = []
 
@@ -79,6 +82,7 @@ def test_default_threads_are_torchs_default() -> None:
     assert conditions("cpu").threads == torch.get_num_threads()
 
 
+@pytest.mark.timing
 def test_the_module_handed_in_is_left_alone() -> None:
     module = harness.place(nn.Sequential(nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)), conditions("cpu"), "fwd")  # eval mode
     state = {k: v.clone() for k, v in module.state_dict().items()}
@@ -149,6 +153,7 @@ def test_merging_rounds_keeps_every_sample_per_call() -> None:
 # --- interleaving ---
 
 
+@pytest.mark.timing
 def test_cells_are_measured_round_robin() -> None:
     from torch.utils.benchmark import Timer
 
@@ -167,6 +172,7 @@ def test_cells_are_measured_round_robin() -> None:
     assert all(c.runs >= MIN_RUNS and len(c.parts) >= 3 for c in cells)
 
 
+@pytest.mark.timing
 def test_a_failing_cell_is_recorded_and_the_rest_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     from blockprof.blocks import nn as blocks_nn
 
@@ -228,6 +234,7 @@ def test_float16_on_a_cpu_build_without_it_is_a_clear_error(monkeypatch: pytest.
         conditions("cpu", "float16")
 
 
+@pytest.mark.timing
 def test_bfloat16_channels_last_on_cpu() -> None:
     (t,) = time_blocks([BlockSpec("bottleneck", 32, spatial=14)], device="cpu", threads=1, dtype="bfloat16", channels_last=True, min_run_time=0.02)
     assert t.error is None and t.fwd.median > 0 and t.train.median > 0
@@ -240,6 +247,7 @@ def test_no_peak_memory_on_cpu_but_saved_bytes_measured(small_timings: list[harn
         assert t.saved_bytes_measured > 0
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # raised inside torch.compile
 def test_compiled_block_times() -> None:
@@ -250,6 +258,7 @@ def test_compiled_block_times() -> None:
 # --- CUDA (run where a GPU is lent) ---
 
 
+@pytest.mark.timing
 @pytest.mark.cuda
 @cuda
 def test_cuda_fwd_and_train_with_peak_memory() -> None:
@@ -261,6 +270,7 @@ def test_cuda_fwd_and_train_with_peak_memory() -> None:
     assert torch.backends.cudnn.benchmark == before  # switched on for the run only
 
 
+@pytest.mark.timing
 @pytest.mark.cuda
 @cuda
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -271,6 +281,7 @@ def test_cuda_autocast_dtypes(dtype: str) -> None:
     assert t.fwd.median > 0 and t.train.median > 0 and t.env.dtype == dtype
 
 
+@pytest.mark.timing
 @pytest.mark.cuda
 @cuda
 def test_cuda_peak_memory_grows_with_the_batch() -> None:

@@ -68,6 +68,7 @@ def test_saved_for_backward_is_what_autograd_saves(spec: BlockSpec) -> None:
     assert distinct <= sum(s.nbytes(4) for s in saved)
 
 
+@pytest.mark.timing
 def test_measured_saved_bytes_match_the_distinct_storage() -> None:
     spec = MEMORY_SPECS[0]
     (t,) = time_blocks([spec], modes=("train",), device="cpu", threads=1, min_run_time=0.01)
@@ -151,6 +152,7 @@ def test_record_without_peaks_has_no_roofline() -> None:
     assert record["fwd_gflops_per_s"] > 0
 
 
+@pytest.mark.timing
 def test_frame_has_the_issue_columns_and_a_failed_cell_row(monkeypatch: pytest.MonkeyPatch) -> None:
     from blockprof.blocks import nn as blocks_nn
 
@@ -181,6 +183,7 @@ def small_calibration(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # typ
     monkeypatch.setitem(calibration.COPY_BYTES, "cpu", 8 * 2**20)
 
 
+@pytest.mark.timing
 def test_calibrate_measures_once_then_reads_the_cache(small_calibration: None, monkeypatch: pytest.MonkeyPatch) -> None:
     first = calibration.calibrate("cpu", "float32", threads=1, min_run_time=0.05)
     assert first.flops_per_s > 1e8 and first.bytes_per_s > 1e8
@@ -199,6 +202,7 @@ def test_calibrate_measures_once_then_reads_the_cache(small_calibration: None, m
         calibration.calibrate("cpu", "float32", threads=1, force=True)
 
 
+@pytest.mark.timing
 def test_a_corrupt_cache_is_measured_again(small_calibration: None) -> None:
     calibration.cache_path().parent.mkdir(parents=True)
     calibration.cache_path().write_text("{not json")
@@ -206,6 +210,7 @@ def test_a_corrupt_cache_is_measured_again(small_calibration: None) -> None:
     assert calibration.calibrate("cpu", "float32", threads=1, min_run_time=0.02).flops_per_s > 0
 
 
+@pytest.mark.timing
 def test_calibrate_command(small_calibration: None, monkeypatch: pytest.MonkeyPatch) -> None:
     from blockprof import cli
 
@@ -225,6 +230,7 @@ def test_calibrate_command(small_calibration: None, monkeypatch: pytest.MonkeyPa
 # --- per-layer breakdown ---
 
 
+@pytest.mark.timing
 def test_layer_times_name_every_layer_beside_its_macs() -> None:
     spec = BlockSpec("inverted_residual", 32, spatial=16, se=0.25)
     df = layer_times(spec, device="cpu", threads=1, min_run_time=0.05)
