@@ -83,7 +83,7 @@ def test_failing_cells_are_recorded_and_the_sweep_goes_on(tmp_path: Path, monkey
     # groups 3 with inner width C/4 = 2 or 4: the bottleneck refuses it; at C = 24 (inner 6) it is fine
     grouped = df[(df["block"] == "bottleneck") & (df["groups"] == 3) & (df["spatial"] == 12)].set_index(["in_channels", "stride"])["error"]
     assert grouped[(8, 1)] == "bottleneck: inner width 2 is not divisible by groups 3; use groups that divide 2 or a width that 3 divides"
-    assert grouped[(16, 3)].startswith("bottleneck: inner width 4") and grouped[(24, 1)] != grouped[(24, 1)]  # NaN: no error
+    assert grouped[(16, 3)].startswith("bottleneck: inner width 4") and pd.isna(grouped[(24, 1)])  # no error
     # an exception inside counting: its type and first line, nothing more
     exploded = df[df["error"].str.startswith("Exploding", na=False)]
     # stride 1 and 3, at 8 and 12
