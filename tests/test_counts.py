@@ -103,7 +103,7 @@ def test_inverted_residual_training_step_overcount_is_reported() -> None:
 
 
 def test_seed_figures() -> None:
-    """seed-notes.md: 1,179,648 and 69,632 hold; 9,216 is only the depthwise layer of a t=4 block."""
+    """The worked examples of the project brief: 1,179,648 and 69,632 hold; 9,216 is only the depthwise layer of a t=4 block."""
     assert analytic_count(BlockSpec("basic", 256)).params_conv == 256 * 3 * 3 * 256 * 2 == 1_179_648
     assert analytic_count(BlockSpec("bottleneck", 256)).params_conv == 256 * 64 + 64 * 9 * 64 + 64 * 256 == 69_632
     full = analytic_count(BlockSpec("inverted_residual", 256))

@@ -4,8 +4,8 @@ Convention: FLOPs, 2 per multiply-accumulate, of matrix ops only (convolution,
 mm/addmm/bmm); BatchNorm, activations, adds and pooling count 0. It counts the
 backward too, which no other tool does. Runs on the meta device, so a block of
 any size is counted without memory. Known bug (torch 2.13, verified by
-tests/test_tools.py): the weight gradient of a grouped or depthwise conv is
-counted ``groups`` times too high.
+tests/test_counts.py::test_depthwise_conv_counts_in_both_directions): the weight
+gradient of a grouped or depthwise conv is counted ``groups`` times too high.
 """
 
 from __future__ import annotations
