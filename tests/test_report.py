@@ -90,7 +90,10 @@ def test_sections_and_figures_present(example_html: str) -> None:
         assert f'<section id="{section}">' in example_html
     for name in FIGURES:
         assert f'id="plot-{name}"' in example_html
-    assert example_html.count("Plotly.newPlot(") == len(FIGURES)
+    from plotly.offline import get_plotlyjs
+
+    # one call per figure, beyond those inside the inlined plotly.js (which differ between its versions)
+    assert example_html.count("Plotly.newPlot(") - get_plotlyjs().count("Plotly.newPlot(") == len(FIGURES)
     assert example_html.count("<details>") == 3  # one per block, each with its formulas
     assert "256·1·1·64 + 64·3·3·64 + 64·1·1·256 = 69,632" in example_html
     assert "Not drawn" not in example_html
