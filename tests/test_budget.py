@@ -80,6 +80,7 @@ def test_macs_budget_depends_on_the_input_size() -> None:
     assert widest_within("bottleneck", budget_macs=218_365_952, spatial=28).in_channels > 2 * 256 - 8
 
 
+@pytest.mark.slow
 def test_user_block_budget() -> None:
     """ConvNeXt's 8C² + 58C params, searched through its module."""
     budget = 1_000_000

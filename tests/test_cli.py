@@ -125,6 +125,7 @@ OPTION_VALUES = st.one_of(st.integers(-3, 3000).map(str), st.text(max_size=6), s
     option=st.sampled_from(["--channels", "--spatial", "--batch", "--stride", "--expansion", "--groups", "--se", "--out-channels", "--width-per-group", "--blocks", "--format"]),
     value=OPTION_VALUES,
 )
+@pytest.mark.slow
 def test_random_option_values_never_traceback(option: str, value: str) -> None:
     """Whatever a user types, the answer is a result or one line with exit 2."""
     args = ["compare", "--no-time", "--tools", "torch", "--spatial", "8", "--channels", "16", option, value]
@@ -147,6 +148,7 @@ def test_readme_documents_every_record_field() -> None:
     assert "pip install -e '.[test]' && pytest" in readme
 
 
+@pytest.mark.slow
 @pytest.mark.timing
 def test_explain_time_shows_each_layers_share_of_time_and_macs(monkeypatch: pytest.MonkeyPatch) -> None:
     import functools

@@ -25,6 +25,8 @@ def test_compare_times_every_block() -> None:
     assert (df["fwd_gflops_per_s"] - df["flops"] / (df["fwd_ms"] * 1e-3) / 1e9).abs().max() < 1e-6 * df["fwd_gflops_per_s"].max()
 
 
+@pytest.mark.timing
+@pytest.mark.slow
 def test_cli_shows_the_timing_table_and_json_fields() -> None:
     runner = CliRunner()
     args = ["compare", "--channels", "32", "--spatial", "16", "--tools", "torch", "--device", "cpu", "--threads", "1", "--min-run-time", "0.01"]

@@ -139,6 +139,7 @@ def test_naming_the_native_block_is_the_published_network() -> None:
         assert not count.layout.swapped and count.total.macs == MACS_224[name] and count.published_params == PUBLISHED[name]
 
 
+@pytest.mark.slow
 def test_user_block_network_counted_by_the_tools() -> None:
     """blockprof's own Bottleneck behind the user-block door rebuilds ResNet-50 exactly."""
     record = network_count("resnet50", "tests.user_block_fixtures:bottleneck", tools=())
@@ -161,6 +162,7 @@ def test_convnext_blocks_in_a_resnet() -> None:
     assert record["stages"][1]["macs"] == 2 * 56 * 56 * (49 * c + 8 * c * c)
 
 
+@pytest.mark.slow
 def test_all_tools_agree_on_resnet18() -> None:
     record = network_count("resnet18")
     assert record["fvcore_agrees"] and record["thop_agrees"] and record["torch_agrees"] and record["torch_train_agrees"]

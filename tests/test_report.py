@@ -218,6 +218,7 @@ def test_no_network_references(example_html: str, hostile_html: str) -> None:
         assert not re.search(r"<(?:iframe|img|object|embed)\b", markup, re.I)
 
 
+@pytest.mark.slow
 def test_same_run_same_bytes_but_the_timestamp(example_html: str) -> None:
     assert build_report(EXAMPLE_RUN, title="example", timestamp=None) == example_html
     a = build_report(EXAMPLE_RUN, title="example", timestamp="2026-01-01T00:00:00+00:00")
@@ -236,6 +237,7 @@ def test_source_date_epoch_fixes_the_timestamp(monkeypatch: pytest.MonkeyPatch) 
         resolve_timestamp()
 
 
+@pytest.mark.slow
 def test_cli_regenerates_byte_identically_across_processes(tmp_path: Path) -> None:
     """Two processes with different hash seeds write the same file (the README's command)."""
     outputs = []
@@ -285,6 +287,7 @@ def test_compare_html(tmp_path: Path) -> None:
     assert "FlopCounterMode: FLOPs of conv and matmul only" in html  # the tool's CONVENTION string
 
 
+@pytest.mark.slow
 @pytest.mark.timing
 def test_compare_time_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """compare --time --html: the timings, the timing settings and the device peaks reach the report."""

@@ -243,6 +243,7 @@ def test_inverted_residual_kernel_and_activation_reach_the_module(activation: st
     assert ops["act1"] == ops["act2"] == activation and ops["conv_dw"] == "conv2d"
 
 
+@pytest.mark.slow
 def test_cli_new_options_reach_the_record() -> None:
     result = CliRunner().invoke(
         cli,

@@ -32,6 +32,7 @@ def lines(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / RECORDS).read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_sigint_stops_between_cells_and_resume_finishes_every_cell_exactly_once(tmp_path: Path) -> None:
     run = tmp_path / "run"
     widths = ",".join(str(c) for c in range(8, 68, 4))  # 45 cells at ~20 ms each: Ctrl-C lands mid-sweep
@@ -92,6 +93,7 @@ def test_failing_cells_are_recorded_and_the_sweep_goes_on(tmp_path: Path, monkey
     assert df.attrs["sweep"]["failed"] == len(errors)
 
 
+@pytest.mark.slow
 def test_shards_merged_equal_the_unsharded_sweep(tmp_path: Path) -> None:
     grid = Grid(channels=(8, 16, 32, 48), spatial=(8, 4), options={"expansion": [2, 4]})
     whole = sweep(grid, tmp_path / "whole", tools=("torch",))

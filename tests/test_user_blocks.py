@@ -111,6 +111,7 @@ def test_check_imports_but_does_not_build() -> None:
     resolve(BlockSpec(f"{FIXTURES}:raises", 64))
 
 
+@pytest.mark.slow
 def test_compare_cli_with_a_user_block() -> None:
     result = CliRunner().invoke(cli, ["compare", "--blocks", "bottleneck", "--block", CONVNEXT, "--channels", "96", "--spatial", "14",
                                       "--tools", "torch", "--format", "json"], catch_exceptions=False)
