@@ -83,8 +83,16 @@ def blocks(path: Path, text: str) -> Iterator[Block]:
         unknown = set(opts) - {"exit"}
         if unknown:
             raise DocsError(f"{path}: unknown option {', '.join(sorted(unknown))} in '{m.group(0).splitlines()[0]}'")
-        yield Block(path, m["command"].strip(), int(opts.get("exit", 0)), m.start("body"), m.end("body"),
-                    m["fence"], m["lang"], m["body"])
+        yield Block(
+            path,
+            m["command"].strip(),
+            int(opts.get("exit", 0)),
+            m.start("body"),
+            m.end("body"),
+            m["fence"],
+            m["lang"],
+            m["body"],
+        )
 
 
 def _argv(block: Block) -> list[str]:
@@ -92,11 +100,14 @@ def _argv(block: Block) -> list[str]:
     if not argv or argv[0] != "blockprof":
         raise DocsError(f"{block.path}: '{block.command}' does not start with 'blockprof'")
     args = argv[1:]
-    timed = "--time" in args or (args and args[0] == "calibrate")
-    timed |= bool(args) and args[0] in ("compare", "check") and "--no-time" not in args and "--help" not in args
+    command = args[0] if args else ""
+    timed = "--time" in args or command == "calibrate"
+    timed |= command in ("compare", "check") and "--no-time" not in args and "--help" not in args
     if timed:
-        raise DocsError(f"{block.path}: '{block.command}' times, and times differ on every run; "
-                        "document a timed command in prose, or add --no-time")
+        raise DocsError(
+            f"{block.path}: '{block.command}' times, and times differ on every run; "
+            "document a timed command in prose, or add --no-time"
+        )
     return args
 
 
@@ -106,12 +117,17 @@ def run(block: Block) -> str:
 
     from blockprof.cli import cli
 
-    result = CliRunner().invoke(cli, _argv(block), prog_name="blockprof", catch_exceptions=True)
+    # a fixed SOURCE_DATE_EPOCH: a report's generated-at line is the same on every run
+    result = CliRunner().invoke(
+        cli, _argv(block), prog_name="blockprof", catch_exceptions=True, env={"SOURCE_DATE_EPOCH": "0"}
+    )
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise DocsError(f"{block.path}: '{block.command}' raised {type(result.exception).__name__}: {result.exception}")
     if result.exit_code != block.expect_exit:
-        raise DocsError(f"{block.path}: '{block.command}' exited {result.exit_code}, the page expects {block.expect_exit} "
-                        f"(mark an expected failure as '<!-- blockprof-run exit=N: ... -->'):\n{result.output}")
+        raise DocsError(
+            f"{block.path}: '{block.command}' exited {result.exit_code}, the page expects {block.expect_exit} "
+            f"(mark an expected failure as '<!-- blockprof-run exit=N: ... -->'):\n{result.output}"
+        )
     kept = [line.rstrip() for line in result.output.rstrip("\n").splitlines() if not PROGRESS_BAR.search(line)]
     lines = [f"$ {block.command}", *kept]
     return "\n".join(lines) + "\n"
@@ -143,8 +159,8 @@ def refresh(path: Path) -> tuple[str, str]:
             sys.modules.pop("examples.user_blocks", None)
             sys.modules.pop("examples", None)
     new, last = [], 0
-    for b, out in zip(found, outputs):
-        new += [text[last:b.start], out]
+    for b, out in zip(found, outputs, strict=True):
+        new += [text[last : b.start], out]
         last = b.end
     new.append(text[last:])
     return text, "".join(new)
@@ -200,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="exit 1 with a diff when anything has drifted")
     parser.add_argument("files", nargs="*", type=Path, help="only these pages (default: README.md and docs/)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
     targets = [p.resolve() for p in args.files] or pages()
     drift = []
     try:
@@ -215,16 +230,22 @@ def main(argv: list[str] | None = None) -> int:
     for path, (old, new) in results.items():
         if old == new:
             continue
-        rel = path.relative_to(ROOT)
+        rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
         if args.write:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(new, encoding="utf-8")
             print(f"rewrote {rel}")
         else:
-            drift.append("".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"{rel} (committed)", f"{rel} (now)")))
+            diff = difflib.unified_diff(
+                old.splitlines(True), new.splitlines(True), f"{rel} (committed)", f"{rel} (now)"
+            )
+            drift.append("".join(diff))
     if drift:
         print("".join(drift))
-        print("docs outputs have drifted from the code: run  python scripts/docs_outputs.py --write  and commit", file=sys.stderr)
+        print(
+            "docs outputs have drifted from the code: run 'python scripts/docs_outputs.py --write' and commit",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
