@@ -168,8 +168,14 @@ def refresh(path: Path) -> tuple[str, str]:
 
 def schema_page() -> str:
     """docs/reference/schema.md from the field lists the records are built from."""
-    from blockprof.records import COUNT_FIELDS
-    from blockprof.timing.records import TIMING_FIELDS
+    try:
+        from blockprof.records import COUNT_FIELDS
+        from blockprof.timing.records import TIMING_FIELDS
+    except ImportError as e:
+        raise DocsError(
+            f"{SCHEMA_PAGE}: the field lists moved ({e}); import them from their new module in schema_page(), "
+            f"or let the schema module's generator own the page (it then drops this script's first line)"
+        ) from None
 
     def table(fields: dict[str, str]) -> str:
         rows = [f"| `{name}` | {text.replace(PIPE, ESCAPED_PIPE)} |" for name, text in fields.items()]
