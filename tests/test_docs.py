@@ -112,7 +112,7 @@ def test_cli_reference_lists_every_command() -> None:
     mkdocs_click = pytest.importorskip("mkdocs_click._docs")
     from blockprof.cli import COMMANDS, cli
 
-    lines = list(mkdocs_click.make_command_docs("blockprof", cli, depth=1, style="table", list_subcommands=True))
+    lines = list(mkdocs_click.make_command_docs("blockprof", cli, depth=1, style="plain", list_subcommands=True))
     headings = {line.lstrip("#").strip() for line in lines if line.startswith("#")}
     for name in COMMANDS:
         assert name in headings, name
