@@ -23,6 +23,9 @@ file no longer carries this script's header (another generator then owns it).
 
     python scripts/docs_outputs.py --write   # rewrite the blocks (after changing the code)
     python scripts/docs_outputs.py --check   # exit 1 with a diff when any block has drifted
+
+Exit 2 when a marked command cannot run as written (it failed, exited otherwise than the page
+says, or times); every such block is listed, and the other blocks are still refreshed.
 """
 
 from __future__ import annotations
@@ -140,19 +143,31 @@ def _scratch(directory: Path) -> None:
             shutil.copytree(source, directory / name)
 
 
-def refresh(path: Path) -> tuple[str, str]:
-    """(the page as it is, the page with every marked block re-run)."""
+def refresh(path: Path, errors: list[str]) -> tuple[str, str]:
+    """(the page as it is, the page with every marked block re-run). A block that cannot run
+    keeps its old output and its error is added to ``errors``, so one stale command does not
+    stop the others from being refreshed."""
     text = path.read_text(encoding="utf-8")
-    found = list(blocks(path, text))
+    try:
+        found = list(blocks(path, text))
+    except DocsError as e:
+        errors.append(str(e))
+        return text, text
     if not found:
         return text, text
+    outputs = []
     here = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="blockprof-docs-") as scratch:
         _scratch(Path(scratch))
         os.chdir(scratch)
         sys.path.insert(0, scratch)  # user blocks (examples.user_blocks) import from the working directory
         try:
-            outputs = [run(b) for b in found]
+            for b in found:
+                try:
+                    outputs.append(run(b))
+                except DocsError as e:
+                    errors.append(str(e))
+                    outputs.append(b.body)
         finally:
             os.chdir(here)
             sys.path.remove(scratch)
@@ -223,16 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path, help="only these pages (default: README.md and docs/)")
     args = parser.parse_args(argv)
     targets = [p.resolve() for p in args.files] or pages()
-    drift = []
-    try:
-        results = {p: refresh(p) for p in targets}
-    except DocsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    drift: list[str] = []
+    errors: list[str] = []
+    results = {p: refresh(p, errors) for p in targets}
     schema = ROOT / SCHEMA_PAGE
     if not args.files and (not schema.exists() or schema.read_text(encoding="utf-8").startswith(SCHEMA_HEADER)):
         old = schema.read_text(encoding="utf-8") if schema.exists() else ""
-        results[schema] = (old, schema_page())
+        try:
+            results[schema] = (old, schema_page())
+        except DocsError as e:
+            errors.append(str(e))
     for path, (old, new) in results.items():
         if old == new:
             continue
@@ -246,14 +261,15 @@ def main(argv: list[str] | None = None) -> int:
                 old.splitlines(True), new.splitlines(True), f"{rel} (committed)", f"{rel} (now)"
             )
             drift.append("".join(diff))
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
     if drift:
         print("".join(drift))
         print(
             "docs outputs have drifted from the code: run 'python scripts/docs_outputs.py --write' and commit",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    return 2 if errors else 1 if drift else 0
 
 
 if __name__ == "__main__":

@@ -117,3 +117,15 @@ def test_cli_reference_lists_every_command() -> None:
     for name in COMMANDS:
         assert name in headings, name
     assert any("--budget-params" in line for line in lines)  # options, not only names
+
+
+def test_a_broken_block_does_not_stop_the_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    page = tmp_path / "page.md"
+    broken = "<!-- blockprof-run: blockprof compare --no-such-option --no-time -->\n```text\nold\n```\n"
+    good = "<!-- blockprof-run: blockprof blocks --channels 64 -->\n```text\nstale\n```\n"
+    page.write_text(f"{broken}\n{good}", encoding="utf-8")
+    assert docs_outputs.main(["--write", str(page)]) == 2
+    text = page.read_text(encoding="utf-8")
+    assert "```text\nold\n```" in text and "$ blockprof blocks --channels 64\n" in text
+    err = capsys.readouterr().err
+    assert "exited 2, the page expects 0" in err and "No such option '--no-such-option'" in err
