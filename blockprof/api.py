@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
+    from blockprof.models import ModelCount
+
 
 #: a training step: the forward and two backward terms (input and weight gradient), each the forward's MACs
 PASSES_PER_TRAINING_STEP = 3
@@ -285,6 +287,15 @@ def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: 
 
     spec = block if isinstance(block, BlockSpec) else BlockSpec(block, channels or 256, **spec_fields)
     return explain_text(analytic_count(spec))
+
+
+def count_model(model: str | nn.Module, input_shape: Iterable[int] = (1, 3, 224, 224), **options: Any) -> ModelCount:
+    """Any model, traced op by op (``blockprof model``): ``model`` is a ``package.module:callable``
+    target or a module. ``.frame()`` is the per-module DataFrame, ``.record()`` the JSON view;
+    ``options`` as :func:`blockprof.models.count_model` (``tools``, ``time``, ``timing``, ``train``)."""
+    from blockprof.models import count_model as _count_model
+
+    return _count_model(model, input_shape, **options)
 
 
 def _tuple(value: int | Iterable[int]) -> tuple[int, ...]:

@@ -83,10 +83,11 @@ class UserBlock(BlockDef):
         return block
 
 
-def _load(path: str) -> Callable[..., Any]:
+def _load(path: str, what: str = "user block", example: str = EXAMPLE, takes: str = "(in_channels, out_channels, stride)") -> Callable[..., Any]:
+    """The callable ``path`` (``package.module:callable``) names; every failure one line naming ``what``."""
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr or ":" in attr:
-        raise BlockprofError(f"user block {path!r}: give it as 'package.module:callable', e.g. '{EXAMPLE}'")
+        raise BlockprofError(f"{what} {path!r}: give it as 'package.module:callable', e.g. '{example}'")
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     try:
@@ -94,22 +95,22 @@ def _load(path: str) -> Callable[..., Any]:
     except ModuleNotFoundError as e:
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
             raise BlockprofError(
-                f"user block {path!r}: no module named {e.name!r}; run from the directory that holds it or pip install it"
+                f"{what} {path!r}: no module named {e.name!r}; run from the directory that holds it or pip install it"
             ) from None
-        raise BlockprofError(f"user block {path!r}: importing {module_name} failed: {_describe(e)}") from None
+        raise BlockprofError(f"{what} {path!r}: importing {module_name} failed: {_describe(e)}") from None
     except Exception as e:  # a syntax or runtime error in the user's module
-        raise BlockprofError(f"user block {path!r}: importing {module_name} raised {_describe(e)}") from None
+        raise BlockprofError(f"{what} {path!r}: importing {module_name} raised {_describe(e)}") from None
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
             offered = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module_name)
             hint = f"; it defines {', '.join(offered)}" if offered else ""
-            raise BlockprofError(f"user block {path!r}: module {module_name} has no attribute {attr!r}{hint}")
+            raise BlockprofError(f"{what} {path!r}: module {module_name} has no attribute {attr!r}{hint}")
         target = getattr(target, part)
     if not callable(target):
         raise BlockprofError(
-            f"user block {path!r}: {attr} is of type {type(target).__name__}, not callable; "
-            "name a function or an nn.Module class taking (in_channels, out_channels, stride)"
+            f"{what} {path!r}: {attr} is of type {type(target).__name__}, not callable; "
+            f"name a function or an nn.Module class taking {takes}"
         )
     return target
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from blockprof.counting.analytic import AnalyticCount
 from blockprof.counting.tools import ToolCount, adapter
+from blockprof.counting.trace import Trace
 from blockprof.units import grouped, macs_to_flops
 
 
@@ -113,3 +114,96 @@ def reconcile_train(count: AnalyticCount | None, tool: ToolCount) -> Agreement:
             f"per layer (÷3 forward): {_layer_differences(count, by_layer, tool.tool, scale=3)}"
         )
     return Agreement(tool.tool, tool.train_flops, expected, False, note)
+
+
+# --- any traced model: each tool against the trace, module by module ---
+
+
+@dataclass(frozen=True)
+class ModuleDifference:
+    """One leaf module where a tool's count is not the traced MACs, and why."""
+
+    module: str
+    tool_macs: float
+    traced_macs: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ModuleAgreement:
+    """A tool's count of a whole model against the trace: its total, its per-leaf counts,
+    and each leaf where it differs with the reason (the op kinds the leaf runs)."""
+
+    tool: str
+    convention: str
+    total: float
+    traced: int
+    by_module: dict[str, float]
+    differences: tuple[ModuleDifference, ...]
+
+    @property
+    def agrees(self) -> bool:
+        return self.total == self.traced
+
+    def subtree(self, module: str) -> float:
+        """The tool's count of ``module``: the sum of its leaves inside it."""
+        return sum(v for k, v in self.by_module.items() if module == "" or k == module or k.startswith(module + "."))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "macs": self.total,
+            "traced_macs": self.traced,
+            "agrees": self.agrees,
+            "convention": self.convention,
+            "differences": [dict(module=d.module, tool_macs=d.tool_macs, traced_macs=d.traced_macs, reason=d.reason) for d in self.differences],
+        }
+
+
+def _explain_difference(tool: str, tool_macs: float, macs: int, elements: dict[str, int], matmuls: int, kind: str) -> str:
+    diff = tool_macs - macs
+    if diff > 0:
+        for op_kind, values in elements.items():
+            if values and float(diff / values).is_integer():
+                return f"{tool} adds {int(diff / values)}× the {grouped(values)} values its {op_kind} op writes (no MACs in the trace)"
+        return f"{tool} counts {grouped(diff)} MACs more; no op kind of this {kind} explains it"
+    if matmuls and -diff == matmuls:
+        return f"{tool} misses its {grouped(matmuls)} matmul MACs (functional code inside the module)"
+    if tool_macs == 0:
+        return f"{tool} counts nothing for a {kind} (its {grouped(macs)} MACs unseen)"
+    return f"{tool} counts {grouped(-diff)} MACs fewer; no op kind of this {kind} explains it"
+
+
+def reconcile_modules(trace: Trace, tool: ToolCount) -> ModuleAgreement:
+    """``tool``'s per-module count of a model against its trace, leaf by leaf; the ops run in no
+    leaf (the root's own functional code) are one row, ``(outside modules)``."""
+    names = [m.name for m in trace.modules if m.name]
+    kinds = {m.name: m.type for m in trace.modules}
+    leaves = {n for n in names if not any(o.startswith(n + ".") for o in names)}
+    macs: Counter[str] = Counter()
+    matmuls: Counter[str] = Counter()
+    elements: dict[str, Counter[str]] = {}
+    for op in trace.ops:
+        if op.phase != "forward":
+            continue
+        owner = next((a for a in reversed(_path(op.module)) if a in leaves), OUTSIDE)
+        macs[owner] += trace.scale * op.cost.macs
+        if op.cost.kind in ("matmul", "attention"):
+            matmuls[owner] += trace.scale * op.cost.macs
+        if op.cost.elements:
+            elements.setdefault(owner, Counter())[op.cost.kind] += trace.scale * op.cost.elements
+    by_module = dict(tool.by_layer)
+    differences = []
+    for name in [n for n in names if n in leaves] + [OUTSIDE]:
+        got = by_module.get(name, 0.0) if name != OUTSIDE else tool.macs - sum(v for k, v in by_module.items() if k in leaves)
+        if got != macs[name]:
+            reason = _explain_difference(tool.tool, got, macs[name], dict(elements.get(name, {})), matmuls[name], kinds.get(name, "root"))
+            differences.append(ModuleDifference(name, got, macs[name], reason))
+    return ModuleAgreement(tool.tool, adapter(tool.tool).CONVENTION, tool.macs, trace.macs, by_module, tuple(differences))
+
+
+OUTSIDE = "(outside modules)"
+
+
+def _path(module: str) -> list[str]:
+    parts = module.split(".") if module else []
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
