@@ -35,6 +35,7 @@ def test_trace_equals_closed_form_for_every_block(spec: BlockSpec) -> None:
     t = trace(_meta(lambda: definition.module(spec)), spec.input_shape, input_requires_grad=True)
     assert (t.params, t.params_conv, t.macs, t.train_flops) == (analytic.params, analytic.params_conv, analytic.macs, analytic.train_flops)
     assert t.bwd_macs == analytic.bwd_input_macs + analytic.bwd_weight_macs
+    assert (t.totals()["bwd_input_macs"], t.totals()["bwd_weight_macs"]) == (analytic.bwd_input_macs, analytic.bwd_weight_macs)
     assert t.unknown_ops == {} and t.device == "meta"
 
 
@@ -48,6 +49,8 @@ def test_trace_equals_closed_form_for_every_network(name: str) -> None:
     data = trace(module, (2, 3, 224, 224))
     stem = next(r for r in total.rows if r.layer.op == "conv2d")
     assert data.train_flops == total.train_flops - 2 * stem.cost.bwd_input_macs
+    assert data.totals()["bwd_input_macs"] == total.bwd_input_macs - stem.cost.bwd_input_macs
+    assert data.totals()["bwd_weight_macs"] == total.bwd_weight_macs
 
 
 def test_module_tree_sums_to_the_total() -> None:

@@ -418,10 +418,14 @@ def _attention_macs(q: Shape, k: Shape, v: Shape) -> tuple[int, str]:
     return macs, f"{_dot(bh, lq, e, lk)} + {_dot(bh, lq, lk, ev)}"
 
 
-@register_aten(
+#: fused scaled-dot-product attention, as CPU and CUDA kernels run it (q, k, v its first three arguments)
+ATTENTION_OPS = (
     "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
     "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "scaled_dot_product_attention",
 )
+
+
+@register_aten(*ATTENTION_OPS)
 def aten_sdpa(args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> OpCost:
     """Fused scaled-dot-product attention: its two matrix products (the softmax is not MACs).
     On the meta device and in the math path PyTorch runs it as bmm/softmax ops instead."""
@@ -437,6 +441,16 @@ def aten_sdpa_backward(args: Sequence[Any], kwargs: dict[str, Any], out: Any) ->
     """The gradients of q, k, v and of the attention matrix: four products, twice the forward's MACs."""
     macs, formula = _attention_macs(args[1], args[2], args[3])
     return OpCost("attention", 2 * macs, formula=f"2·({formula})")
+
+
+#: the argument positions of the factors of each matrix-product op: its backward computes the
+#: gradient of each factor that needs one, each costing the forward's MACs (attention's three
+#: factors q, k, v take part in two products, so its backward is twice its forward)
+PRODUCT_FACTORS: dict[str, tuple[int, ...]] = {
+    **dict.fromkeys(("convolution", "_convolution", "convolution_overrideable", "cudnn_convolution", "mkldnn_convolution"), (0, 1)),
+    "mm": (0, 1), "bmm": (0, 1), "matmul": (0, 1), "linear": (0, 1), "addmm": (1, 2), "baddbmm": (1, 2),
+    **dict.fromkeys(ATTENTION_OPS, (0, 1, 2)),
+}
 
 
 def _elements(kind: str) -> OpFormula:

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from blockprof.counting.formulas import DATA_MOVEMENT, OpCost, Shape, aten_formula
+from blockprof.counting.formulas import ATTENTION_OPS, DATA_MOVEMENT, PRODUCT_FACTORS, OpCost, Shape, aten_formula
 from blockprof.errors import BlockprofError
 from blockprof.units import macs_to_flops
 
@@ -41,7 +41,7 @@ CONVENTION = (
     "norms, pooling, activations and adds are elementwise work, not MACs."
 )
 
-FORWARD, BACKWARD = "forward", "backward"
+FORWARD, TRAIN_FORWARD, BACKWARD = "forward", "train_forward", "backward"
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,10 @@ class TracedOp:
     phase: str
     shapes: str
     cost: OpCost
+    #: for a product in the training forward: the MACs its backward owes the gradients of
+    #: activations (input) and of parameters (weight), from which factors need a gradient
+    grad_input_macs: int = 0
+    grad_weight_macs: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,12 +107,15 @@ class Trace:
         """All MACs of the backward ops (input and weight gradients of convs and matrix products)."""
         return self._sum(BACKWARD, "macs") if self.train_traced else None
 
+    def _grads(self, attr: str) -> int | None:
+        return self.scale * sum(getattr(o, attr) for o in self.ops if o.phase == TRAIN_FORWARD) if self.train_traced else None
+
     @property
     def train_macs(self) -> int | None:
         """MACs of a training step: the train-mode forward (aux heads included) and its backward."""
         if not self.train_traced:
             return None
-        return sum(self.scale * o.cost.macs for o in self.ops if o.phase in ("train_forward", BACKWARD))
+        return sum(self.scale * o.cost.macs for o in self.ops if o.phase in (TRAIN_FORWARD, BACKWARD))
 
     @property
     def train_flops(self) -> int | None:
@@ -129,7 +136,8 @@ class Trace:
             "params_conv": self.params_conv,
             "macs": self.macs,
             "flops": self.flops,
-            "bwd_macs": self.bwd_macs,
+            "bwd_input_macs": self._grads("grad_input_macs"),
+            "bwd_weight_macs": self._grads("grad_weight_macs"),
             "train_flops": self.train_flops,
         }
 
@@ -201,6 +209,8 @@ class _Recorder:
         self.unknown: Counter[str] = Counter()
         self.phase = FORWARD
         self._names: dict[Any, str] = {}
+        #: ids of the parameters the forward runs with: a factor that is one (or a view of one) has a weight gradient
+        self.parameters: set[int] = set()
 
     def module(self) -> str:
         """The innermost module running now; the tracker names modules ``<RootClass>.<fqn>``."""
@@ -224,8 +234,25 @@ class _Recorder:
         out = func(*args, **kwargs)
         shapes = _shape_tree(args)
         cost = formula(shapes, _shape_tree(kwargs), _shape_tree(out))
-        self.ops.append(TracedOp(name, self.module(), self.phase, _describe_shapes(shapes), cost))
+        grads = _gradient_macs(name, args, cost, self.parameters) if self.phase == TRAIN_FORWARD and cost.macs else (0, 0)
+        self.ops.append(TracedOp(name, self.module(), self.phase, _describe_shapes(shapes), cost, *grads))
         return out
+
+
+def _gradient_macs(op: str, args: tuple, cost: OpCost, parameters: set[int]) -> tuple[int, int]:
+    """(input-gradient, weight-gradient) MACs a product's backward will run: the forward's MACs for
+    each factor that needs a gradient, a parameter's (or a view of one) counted as a weight gradient."""
+    factors = [args[i] for i in PRODUCT_FACTORS.get(op, ())]
+    if op in ATTENTION_OPS:  # q, k, v: two products, four gradient products, all of activations
+        return (2 * cost.macs if any(f.requires_grad for f in factors) else 0), 0
+    dx = dw = 0
+    for f in factors:
+        if f.requires_grad:
+            if id(f if f._base is None else f._base) in parameters:
+                dw += cost.macs
+            else:
+                dx += cost.macs
+    return dx, dw
 
 
 def _mode(recorder: _Recorder) -> Any:
@@ -258,6 +285,7 @@ def _run(module: nn.Module, state: dict[str, torch.Tensor] | None, shape: tuple[
     import torch
 
     recorder = _Recorder()
+    recorder.parameters = {id(p) for p in (state.values() if state is not None else module.parameters())}
     modes = {m: m.training for m in module.modules()}
     try:
         module.eval()
@@ -266,7 +294,7 @@ def _run(module: nn.Module, state: dict[str, torch.Tensor] | None, shape: tuple[
             if not train:
                 return recorder, False
             module.train()
-            recorder.phase = "train_forward"
+            recorder.phase = TRAIN_FORWARD
             out = _call(module, state, torch.zeros(shape, device=device, requires_grad=input_requires_grad))
             outputs = _outputs(out)
             if not outputs:
