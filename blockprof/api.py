@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
+    from blockprof.counting.trace import Trace
     from blockprof.models import ModelCount
 
 
@@ -88,11 +89,25 @@ def count(spec: BlockSpec, tools: Iterable[str] = TOOL_NAMES) -> dict[str, Any]:
     if analytic is not None:
         record.update(count_source="analytic", **analytic.totals())
     else:
-        torch_count = tool_counts.get("torch")
-        record.update(count_source="tools", **totals_from_tools(record["module_params"], torch_count.macs if isinstance(torch_count, ToolCount) else None))
+        record.update(count_source="trace", **traced_block(definition, spec, module).totals())
     record.update(tool_fields(analytic, tool_counts))
     record.update(status="ok", error=None)
     return record
+
+
+def traced_block(definition: BlockDef, spec: BlockSpec, module: nn.Module | None = None) -> Trace:
+    """A block with no closed form (a user block), counted op by op by the tracer. Its input
+    comes from the layer before, so it needs a gradient: every product's input gradient counts."""
+    import torch
+
+    from blockprof.counting.trace import trace
+
+    def real() -> nn.Module:
+        with torch.device("cpu"):
+            return definition.module(spec)
+
+    return trace(module if module is not None else build_meta(definition, spec), spec.input_shape, name=spec.label,
+                 input_requires_grad=True, real=real)
 
 
 def tool_fields(analytic: AnalyticCount | None, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:
@@ -286,6 +301,11 @@ def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: 
     from blockprof.explain import explain_text
 
     spec = block if isinstance(block, BlockSpec) else BlockSpec(block, channels or 256, **spec_fields)
+    definition, spec = resolve(spec)
+    if not definition.analytic:
+        from blockprof.explain import explain_traced_text
+
+        return explain_traced_text(spec, traced_block(definition, spec))
     return explain_text(analytic_count(spec))
 
 

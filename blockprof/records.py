@@ -25,7 +25,7 @@ COUNT_FIELDS: dict[str, str] = {
     "spatial": "input height = width",
     "batch": "batch size",
     "inner_width": "width inside the block (bottleneck inner, inverted-residual hidden), or null",
-    "count_source": "'analytic' (closed form) or 'tools' (user block: torch's flop counter)",
+    "count_source": "'analytic' (closed form), 'trace' (user block: traced op by op) or 'tools' (a network of user blocks: torch's flop counter)",
     "params": "trainable parameters (scalars), BN included",
     "module_params": "sum(p.numel() for p in module.parameters()): the independent check of params",
     "params_conv": "conv weights only (no bias, no BN)",

@@ -2,8 +2,8 @@
 
 The callable takes ``(in_channels, out_channels, stride)``: a factory function
 or an ``nn.Module`` class with that signature. A user block has no closed form,
-so its counts come from the tools (``module.parameters()`` and PyTorch's flop
-counter); it is built, checked and timed like the registered blocks. Every way
+so it is counted by the tracer (:mod:`blockprof.counting.trace`: every op of its
+forward priced by the same formulas); it is built, checked and timed like the registered blocks. Every way
 it can go wrong (a bad path, a missing module or attribute, a callable that
 raises, a module whose output has the wrong shape) is one BlockprofError line
 that names the block.
@@ -45,7 +45,7 @@ class UserBlock(BlockDef):
     @property
     def summary(self) -> str:  # type: ignore[override]
         doc = (getattr(self.factory(), "__doc__", None) or "").strip().splitlines()
-        return f"user block{': ' + doc[0] if doc else ''} (counted by the tools; no closed form)"
+        return f"user block{': ' + doc[0] if doc else ''} (no closed form; counted by tracing its forward op by op)"
 
     def factory(self) -> Callable[..., Any]:
         """The callable the path names, imported once."""
@@ -65,8 +65,7 @@ class UserBlock(BlockDef):
 
     def layers(self, spec: BlockSpec) -> list[Layer]:
         raise BlockprofError(
-            f"user block {self.name!r} has no analytic formula: blockprof cannot see inside it; "
-            "its counts come from the tools (module.parameters() and PyTorch's flop counter)"
+            f"user block {self.name!r} has no analytic formula: it is counted by tracing its forward op by op"
         )
 
     def module(self, spec: BlockSpec) -> nn.Module:
@@ -131,8 +130,8 @@ def _check_output_shape(name: str, block: nn.Module, spec: BlockSpec) -> None:
         batch = spec.batch
     except Exception:
         batch, shape = 1, (1, *spec.input_shape[1:])
-        try:
-            with torch.no_grad():
+        try:  # on the CPU even when called inside a torch.device("meta") context (as build_meta does)
+            with torch.no_grad(), torch.device("cpu"):
                 y = fresh_copy(block, "cpu")(torch.zeros(shape))
         except Exception as e:
             raise BlockprofError(f"user block {name!r}: its forward on a {_shape(shape)} input raised {_describe(e)}") from None

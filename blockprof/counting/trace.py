@@ -88,6 +88,8 @@ class Trace:
     note: str | None = None
     train_traced: bool = True
     input_requires_grad: bool = False
+    #: every parameter's name and shape, in definition order
+    parameter_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def _sum(self, phase: str, attr: str, module: str | None = None) -> int:
         return self.scale * sum(
@@ -389,6 +391,7 @@ def trace(module: nn.Module, input_shape: tuple[int, ...], *, name: str | None =
         note=note,
         train_traced=traced_train,
         input_requires_grad=input_requires_grad,
+        parameter_shapes=tuple((n, tuple(p.shape)) for n, p in module.named_parameters()),
     )
 
 
