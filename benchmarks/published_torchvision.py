@@ -26,6 +26,7 @@ def main() -> None:
     import torchvision
 
     from blockprof.counting.trace import trace
+    from blockprof.models import build_meta_model
 
     rows = []
     names = torchvision.models.list_models(module=torchvision.models)
@@ -34,11 +35,15 @@ def main() -> None:
         w = weights[0]
         meta = w.meta
         size = w.transforms().crop_size[0] if hasattr(w.transforms(), "crop_size") else 224
-        kwargs = {"image_size": size} if name.startswith("vit_") else {}
+        # the model as its weights ship it: ViTs at their evaluation size; GoogLeNet's weights drop
+        # its two auxiliary classifiers (Inception-v3's keep theirs, and its published count has them)
+        kwargs: dict[str, object] = {"image_size": size} if name.startswith("vit_") else {}
+        if name == "googlenet":
+            kwargs.update(aux_logits=False, init_weights=False)
         start = time.perf_counter()
         try:
-            with torch.device("meta"):
-                model = torchvision.models.get_model(name, **kwargs)
+            # as `blockprof model` builds it: on meta, or on the CPU when the constructor reads values (RegNet)
+            model = build_meta_model(lambda: torchvision.models.get_model(name, **kwargs))
             t = trace(model, (1, 3, size, size), train=False)
             params, gmacs, unknown, error = t.params, t.macs / 1e9, t.unknown_ops, ""
         except Exception as e:  # recorded, and the sweep goes on

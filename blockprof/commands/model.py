@@ -61,12 +61,14 @@ def footer(result: ModelCount) -> str:
             lines.append(f"  {name}: skipped: {tool}")
             continue
         agreement = result.agreements[name]
-        mark = "= traced ✓" if agreement.agrees else f"≠ traced {grouped(t.macs)}"
+        mark = "= traced ✓" if agreement.agrees else f"≠ traced {grouped(t.macs)} by {grouped(round(agreement.total - t.macs))}"
         lines.append(f"  {name}: {grouped(round(agreement.total))} MACs {mark} ({agreement.convention})")
-        for d in agreement.differences[:8]:
-            lines.append(f"    {d.module}: {grouped(round(d.tool_macs))} vs {grouped(d.traced_macs)}: {d.reason}")
-        if len(agreement.differences) > 8:
-            lines.append(f"    ... {len(agreement.differences) - 8} more modules differ (see --format json)")
+        for rule, modules, macs in agreement.summary():
+            example = next(d for d in agreement.differences if d.rule == rule)
+            lines.append(f"    {grouped(round(macs)):>14} MACs in {modules} module{'s' if modules > 1 else ''}: {rule} (e.g. {example.module}: {example.reason})")
+        if tool.train_flops is not None and t.train_flops is not None and tool.train_flops != t.train_flops:
+            lines.append(f"    training step: {si(tool.train_flops)} FLOPs vs traced {si(t.train_flops)} ({tool.train_flops / t.train_flops:.2f}×): "
+                         "FlopCounterMode counts a grouped conv's weight gradient groups× too high (torch 2.13)")
     if result.timing is not None:
         parts = [f"{mode} {m.median * 1e3:.3g} ms (IQR {m.iqr * 1e3:.2g}, {m.runs} runs)" for mode, m in (("forward", result.timing.fwd), ("training step", result.timing.train)) if m is not None]
         lines.append(f"time ({result.timing.env.device}, {result.timing.env.threads} threads): {', '.join(parts)}; time % = each module's share of the forward, timed in place")

@@ -127,6 +127,8 @@ class ModuleDifference:
     tool_macs: float
     traced_macs: int
     reason: str
+    #: the reason without this module's numbers, to group differences by: "adds 2× norm values"
+    rule: str = "unexplained"
 
 
 @dataclass(frozen=True)
@@ -149,28 +151,39 @@ class ModuleAgreement:
         """The tool's count of ``module``: the sum of its leaves inside it."""
         return sum(v for k, v in self.by_module.items() if module == "" or k == module or k.startswith(module + "."))
 
+    def summary(self) -> list[tuple[str, int, float]]:
+        """The differences grouped by rule: (rule, modules, MACs it adds), largest first."""
+        groups: dict[str, list[float]] = {}
+        for d in self.differences:
+            groups.setdefault(d.rule, []).append(d.tool_macs - d.traced_macs)
+        return sorted(((rule, len(v), sum(v)) for rule, v in groups.items()), key=lambda g: -abs(g[2]))
+
     def as_dict(self) -> dict[str, object]:
         return {
             "macs": self.total,
             "traced_macs": self.traced,
             "agrees": self.agrees,
             "convention": self.convention,
+            "summary": [dict(rule=r, modules=n, macs=m) for r, n, m in self.summary()],
             "differences": [dict(module=d.module, tool_macs=d.tool_macs, traced_macs=d.traced_macs, reason=d.reason) for d in self.differences],
         }
 
 
-def _explain_difference(tool: str, tool_macs: float, macs: int, elements: dict[str, int], matmuls: int, kind: str) -> str:
+def _explain_difference(tool: str, tool_macs: float, macs: int, elements: dict[str, int], matmuls: int, kind: str) -> tuple[str, str]:
+    """(the reason, the rule it follows) for one module's difference, from the op kinds it runs."""
     diff = tool_macs - macs
     if diff > 0:
         for op_kind, values in elements.items():
             if values and float(diff / values).is_integer():
-                return f"{tool} adds {int(diff / values)}× the {grouped(values)} values its {op_kind} op writes (no MACs in the trace)"
-        return f"{tool} counts {grouped(diff)} MACs more; no op kind of this {kind} explains it"
+                times = int(diff / values)
+                return (f"{tool} adds {times}× the {grouped(values)} values its {op_kind} op writes (no MACs in the trace)",
+                        f"adds {times}× the values of {kind} ({op_kind})")
+        return f"{tool} counts {grouped(diff)} MACs more; no op kind of this {kind} explains it", "unexplained"
     if matmuls and -diff == matmuls:
-        return f"{tool} misses its {grouped(matmuls)} matmul MACs (functional code inside the module)"
+        return f"{tool} misses its {grouped(matmuls)} matmul MACs (functional code inside the module)", f"misses the matmuls inside {kind}"
     if tool_macs == 0:
-        return f"{tool} counts nothing for a {kind} (its {grouped(macs)} MACs unseen)"
-    return f"{tool} counts {grouped(-diff)} MACs fewer; no op kind of this {kind} explains it"
+        return f"{tool} counts nothing for a {kind} (its {grouped(macs)} MACs unseen)", f"counts nothing for {kind}"
+    return f"{tool} counts {grouped(-diff)} MACs fewer; no op kind of this {kind} explains it", "unexplained"
 
 
 def reconcile_modules(trace: Trace, tool: ToolCount) -> ModuleAgreement:
@@ -196,8 +209,8 @@ def reconcile_modules(trace: Trace, tool: ToolCount) -> ModuleAgreement:
     for name in [n for n in names if n in leaves] + [OUTSIDE]:
         got = by_module.get(name, 0.0) if name != OUTSIDE else tool.macs - sum(v for k, v in by_module.items() if k in leaves)
         if got != macs[name]:
-            reason = _explain_difference(tool.tool, got, macs[name], dict(elements.get(name, {})), matmuls[name], kinds.get(name, "root"))
-            differences.append(ModuleDifference(name, got, macs[name], reason))
+            reason, rule = _explain_difference(tool.tool, got, macs[name], dict(elements.get(name, {})), matmuls[name], kinds.get(name, "root"))
+            differences.append(ModuleDifference(name, got, macs[name], reason, rule))
     return ModuleAgreement(tool.tool, adapter(tool.tool).CONVENTION, tool.macs, trace.macs, by_module, tuple(differences))
 
 
