@@ -17,8 +17,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -26,8 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from blockprof.counting.trace import trace  # noqa: E402
-from tests.published_models import VisionTransformer, resnet50, vit_b_16  # noqa: E402
+from blockprof.counting.trace import trace
+from tests.published_models import VisionTransformer, resnet50, vit_b_16
 
 
 def vit_h_14_518() -> nn.Module:
@@ -81,8 +81,10 @@ def main() -> None:
                 start = time.perf_counter()
                 fn()
                 samples.setdefault((name, path), []).append(time.perf_counter() - start)
-    print(f"torch {torch.__version__}, Python {platform.python_version()}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, {args.repeats} interleaved repeats after a warm-up\n")
+    print(
+        f"torch {torch.__version__}, Python {platform.python_version()}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, {args.repeats} interleaved repeats after a warm-up\n"
+    )
     print("| model | path | median s | IQR s | trace / FCM |")
     print("|---|---|---:|---:|---:|")
     for name in table:

@@ -22,7 +22,6 @@ def main() -> None:
     if args.shim:
         sys.path.insert(0, args.shim)
         import tvshim  # noqa: F401
-    import torch
     import torchvision
 
     from blockprof.counting.trace import trace
@@ -43,7 +42,7 @@ def main() -> None:
         start = time.perf_counter()
         try:
             # as `blockprof model` builds it: on meta, or on the CPU when the constructor reads values (RegNet)
-            model = build_meta_model(lambda: torchvision.models.get_model(name, **kwargs))
+            model = build_meta_model(lambda name=name, kwargs=kwargs: torchvision.models.get_model(name, **kwargs))
             t = trace(model, (1, 3, size, size), train=False)
             params, gmacs, unknown, error = t.params, t.macs / 1e9, t.unknown_ops, ""
         except Exception as e:  # recorded, and the sweep goes on
@@ -51,19 +50,40 @@ def main() -> None:
         seconds = time.perf_counter() - start
         ok_params = params == meta["num_params"]
         ok_ops = gmacs is not None and round(gmacs, 3) == meta["_ops"]
-        rows.append((name, w.name, size, meta["num_params"], params, meta["_ops"], gmacs, ok_params, ok_ops, unknown, error, seconds))
-        print(f"{name:28} {size:4} params {'=' if ok_params else '≠'} ops {'=' if ok_ops else '≠'} "
-              f"{meta['_ops']} vs {gmacs if gmacs is None else round(gmacs, 4)} {unknown or ''} {error} ({seconds:.1f}s)", file=sys.stderr)
-    print(f"| model | weights | input | published params | traced | published GFLOPS | traced GMACs | match |")
+        rows.append(
+            (
+                name,
+                w.name,
+                size,
+                meta["num_params"],
+                params,
+                meta["_ops"],
+                gmacs,
+                ok_params,
+                ok_ops,
+                unknown,
+                error,
+                seconds,
+            )
+        )
+        print(
+            f"{name:28} {size:4} params {'=' if ok_params else '≠'} ops {'=' if ok_ops else '≠'} "
+            f"{meta['_ops']} vs {gmacs if gmacs is None else round(gmacs, 4)} {unknown or ''} {error} ({seconds:.1f}s)",
+            file=sys.stderr,
+        )
+    print("| model | weights | input | published params | traced | published GFLOPS | traced GMACs | match |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
     for name, wname, size, pp, tp, po, to, okp, oko, unknown, error, _ in rows:
         mark = "✓" if okp and oko else ("params ✗ " if not okp else "") + ("ops ✗" if not oko else "")
         traced = "-" if to is None else f"{to:.4f}"
         note = f" ({error})" if error else (f" (unknown ops: {unknown})" if unknown else "")
-        print(f"| {name} | {wname} | {size} | {pp:,} | {'-' if tp is None else f'{tp:,}'} | {po} | {traced} | {mark}{note} |")
+        params = "-" if tp is None else f"{tp:,}"
+        print(f"| {name} | {wname} | {size} | {pp:,} | {params} | {po} | {traced} | {mark}{note} |")
     both = sum(1 for r in rows if r[7] and r[8])
-    print(f"\n{both} of {len(rows)} models match both published figures exactly; "
-          f"{sum(r[7] for r in rows)} match params, {sum(r[8] for r in rows)} match GFLOPS.")
+    print(
+        f"\n{both} of {len(rows)} models match both published figures exactly; "
+        f"{sum(r[7] for r in rows)} match params, {sum(r[8] for r in rows)} match GFLOPS."
+    )
 
 
 if __name__ == "__main__":

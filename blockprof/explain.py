@@ -155,13 +155,20 @@ def explain_traced_text(spec: BlockSpec, trace: Trace) -> str:
     shapes = [(name, shape) for name, shape in trace.parameter_shapes]
     width = max((len(name) for name, _ in shapes), default=0)
     lines += ["", "Parameters (each tensor's shape, multiplied out):"]
-    lines += [f"  {name:<{width}}  {'·'.join(map(str, shape)) or '1':<18} = {grouped(_prod(shape)):>12}" for name, shape in shapes]
+    lines += [f"  {name:<{width}}  {'·'.join(map(str, s)) or '1':<18} = {grouped(_prod(s)):>12}" for name, s in shapes]
     lines.append(f"  all trainable parameters: {grouped(trace.params)} (conv weights {grouped(trace.params_conv)})")
     products = [o for o in trace.ops if o.phase == FORWARD and o.cost.macs]
     mwidth = max((len(o.module or "(root)") for o in products), default=0)
     fwidth = max((len(o.cost.formula) for o in products), default=0)
-    lines += ["", "MACs: each convolution and matrix product of the forward (conv: N·H_out·W_out·(C_in/groups)·k·k·C_out; matmul: m·k·n):"]
-    lines += [f"  {o.module or '(root)':<{mwidth}}  {o.op:<12} {o.cost.formula:<{fwidth}} = {grouped(trace.scale * o.cost.macs):>15}" for o in products]
+    lines += [
+        "",
+        "MACs: each convolution and matrix product of the forward "
+        "(conv: N·H_out·W_out·(C_in/groups)·k·k·C_out; matmul: m·k·n):",
+    ]
+    lines += [
+        f"  {o.module or '(root)':<{mwidth}}  {o.op:<12} {o.cost.formula:<{fwidth}} = {grouped(trace.scale * o.cost.macs):>15}"
+        for o in products
+    ]
     lines += [
         _sum_line("total", [grouped(trace.scale * o.cost.macs) for o in products], trace.macs) + " MACs",
         f"  = {grouped(trace.flops)} FLOPs (1 MAC = 2 FLOPs)",
@@ -170,16 +177,19 @@ def explain_traced_text(spec: BlockSpec, trace: Trace) -> str:
     if trace.train_flops is not None:
         lines += [
             "",
-            "Training step (the backward ops autograd ran; a product's backward costs its forward for each factor that needs a gradient):",
+            "Training step (the backward ops autograd ran; a product's backward costs its forward "
+            "for each factor that needs a gradient):",
             f"  input gradients  {grouped(totals['bwd_input_macs'])} MACs",
             f"  weight gradients {grouped(totals['bwd_weight_macs'])} MACs",
-            f"  train_flops = 2·({grouped(trace.macs)} + {grouped(totals['bwd_input_macs'])} + {grouped(totals['bwd_weight_macs'])}) = {grouped(trace.train_flops)} FLOPs",
+            f"  train_flops = 2·({grouped(trace.macs)} + {grouped(totals['bwd_input_macs'])} + "
+            f"{grouped(totals['bwd_weight_macs'])}) = {grouped(trace.train_flops)} FLOPs",
         ]
     if trace.elements:
         lines += ["", "Elementwise work, not in the MACs (values written):"]
         lines += [f"  {kind:<12} {grouped(v):>15}" for kind, v in trace.elements.items()]
     if trace.unknown_ops:
-        lines += ["", "Ops with no formula (not counted): " + ", ".join(f"{op}×{k}" for op, k in trace.unknown_ops.items())]
+        unknown = ", ".join(f"{op}×{k}" for op, k in trace.unknown_ops.items())
+        lines += ["", f"Ops with no formula (not counted): {unknown}"]
     return "\n".join(lines)
 
 

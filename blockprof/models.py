@@ -11,8 +11,9 @@ can go wrong is one :class:`~blockprof.errors.BlockprofError` line.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.trace import CONVENTION, Trace, trace
 from blockprof.errors import BlockprofError
@@ -38,11 +39,15 @@ def model_factory(target: str) -> Callable[[], nn.Module]:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # a builtin or C callable: find out by calling it
         params = []  # type: ignore[assignment]
-    required = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = [
+        p.name
+        for p in params
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     if required:
         raise BlockprofError(
-            f"model {target!r} needs arguments ({', '.join(required)}); name a callable that builds the model with none "
-            "(a function of your own that calls it)"
+            f"model {target!r} needs arguments ({', '.join(required)}); "
+            "name a callable that builds the model with none (a function of your own that calls it)"
         )
 
     def build() -> nn.Module:
@@ -91,7 +96,7 @@ class ModelCount:
         for name, agreement in self.agreements.items():
             df[f"{name}_macs"] = [agreement.subtree(m) for m in df["name"]]
         if self.layer_times is not None:
-            shares = dict(zip(self.layer_times["layer"], self.layer_times["time_share"]))
+            shares = dict(zip(self.layer_times["layer"], self.layer_times["time_share"], strict=True))
             df["time_share"] = [_subtree_share(shares, m) for m in df["name"]]
         return df
 
@@ -112,17 +117,25 @@ class ModelCount:
         }
         if self.agreements or self.tools:
             record["tools"] = {
-                name: ({"error": result} if isinstance(result, str) else self.agreements[name].as_dict()) for name, result in self.tools.items()
+                name: ({"error": result} if isinstance(result, str) else self.agreements[name].as_dict())
+                for name, result in self.tools.items()
             }
         if self.timing is not None:
-            record["timing"] = {mode: (m.summary() if m is not None else None) for mode, m in (("fwd", self.timing.fwd), ("train", self.timing.train))}
+            record["timing"] = {
+                mode: (m.summary() if m is not None else None)
+                for mode, m in (("fwd", self.timing.fwd), ("train", self.timing.train))
+            }
         record["modules"] = to_records(self.frame(depth))
         return record
 
 
 def _subtree_share(shares: dict[str, float], module: str) -> float | None:
     """A module's share of the forward's time: the sum over the timed leaves inside it."""
-    inside = [v for k, v in shares.items() if not k.startswith("(") and (module == "" or k == module or k.startswith(module + "."))]
+    inside = [
+        v
+        for k, v in shares.items()
+        if not k.startswith("(") and (module == "" or k == module or k.startswith(module + "."))
+    ]
     return sum(inside) if inside else None
 
 
@@ -169,7 +182,9 @@ def count_model(
     return result
 
 
-def _time(build: Callable[[], nn.Module], shape: tuple[int, ...], label: str, t: Trace, options: dict[str, Any]) -> tuple[BlockTiming, pd.DataFrame]:
+def _time(
+    build: Callable[[], nn.Module], shape: tuple[int, ...], label: str, t: Trace, options: dict[str, Any]
+) -> tuple[BlockTiming, pd.DataFrame]:
     """Forward and training step with the harness; each leaf module's share of the forward in place."""
     from blockprof.timing.harness import time_module
     from blockprof.timing.layers import module_layer_times

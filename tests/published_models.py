@@ -9,7 +9,7 @@ Each is a no-argument factory, so each is also a ``blockprof model`` target:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -35,7 +35,9 @@ class _EncoderBlock(nn.Module):
         self.self_attention = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.dropout = nn.Dropout(0.0)
         self.ln_2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(0.0), nn.Linear(mlp_dim, dim), nn.Dropout(0.0))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(0.0), nn.Linear(mlp_dim, dim), nn.Dropout(0.0)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.ln_1(x)
@@ -57,7 +59,9 @@ class _Encoder(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    def __init__(self, image: int = 224, patch: int = 16, layers: int = 12, heads: int = 12, dim: int = 768, mlp_dim: int = 3072) -> None:
+    def __init__(
+        self, image: int = 224, patch: int = 16, layers: int = 12, heads: int = 12, dim: int = 768, mlp_dim: int = 3072
+    ) -> None:
         super().__init__()
         self.patch = patch
         self.conv_proj = nn.Conv2d(3, dim, patch, patch)
@@ -104,15 +108,19 @@ class _DenseBlock(nn.ModuleDict):
 
 
 def _transition(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2, 2))
+    return nn.Sequential(
+        nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2, 2)
+    )
 
 
 class DenseNet(nn.Module):
     def __init__(self, blocks: tuple[int, ...] = (6, 12, 24, 16), growth: int = 32, stem: int = 64) -> None:
         super().__init__()
         layers: list[tuple[str, nn.Module]] = [
-            ("conv0", nn.Conv2d(3, stem, 7, 2, 3, bias=False)), ("norm0", nn.BatchNorm2d(stem)),
-            ("relu0", nn.ReLU(inplace=True)), ("pool0", nn.MaxPool2d(3, 2, 1)),
+            ("conv0", nn.Conv2d(3, stem, 7, 2, 3, bias=False)),
+            ("norm0", nn.BatchNorm2d(stem)),
+            ("relu0", nn.ReLU(inplace=True)),
+            ("pool0", nn.MaxPool2d(3, 2, 1)),
         ]
         c = stem
         for i, n in enumerate(blocks):
@@ -155,8 +163,13 @@ class _CNBlock(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.block = nn.Sequential(
-            nn.Conv2d(dim, dim, 7, padding=3, groups=dim), _Permute((0, 2, 3, 1)), nn.LayerNorm(dim, eps=1e-6),
-            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), _Permute((0, 3, 1, 2)),
+            nn.Conv2d(dim, dim, 7, padding=3, groups=dim),
+            _Permute((0, 2, 3, 1)),
+            nn.LayerNorm(dim, eps=1e-6),
+            nn.Linear(dim, 4 * dim),
+            nn.GELU(),
+            nn.Linear(4 * dim, dim),
+            _Permute((0, 3, 1, 2)),
         )
         self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), 1e-6))
 
@@ -168,7 +181,7 @@ class ConvNeXt(nn.Module):
     def __init__(self, dims: tuple[int, ...] = (96, 192, 384, 768), depths: tuple[int, ...] = (3, 3, 9, 3)) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, dims[0], 4, 4), _LayerNorm2d(dims[0], eps=1e-6))]
-        for i, (dim, depth) in enumerate(zip(dims, depths)):
+        for i, (dim, depth) in enumerate(zip(dims, depths, strict=True)):
             layers.append(nn.Sequential(*(_CNBlock(dim) for _ in range(depth))))
             if i + 1 < len(dims):
                 layers.append(nn.Sequential(_LayerNorm2d(dim, eps=1e-6), nn.Conv2d(dim, dims[i + 1], 2, 2)))
@@ -192,14 +205,23 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
     return new + divisor if new < 0.9 * v else new
 
 
-def _conv_bn_act(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: Callable[[], nn.Module] | None = None,
-                 eps: float = 1e-5) -> nn.Sequential:
+def _conv_bn_act(
+    cin: int,
+    cout: int,
+    k: int,
+    stride: int = 1,
+    groups: int = 1,
+    act: Callable[[], nn.Module] | None = None,
+    eps: float = 1e-5,
+) -> nn.Sequential:
     layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout, eps=eps)]
     return nn.Sequential(*layers, *([act()] if act else []))
 
 
 class _SqueezeExcitation(nn.Module):
-    def __init__(self, channels: int, squeeze: int, act: Callable[[], nn.Module], scale: Callable[[], nn.Module]) -> None:
+    def __init__(
+        self, channels: int, squeeze: int, act: Callable[[], nn.Module], scale: Callable[[], nn.Module]
+    ) -> None:
         super().__init__()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc1, self.fc2 = nn.Conv2d(channels, squeeze, 1), nn.Conv2d(squeeze, channels, 1)
@@ -212,8 +234,19 @@ class _SqueezeExcitation(nn.Module):
 class _InvertedResidual(nn.Module):
     """MobileNetV3's bneck and EfficientNet's MBConv: expand, depthwise, SE, project, add."""
 
-    def __init__(self, cin: int, k: int, expanded: int, cout: int, squeeze: int, act: Callable[[], nn.Module],
-                 gate: Callable[[], nn.Module], se_act: Callable[[], nn.Module], stride: int, eps: float) -> None:
+    def __init__(
+        self,
+        cin: int,
+        k: int,
+        expanded: int,
+        cout: int,
+        squeeze: int,
+        act: Callable[[], nn.Module],
+        gate: Callable[[], nn.Module],
+        se_act: Callable[[], nn.Module],
+        stride: int,
+        eps: float,
+    ) -> None:
         super().__init__()
         self.use_res = stride == 1 and cin == cout
         layers: list[nn.Module] = []
@@ -232,11 +265,21 @@ class _InvertedResidual(nn.Module):
 
 #: (in, kernel, expanded, out, SE, activation, stride) of MobileNetV3-Large
 _V3_LARGE = (
-    (16, 3, 16, 16, False, "RE", 1), (16, 3, 64, 24, False, "RE", 2), (24, 3, 72, 24, False, "RE", 1),
-    (24, 5, 72, 40, True, "RE", 2), (40, 5, 120, 40, True, "RE", 1), (40, 5, 120, 40, True, "RE", 1),
-    (40, 3, 240, 80, False, "HS", 2), (80, 3, 200, 80, False, "HS", 1), (80, 3, 184, 80, False, "HS", 1),
-    (80, 3, 184, 80, False, "HS", 1), (80, 3, 480, 112, True, "HS", 1), (112, 3, 672, 112, True, "HS", 1),
-    (112, 5, 672, 160, True, "HS", 2), (160, 5, 960, 160, True, "HS", 1), (160, 5, 960, 160, True, "HS", 1),
+    (16, 3, 16, 16, False, "RE", 1),
+    (16, 3, 64, 24, False, "RE", 2),
+    (24, 3, 72, 24, False, "RE", 1),
+    (24, 5, 72, 40, True, "RE", 2),
+    (40, 5, 120, 40, True, "RE", 1),
+    (40, 5, 120, 40, True, "RE", 1),
+    (40, 3, 240, 80, False, "HS", 2),
+    (80, 3, 200, 80, False, "HS", 1),
+    (80, 3, 184, 80, False, "HS", 1),
+    (80, 3, 184, 80, False, "HS", 1),
+    (80, 3, 480, 112, True, "HS", 1),
+    (112, 3, 672, 112, True, "HS", 1),
+    (112, 5, 672, 160, True, "HS", 2),
+    (160, 5, 960, 160, True, "HS", 1),
+    (160, 5, 960, 160, True, "HS", 1),
 )
 
 
@@ -247,11 +290,15 @@ class MobileNetV3(nn.Module):
         layers: list[nn.Module] = [_conv_bn_act(3, 16, 3, 2, act=nn.Hardswish, eps=0.001)]
         for cin, k, exp, cout, se, act, stride in _V3_LARGE:
             squeeze = _make_divisible(exp // 4) if se else 0
-            layers.append(_InvertedResidual(cin, k, exp, cout, squeeze, acts[act], nn.Hardsigmoid, nn.ReLU, stride, 0.001))
+            layers.append(
+                _InvertedResidual(cin, k, exp, cout, squeeze, acts[act], nn.Hardsigmoid, nn.ReLU, stride, 0.001)
+            )
         layers.append(_conv_bn_act(160, 960, 1, act=nn.Hardswish, eps=0.001))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Linear(960, 1280), nn.Hardswish(inplace=True), nn.Dropout(0.2), nn.Linear(1280, 1000))
+        self.classifier = nn.Sequential(
+            nn.Linear(960, 1280), nn.Hardswish(inplace=True), nn.Dropout(0.2), nn.Linear(1280, 1000)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
@@ -262,8 +309,15 @@ def mobilenet_v3_large() -> nn.Module:
 
 
 #: (expand ratio, kernel, stride, in, out, layers) of EfficientNet-B0
-_B0 = ((1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3), (6, 5, 1, 80, 112, 3),
-       (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1))
+_B0 = (
+    (1, 3, 1, 32, 16, 1),
+    (6, 3, 2, 16, 24, 2),
+    (6, 5, 2, 24, 40, 2),
+    (6, 3, 2, 40, 80, 3),
+    (6, 5, 1, 80, 112, 3),
+    (6, 5, 2, 112, 192, 4),
+    (6, 3, 1, 192, 320, 1),
+)
 
 
 class EfficientNet(nn.Module):
@@ -274,8 +328,20 @@ class EfficientNet(nn.Module):
             stage = []
             for i in range(n):
                 c = cin if i == 0 else cout
-                stage.append(_InvertedResidual(c, k, _make_divisible(c * expand), cout, max(1, c // 4), nn.SiLU, nn.Sigmoid, nn.SiLU,
-                                               stride if i == 0 else 1, 1e-5))
+                stage.append(
+                    _InvertedResidual(
+                        c,
+                        k,
+                        _make_divisible(c * expand),
+                        cout,
+                        max(1, c // 4),
+                        nn.SiLU,
+                        nn.Sigmoid,
+                        nn.SiLU,
+                        stride if i == 0 else 1,
+                        1e-5,
+                    )
+                )
             layers.append(nn.Sequential(*stage))
         layers.append(_conv_bn_act(320, 1280, 1, act=nn.SiLU))
         self.features = nn.Sequential(*layers)

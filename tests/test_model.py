@@ -24,12 +24,33 @@ def test_json_schema_and_totals() -> None:
     code, out, _ = invoke("model", "tests.published_models:vit_b_16", "--format", "json")
     record = json.loads(out)
     assert code == 0
-    assert {"model", "input_shape", "params", "params_conv", "macs", "flops", "train_flops", "unknown_ops", "modules"} <= set(record)
-    assert record["params"] == 86_567_656 and record["macs"] == 17_563_828_224 and round(record["macs"] / 1e9, 3) == 17.564
-    assert record["input_shape"] == [1, 3, 224, 224] and record["unknown_ops"] == {} and record["flops"] == 2 * record["macs"]
+    assert {
+        "model",
+        "input_shape",
+        "params",
+        "params_conv",
+        "macs",
+        "flops",
+        "train_flops",
+        "unknown_ops",
+        "modules",
+    } <= set(record)
+    assert (
+        record["params"] == 86_567_656 and record["macs"] == 17_563_828_224 and round(record["macs"] / 1e9, 3) == 17.564
+    )
+    assert (
+        record["input_shape"] == [1, 3, 224, 224]
+        and record["unknown_ops"] == {}
+        and record["flops"] == 2 * record["macs"]
+    )
     module = record["modules"][0]
     assert set(module) == {"name", "type", "depth", "params", "macs", "flops", "train_flops"}
-    assert (module["name"], module["type"], module["depth"], module["macs"]) == ("", "VisionTransformer", 0, record["macs"])
+    assert (module["name"], module["type"], module["depth"], module["macs"]) == (
+        "",
+        "VisionTransformer",
+        0,
+        record["macs"],
+    )
     assert "train FLOPs = 2·(forward + input-gradient + weight-gradient MACs)" in record["convention"]
 
 
@@ -79,19 +100,31 @@ def test_value_reading_forward_says_so() -> None:
     assert code == 0 and "note: the forward needs values" in out and "multiplied by the batch 2" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["no_such_pkg_xyz.models:net"], "model 'no_such_pkg_xyz.models:net': no module named 'no_such_pkg_xyz'"),
-    (["tests.published_models"], "give it as 'package.module:callable'"),
-    (["tests.published_models:missing"], "has no attribute 'missing'"),
-    (["tests.model_fixtures:needs_args"], "needs arguments (depth); name a callable that builds the model with none"),
-    (["tests.model_fixtures:raises"], "calling it raised ValueError: no weights here"),
-    (["tests.model_fixtures:not_a_module"], "returned a str, not a torch.nn.Module"),
-    (["tests.model_fixtures:CrashesInForward"], "its forward on a 1×3×224×224 input raised RuntimeError: broken forward"),
-    ([RESNET50, "--input", "1,1,224,224"], "its forward on a 1×1×224×224 input raised RuntimeError"),
-    (["tests.published_models:vit_b_16", "--input", "1,3,256,256"], "raised RuntimeError: Attempting to broadcast a dimension of length 197"),
-    ([RESNET50, "--input", "1,3,x"], "'x' is not a number"),
-    ([RESNET50, "--input", "0,3,224,224"], "'0' must be greater than 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["no_such_pkg_xyz.models:net"], "model 'no_such_pkg_xyz.models:net': no module named 'no_such_pkg_xyz'"),
+        (["tests.published_models"], "give it as 'package.module:callable'"),
+        (["tests.published_models:missing"], "has no attribute 'missing'"),
+        (
+            ["tests.model_fixtures:needs_args"],
+            "needs arguments (depth); name a callable that builds the model with none",
+        ),
+        (["tests.model_fixtures:raises"], "calling it raised ValueError: no weights here"),
+        (["tests.model_fixtures:not_a_module"], "returned a str, not a torch.nn.Module"),
+        (
+            ["tests.model_fixtures:CrashesInForward"],
+            "its forward on a 1×3×224×224 input raised RuntimeError: broken forward",
+        ),
+        ([RESNET50, "--input", "1,1,224,224"], "its forward on a 1×1×224×224 input raised RuntimeError"),
+        (
+            ["tests.published_models:vit_b_16", "--input", "1,3,256,256"],
+            "raised RuntimeError: Attempting to broadcast a dimension of length 197",
+        ),
+        ([RESNET50, "--input", "1,3,x"], "'x' is not a number"),
+        ([RESNET50, "--input", "0,3,224,224"], "'0' must be greater than 0"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
     code, out, err = invoke("model", *args)
     assert code == 2, (out, err)

@@ -23,7 +23,9 @@ PUBLISHED = {
     "swin_t": (28_288_354, 4.491),
 }
 #: models too large to re-implement faithfully here; benchmarks/published_torchvision.py checks them
-NOT_REIMPLEMENTED = {"swin_t": "shifted-window attention with relative position bias: checked with torchvision itself (RESULTS.md)"}
+NOT_REIMPLEMENTED = {
+    "swin_t": "shifted-window attention with relative position bias: checked with torchvision itself (RESULTS.md)"
+}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))

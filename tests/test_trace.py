@@ -33,9 +33,17 @@ def test_trace_equals_closed_form_for_every_block(spec: BlockSpec) -> None:
     definition, spec = resolve(spec)
     analytic = count_layers(spec, definition.layers(spec))
     t = trace(_meta(lambda: definition.module(spec)), spec.input_shape, input_requires_grad=True)
-    assert (t.params, t.params_conv, t.macs, t.train_flops) == (analytic.params, analytic.params_conv, analytic.macs, analytic.train_flops)
+    assert (t.params, t.params_conv, t.macs, t.train_flops) == (
+        analytic.params,
+        analytic.params_conv,
+        analytic.macs,
+        analytic.train_flops,
+    )
     assert t.bwd_macs == analytic.bwd_input_macs + analytic.bwd_weight_macs
-    assert (t.totals()["bwd_input_macs"], t.totals()["bwd_weight_macs"]) == (analytic.bwd_input_macs, analytic.bwd_weight_macs)
+    assert (t.totals()["bwd_input_macs"], t.totals()["bwd_weight_macs"]) == (
+        analytic.bwd_input_macs,
+        analytic.bwd_weight_macs,
+    )
     assert t.unknown_ops == {} and t.device == "meta"
 
 
@@ -44,7 +52,12 @@ def test_trace_equals_closed_form_for_every_network(name: str) -> None:
     total = analytic_network(name, batch=2).total
     module = _meta(lambda: build_network(name))
     t = trace(module, (2, 3, 224, 224), input_requires_grad=True)
-    assert (t.params, t.params_conv, t.macs, t.train_flops) == (total.params, total.params_conv, total.macs, total.train_flops)
+    assert (t.params, t.params_conv, t.macs, t.train_flops) == (
+        total.params,
+        total.params_conv,
+        total.macs,
+        total.train_flops,
+    )
     # a network's input is data: no input gradient for the stem conv, and nothing else changes
     data = trace(module, (2, 3, 224, 224))
     stem = next(r for r in total.rows if r.layer.op == "conv2d")
@@ -102,7 +115,11 @@ def test_conv_macs_by_hand(conv: nn.Module, shape: tuple[int, ...]) -> None:
     k = 1
     for d in conv.kernel_size:
         k *= d
-    src, fan = (torch.empty(shape), conv.out_channels // conv.groups) if conv.transposed else (out, conv.in_channels // conv.groups)
+    src, fan = (
+        (torch.empty(shape), conv.out_channels // conv.groups)
+        if conv.transposed
+        else (out, conv.in_channels // conv.groups)
+    )
     expected = src.numel() * fan * k
     t = trace(conv, shape, input_requires_grad=True)
     assert t.macs == expected and t.train_flops == 2 * 3 * expected
@@ -147,7 +164,10 @@ def test_attention_counts_both_products() -> None:
     expected = 6 * 10 * 8 * 6 + 6 * 10 * 6 * 4
     assert trace(_Attention(), (2, 3, 10, 8)).macs == expected
     fused = aten_formula("_scaled_dot_product_efficient_attention")
-    assert fused is not None and fused([Shape((2, 3, 10, 8)), Shape((2, 3, 6, 8)), Shape((2, 3, 6, 4))], {}, None).macs == expected
+    assert (
+        fused is not None
+        and fused([Shape((2, 3, 10, 8)), Shape((2, 3, 6, 8)), Shape((2, 3, 6, 4))], {}, None).macs == expected
+    )
     backward = aten_formula("_scaled_dot_product_flash_attention_backward")
     grads = [Shape((2, 3, 10, 4)), Shape((2, 3, 10, 8)), Shape((2, 3, 6, 8)), Shape((2, 3, 6, 4))]
     assert backward is not None and backward(grads, {}, None).macs == 2 * expected
@@ -207,6 +227,8 @@ def test_module_handed_in_is_left_as_it_was() -> None:
 
 
 def test_a_forward_that_does_not_fit_is_one_line() -> None:
-    with pytest.raises(BlockprofError, match=r"Sequential: its forward on a 1×3×8×8 input raised RuntimeError: .*") as e:
+    with pytest.raises(
+        BlockprofError, match=r"Sequential: its forward on a 1×3×8×8 input raised RuntimeError: .*"
+    ) as e:
         trace(nn.Sequential(nn.Flatten(), nn.Linear(10, 2)), (1, 3, 8, 8))
     assert "\n" not in str(e.value)

@@ -274,7 +274,7 @@ def roofline_attainable(intensity: float, peak_flops: float, peak_bandwidth: flo
 # output values and no MACs. Bias adds are not MACs.
 
 
-class Shape(tuple):  # type: ignore[type-arg]
+class Shape(tuple[int, ...]):
     """A tensor argument of a traced op, reduced to its shape."""
 
     __slots__ = ()
@@ -350,7 +350,11 @@ def _first_shape(out: Any) -> Shape:
     return Shape(())
 
 
-@register_aten("convolution", "_convolution", "convolution_overrideable", "cudnn_convolution", "mkldnn_convolution")
+#: convolution as the dispatcher may name it (input and weight its first two arguments)
+CONVOLUTION_OPS = ("convolution", "_convolution", "convolution_overrideable", "cudnn_convolution", "mkldnn_convolution")
+
+
+@register_aten(*CONVOLUTION_OPS)
 def aten_convolution(args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> OpCost:
     """``convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)``.
 
@@ -381,7 +385,8 @@ def aten_convolution_backward(args: Sequence[Any], kwargs: dict[str, Any], out: 
     fwd = _conv_cost(x, w, grad_out, transposed)
     dx = fwd.macs if mask[0] else 0
     dw = fwd.macs if mask[1] else 0
-    return OpCost("conv", dx + dw, bwd_input_macs=dx, bwd_weight_macs=dw, formula=f"{'+'.join(t for t, on in (('dx', mask[0]), ('dw', mask[1])) if on) or '0'}: {fwd.formula}")
+    terms = "+".join(t for t, on in (("dx", mask[0]), ("dw", mask[1])) if on) or "0"
+    return OpCost("conv", dx + dw, bwd_input_macs=dx, bwd_weight_macs=dw, formula=f"{terms}: {fwd.formula}")
 
 
 @register_aten("mm", "addmm")
@@ -447,7 +452,7 @@ def aten_sdpa_backward(args: Sequence[Any], kwargs: dict[str, Any], out: Any) ->
 #: gradient of each factor that needs one, each costing the forward's MACs (attention's three
 #: factors q, k, v take part in two products, so its backward is twice its forward)
 PRODUCT_FACTORS: dict[str, tuple[int, ...]] = {
-    **dict.fromkeys(("convolution", "_convolution", "convolution_overrideable", "cudnn_convolution", "mkldnn_convolution"), (0, 1)),
+    **dict.fromkeys(CONVOLUTION_OPS, (0, 1)),
     "mm": (0, 1), "bmm": (0, 1), "matmul": (0, 1), "linear": (0, 1), "addmm": (1, 2), "baddbmm": (1, 2),
     **dict.fromkeys(ATTENTION_OPS, (0, 1, 2)),
 }
@@ -482,7 +487,8 @@ _ELEMENTWISE_OPS = """add sub rsub mul div neg abs exp log sqrt rsqrt pow recipr
     native_dropout native_dropout_backward bernoulli where addcmul addcdiv lerp maximum minimum
     eq ne lt le gt ge logical_not cumsum bitwise_and bitwise_or"""
 
-for _kind, _names in (("norm", _NORM_OPS), ("pool", _POOL_OPS), ("interpolate", _INTERPOLATE_OPS), ("elementwise", _ELEMENTWISE_OPS)):
+_KINDS = (("norm", _NORM_OPS), ("pool", _POOL_OPS), ("interpolate", _INTERPOLATE_OPS), ("elementwise", _ELEMENTWISE_OPS))
+for _kind, _names in _KINDS:
     _fn = _elements(_kind)
     for _name in _names.split():
         register_aten(_name)(_fn)

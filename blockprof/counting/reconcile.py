@@ -165,22 +165,27 @@ class ModuleAgreement:
             "agrees": self.agrees,
             "convention": self.convention,
             "summary": [dict(rule=r, modules=n, macs=m) for r, n, m in self.summary()],
-            "differences": [dict(module=d.module, tool_macs=d.tool_macs, traced_macs=d.traced_macs, reason=d.reason) for d in self.differences],
+            "differences": [
+                dict(module=d.module, tool_macs=d.tool_macs, traced_macs=d.traced_macs, reason=d.reason) for d in self.differences
+            ],
         }
 
 
-def _explain_difference(tool: str, tool_macs: float, macs: int, elements: dict[str, int], matmuls: int, kind: str) -> tuple[str, str]:
+def _explain_difference(
+    tool: str, tool_macs: float, macs: int, elements: dict[str, int], matmuls: int, kind: str
+) -> tuple[str, str]:
     """(the reason, the rule it follows) for one module's difference, from the op kinds it runs."""
     diff = tool_macs - macs
     if diff > 0:
         for op_kind, values in elements.items():
             if values and float(diff / values).is_integer():
                 times = int(diff / values)
-                return (f"{tool} adds {times}× the {grouped(values)} values its {op_kind} op writes (no MACs in the trace)",
-                        f"adds {times}× the values of {kind} ({op_kind})")
+                reason = f"{tool} adds {times}× the {grouped(values)} values its {op_kind} op writes (no MACs in the trace)"
+                return reason, f"adds {times}× the values of {kind} ({op_kind})"
         return f"{tool} counts {grouped(diff)} MACs more; no op kind of this {kind} explains it", "unexplained"
     if matmuls and -diff == matmuls:
-        return f"{tool} misses its {grouped(matmuls)} matmul MACs (functional code inside the module)", f"misses the matmuls inside {kind}"
+        reason = f"{tool} misses its {grouped(matmuls)} matmul MACs (functional code inside the module)"
+        return reason, f"misses the matmuls inside {kind}"
     if tool_macs == 0:
         return f"{tool} counts nothing for a {kind} (its {grouped(macs)} MACs unseen)", f"counts nothing for {kind}"
     return f"{tool} counts {grouped(-diff)} MACs fewer; no op kind of this {kind} explains it", "unexplained"
@@ -207,11 +212,16 @@ def reconcile_modules(trace: Trace, tool: ToolCount) -> ModuleAgreement:
     by_module = dict(tool.by_layer)
     differences = []
     for name in [n for n in names if n in leaves] + [OUTSIDE]:
-        got = by_module.get(name, 0.0) if name != OUTSIDE else tool.macs - sum(v for k, v in by_module.items() if k in leaves)
+        if name == OUTSIDE:
+            got = tool.macs - sum(v for k, v in by_module.items() if k in leaves)
+        else:
+            got = by_module.get(name, 0.0)
         if got != macs[name]:
-            reason, rule = _explain_difference(tool.tool, got, macs[name], dict(elements.get(name, {})), matmuls[name], kinds.get(name, "root"))
+            kind = kinds.get(name, "root")
+            reason, rule = _explain_difference(tool.tool, got, macs[name], dict(elements.get(name, {})), matmuls[name], kind)
             differences.append(ModuleDifference(name, got, macs[name], reason, rule))
-    return ModuleAgreement(tool.tool, adapter(tool.tool).CONVENTION, tool.macs, trace.macs, by_module, tuple(differences))
+    convention = adapter(tool.tool).CONVENTION
+    return ModuleAgreement(tool.tool, convention, tool.macs, trace.macs, by_module, tuple(differences))
 
 
 OUTSIDE = "(outside modules)"

@@ -22,8 +22,9 @@ scaled by the batch (every counted op is per sample), and the result says so.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.formulas import ATTENTION_OPS, DATA_MOVEMENT, PRODUCT_FACTORS, OpCost, Shape, aten_formula
 from blockprof.errors import BlockprofError
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 
 #: what the numbers mean, for every output that shows them
 CONVENTION = (
-    "MACs = multiply-accumulates of convolutions and matrix products (conv + linear + matmul, attention's q·kᵀ and attn·v; "
-    "torchvision's _ops convention); FLOPs = 2·MACs; train FLOPs = 2·(forward + input-gradient + weight-gradient MACs) "
+    "MACs = multiply-accumulates of convolutions and matrix products "
+    "(conv + linear + matmul, attention's q·kᵀ and attn·v; torchvision's _ops convention); FLOPs = 2·MACs; "
+    "train FLOPs = 2·(forward + input-gradient + weight-gradient MACs) "
     "of the backward ops autograd runs (no input gradient where the input needs none, e.g. a network's first conv); "
     "norms, pooling, activations and adds are elementwise work, not MACs."
 )
@@ -93,7 +95,9 @@ class Trace:
 
     def _sum(self, phase: str, attr: str, module: str | None = None) -> int:
         return self.scale * sum(
-            getattr(o.cost, attr) for o in self.ops if o.phase == phase and (module is None or _within(o.module, module))
+            getattr(o.cost, attr)
+            for o in self.ops
+            if o.phase == phase and (module is None or _within(o.module, module))
         )
 
     @property
@@ -110,7 +114,11 @@ class Trace:
         return self._sum(BACKWARD, "macs") if self.train_traced else None
 
     def _grads(self, attr: str) -> int | None:
-        return self.scale * sum(getattr(o, attr) for o in self.ops if o.phase == TRAIN_FORWARD) if self.train_traced else None
+        return (
+            self.scale * sum(getattr(o, attr) for o in self.ops if o.phase == TRAIN_FORWARD)
+            if self.train_traced
+            else None
+        )
 
     @property
     def train_macs(self) -> int | None:
@@ -222,7 +230,11 @@ class _Recorder:
     def dispatch(self, mode: Any, func: Any, args: tuple, kwargs: dict) -> Any:
         name = self._names.get(func)
         if name is None:
-            name = self._names[func] = func._overloadpacket.__name__ if func.namespace == "aten" else f"{func.namespace}.{func._overloadpacket.__name__}"
+            name = self._names[func] = (
+                func._overloadpacket.__name__
+                if func.namespace == "aten"
+                else f"{func.namespace}.{func._overloadpacket.__name__}"
+            )
         if name in DATA_MOVEMENT or func.namespace == "prim":
             return func(*args, **kwargs)
         formula = aten_formula(name)
@@ -236,7 +248,9 @@ class _Recorder:
         out = func(*args, **kwargs)
         shapes = _shape_tree(args)
         cost = formula(shapes, _shape_tree(kwargs), _shape_tree(out))
-        grads = _gradient_macs(name, args, cost, self.parameters) if self.phase == TRAIN_FORWARD and cost.macs else (0, 0)
+        grads = (
+            _gradient_macs(name, args, cost, self.parameters) if self.phase == TRAIN_FORWARD and cost.macs else (0, 0)
+        )
         self.ops.append(TracedOp(name, self.module(), self.phase, _describe_shapes(shapes), cost, *grads))
         return out
 
@@ -280,8 +294,14 @@ def _call(module: nn.Module, state: dict[str, torch.Tensor] | None, x: torch.Ten
     return module(x) if state is None else functional_call(module, state, (x,))
 
 
-def _run(module: nn.Module, state: dict[str, torch.Tensor] | None, shape: tuple[int, ...], device: str, train: bool,
-         input_requires_grad: bool) -> tuple[_Recorder, bool]:
+def _run(
+    module: nn.Module,
+    state: dict[str, torch.Tensor] | None,
+    shape: tuple[int, ...],
+    device: str,
+    train: bool,
+    input_requires_grad: bool,
+) -> tuple[_Recorder, bool]:
     """Trace an eval forward, then (``train``) a train-mode forward and backward. Returns the
     recorder and whether a backward was traced (an output with no gradient path has none)."""
     import torch
@@ -314,7 +334,10 @@ def _meta_state(module: nn.Module) -> dict[str, torch.Tensor] | None:
     the module is called with them through ``functional_call`` and never changed or copied."""
     import torch
 
-    tensors = {**dict(module.named_parameters(remove_duplicate=False)), **dict(module.named_buffers(remove_duplicate=False))}
+    tensors = {
+        **dict(module.named_parameters(remove_duplicate=False)),
+        **dict(module.named_buffers(remove_duplicate=False)),
+    }
     if all(t.is_meta for t in tensors.values()):
         return None
     return {n: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad) for n, t in tensors.items()}
@@ -323,7 +346,9 @@ def _meta_state(module: nn.Module) -> dict[str, torch.Tensor] | None:
 def _needs_values(error: BaseException) -> bool:
     """Whether a forward failed on meta because it reads values (not because it is wrong)."""
     text = str(error).lower()
-    return isinstance(error, NotImplementedError) or "meta" in text or "data-dependent" in text or "data dependent" in text
+    return (
+        isinstance(error, NotImplementedError) or "meta" in text or "data-dependent" in text or "data dependent" in text
+    )
 
 
 def _first_line(error: BaseException) -> str:
@@ -337,7 +362,9 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 def modules_of(module: nn.Module) -> tuple[ModuleInfo, ...]:
     return tuple(
-        ModuleInfo(name, type(m).__name__, 0 if not name else name.count(".") + 1, sum(p.numel() for p in m.parameters()))
+        ModuleInfo(
+            name, type(m).__name__, 0 if not name else name.count(".") + 1, sum(p.numel() for p in m.parameters())
+        )
         for name, m in module.named_modules()
     )
 
@@ -349,8 +376,15 @@ def conv_weight_params(module: nn.Module) -> int:
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, _ConvNd))
 
 
-def trace(module: nn.Module, input_shape: tuple[int, ...], *, name: str | None = None, train: bool = True,
-          input_requires_grad: bool = False, real: Callable[[], nn.Module] | None = None) -> Trace:
+def trace(
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    name: str | None = None,
+    train: bool = True,
+    input_requires_grad: bool = False,
+    real: Callable[[], nn.Module] | None = None,
+) -> Trace:
     """Trace ``module`` (left as handed in) on an input of ``input_shape``.
 
     ``input_requires_grad``: whether the training step computes the input's gradient (True
@@ -367,17 +401,22 @@ def trace(module: nn.Module, input_shape: tuple[int, ...], *, name: str | None =
         device, scale, note = "meta", 1, None
     except Exception as e:
         if not _needs_values(e):
-            raise BlockprofError(f"{label}: its forward on a {_shape_text(shape)} input raised {_first_line(e)}") from None
+            raise BlockprofError(
+                f"{label}: its forward on a {_shape_text(shape)} input raised {_first_line(e)}"
+            ) from None
         sample = (1, *shape[1:])
         try:
             with torch.device("cpu"):
                 cpu = real() if real is not None else _cpu_copy(module)
             recorder, traced_train = _run(cpu, None, sample, "cpu", train, input_requires_grad)
         except Exception as e2:
-            raise BlockprofError(f"{label}: its forward on a {_shape_text(sample)} input raised {_first_line(e2)}") from None
+            raise BlockprofError(
+                f"{label}: its forward on a {_shape_text(sample)} input raised {_first_line(e2)}"
+            ) from None
         device, scale = "cpu", shape[0]
-        note = (f"the forward needs values ({_first_line(e)}), so it was traced on the CPU with one zero sample"
-                + (f" and the counts multiplied by the batch {shape[0]}" if shape[0] != 1 else ""))
+        note = f"the forward needs values ({_first_line(e)}), so it was traced on the CPU with one zero sample" + (
+            f" and the counts multiplied by the batch {shape[0]}" if shape[0] != 1 else ""
+        )
     return Trace(
         model=label,
         input_shape=shape,

@@ -109,13 +109,17 @@ def layer_times(spec: BlockSpec, *, device: str = "auto", dtype: str = "float32"
 
     definition, spec = resolve(spec)
     macs = {r.layer.name: (r.layer.op, r.cost.macs) for r in count_layers(spec, definition.layers(spec)).rows} if definition.analytic else {}
-    return module_layer_times(lambda: definition.module(spec), spec.input_shape, spec.label, macs, device=device, dtype=dtype,
-                              channels_last=channels_last, threads=threads, min_run_time=min_run_time, min_runs=min_runs)
+    return module_layer_times(
+        lambda: definition.module(spec), spec.input_shape, spec.label, macs, device=device, dtype=dtype,
+        channels_last=channels_last, threads=threads, min_run_time=min_run_time, min_runs=min_runs,
+    )
 
 
-def module_layer_times(build: Callable[[], nn.Module], input_shape: Sequence[int], label: str, macs: dict[str, tuple[str, int]], *,
-                       device: str = "auto", dtype: str = "float32", channels_last: bool = False, threads: int | None = None,
-                       min_run_time: float = LAYER_MIN_RUN_TIME, min_runs: int = MIN_RUNS) -> pd.DataFrame:
+def module_layer_times(
+    build: Callable[[], nn.Module], input_shape: Sequence[int], label: str, macs: dict[str, tuple[str, int]], *,
+    device: str = "auto", dtype: str = "float32", channels_last: bool = False, threads: int | None = None,
+    min_run_time: float = LAYER_MIN_RUN_TIME, min_runs: int = MIN_RUNS,
+) -> pd.DataFrame:
     """:func:`layer_times` for any module ``build()`` returns: ``macs`` maps a leaf's name to
     its op and MACs (empty when there is no count to set the time beside)."""
     import pandas as pd
