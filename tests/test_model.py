@@ -69,7 +69,7 @@ def test_depth_indents_like_fvcore_and_csv_has_every_module() -> None:
     assert code == 0
     lines = out.splitlines()
     assert any(line.lstrip().startswith("model ") for line in lines)
-    assert any(line.startswith("     0  ") or "    0   " in line for line in lines)  # layer1.0, indented two levels
+    assert any(line.startswith("     layer1.0  ") for line in lines)  # full names, indented by depth (fvcore's table)
     code, out, _ = invoke("model", RESNET50, "--format", "csv")
     assert code == 0 and out.splitlines()[0] == "name,type,depth,params,macs,flops,train_flops"
     modules = len(list(published_models.resnet50().named_modules()))
@@ -129,3 +129,13 @@ def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
     code, out, err = invoke("model", *args)
     assert code == 2, (out, err)
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_a_module_instance_is_counted_and_left_as_it_was() -> None:
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, groups=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+    df = count_model(model, (2, 3, 8, 8)).frame()
+    assert list(df["name"]) == ["", "0", "1", "2", "3"]
+    assert df.loc[0, "macs"] == 2 * 8 * 6 * 6 * 27 + 2 * 288 * 10 and df.loc[0, "params"] == 8 * 27 + 8 + 2890
+    assert all(not p.is_meta and p.grad is None for p in model.parameters())

@@ -30,7 +30,7 @@ def display_frame(df: pd.DataFrame, tools: tuple[str, ...]) -> pd.DataFrame:
     view = pd.DataFrame(
         {
             "module": [
-                "  " * d + (n.rsplit(".", 1)[-1] if d > 1 else n or "model")
+                "  " * d + (n or "model")
                 for n, d in zip(df["name"], df["depth"], strict=True)
             ]
         }
