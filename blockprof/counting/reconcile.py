@@ -148,8 +148,11 @@ class ModuleAgreement:
         return self.total == self.traced
 
     def subtree(self, module: str) -> float:
-        """The tool's count of ``module``: the sum of its leaves inside it."""
-        return sum(v for k, v in self.by_module.items() if module == "" or k == module or k.startswith(module + "."))
+        """The tool's count of ``module``: the sum of its leaves inside it (the root: the tool's total,
+        which includes the ops no leaf ran)."""
+        if module == "":
+            return self.total
+        return sum(v for k, v in self.by_module.items() if k == module or k.startswith(module + "."))
 
     def summary(self) -> list[tuple[str, int, float]]:
         """The differences grouped by rule: (rule, modules, MACs it adds), largest first."""
@@ -217,7 +220,7 @@ def reconcile_modules(trace: Trace, tool: ToolCount) -> ModuleAgreement:
         else:
             got = by_module.get(name, 0.0)
         if got != macs[name]:
-            kind = kinds.get(name, "root")
+            kind = kinds.get(name, "the root's own code")
             reason, rule = _explain_difference(tool.tool, got, macs[name], dict(elements.get(name, {})), matmuls[name], kind)
             differences.append(ModuleDifference(name, got, macs[name], reason, rule))
     convention = adapter(tool.tool).CONVENTION
