@@ -191,5 +191,9 @@ def _time(
 
     macs = {m["name"]: (m["type"], m["macs"]) for m in t.module_rows() if m["name"]}
     timing = time_module(build(), shape, label=label, **options)
-    layer_options = {k: v for k, v in options.items() if k in ("device", "dtype", "channels_last", "threads")}
+    layer_options = {
+        k: v
+        for k, v in options.items()
+        if k in ("device", "dtype", "channels_last", "threads", "min_run_time", "min_runs")
+    }
     return timing, module_layer_times(build, shape, label, macs, **layer_options)

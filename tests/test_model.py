@@ -139,3 +139,18 @@ def test_a_module_instance_is_counted_and_left_as_it_was() -> None:
     assert list(df["name"]) == ["", "0", "1", "2", "3"]
     assert df.loc[0, "macs"] == 2 * 8 * 6 * 6 * 27 + 2 * 288 * 10 and df.loc[0, "params"] == 8 * 27 + 8 + 2890
     assert all(not p.is_meta and p.grad is None for p in model.parameters())
+
+
+def test_time_gives_the_steps_and_each_module_share() -> None:
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1))
+    timing = {"device": "cpu", "threads": 1, "min_run_time": 0.01, "min_runs": 4, "rounds": 1}
+    result = count_model(model, (1, 3, 16, 16), time=True, timing=timing)
+    assert result.timing is not None and result.timing.fwd is not None and result.timing.train is not None
+    assert result.timing.fwd.median > 0 and result.timing.train.median > 0
+    df = result.frame()
+    assert df["time_share"].notna().all() and (df["time_share"] > 0).all()
+    assert df.loc[0, "time_share"] == pytest.approx(sum(df.loc[1:, "time_share"]))  # the root's share is its leaves'
+    record = result.record()
+    assert record["timing"]["fwd"]["runs"] >= 4
