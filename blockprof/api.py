@@ -88,9 +88,11 @@ def count(spec: BlockSpec, tools: Iterable[str] = TOOL_NAMES) -> dict[str, Any]:
     tool_counts = count_module(module, spec.input_shape, tools, macs_hint=analytic.macs if analytic else None)
     if analytic is not None:
         record.update(count_source="analytic", **analytic.totals())
+        record.update(tool_fields(analytic, tool_counts))
     else:
-        record.update(count_source="trace", **traced_block(definition, spec, module).totals())
-    record.update(tool_fields(analytic, tool_counts))
+        traced = traced_block(definition, spec, module)
+        record.update(count_source="trace", **traced.totals())
+        record.update(traced_tool_fields(traced, tool_counts))
     record.update(status="ok", error=None)
     return record
 
@@ -108,6 +110,23 @@ def traced_block(definition: BlockDef, spec: BlockSpec, module: nn.Module | None
 
     return trace(module if module is not None else build_meta(definition, spec), spec.input_shape, name=spec.label,
                  input_requires_grad=True, real=real)
+
+
+def traced_tool_fields(traced: Trace, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:
+    """:func:`tool_fields` for a block with no closed form: each tool reconciled with its trace."""
+    from blockprof.counting.reconcile import reconcile_traced, reconcile_traced_train
+
+    fields: dict[str, Any] = {}
+    for name, result in tool_counts.items():
+        if isinstance(result, str):
+            fields.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
+            continue
+        verdict = reconcile_traced(traced, result)
+        fields.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
+        if name == "torch":
+            train = reconcile_traced_train(traced, result)
+            fields.update(torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note)
+    return fields
 
 
 def tool_fields(analytic: AnalyticCount | None, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:

@@ -36,7 +36,9 @@ def test_convnext_counted_by_the_tools(c: int, spatial: int) -> None:
     assert record["count_source"] == "trace" and record["params_conv"] == 49 * c + 8 * c * c
     assert record["params"] == record["module_params"] == 8 * c * c + 58 * c
     assert record["macs"] == record["torch_macs"] == record["thop_macs"] == spatial * spatial * (49 * c + 8 * c * c)
-    assert record["torch_agrees"] is None and "no closed form" in record["torch_note"]
+    assert record["torch_agrees"] and record["torch_note"] == "= the traced MACs (conv + linear + matmul)"
+    assert record["fvcore_agrees"] and f"fvcore +{5 * c * spatial * spatial:,}: adds 5× the values of LayerNorm2d (norm)" in record["fvcore_note"]
+    assert record["torch_train_agrees"] is False and "groups× too high" in record["torch_train_note"]
     # every product's input and weight gradient cost its forward: 3 forwards' worth, traced exactly;
     # torch's own backward count overcounts the depthwise 7×7
     assert record["train_flops"] == 3 * record["flops"] == 6 * record["macs"]

@@ -233,3 +233,31 @@ OUTSIDE = "(outside modules)"
 def _path(module: str) -> list[str]:
     parts = module.split(".") if module else []
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def reconcile_traced(trace: Trace, tool: ToolCount) -> Agreement:
+    """``tool``'s forward count of a block with no closed form against its trace: it agrees when it
+    equals the traced MACs, or when every module where it differs is explained by the values an
+    op kind there writes (its convention for norms and pools); the note names each rule."""
+    modules = reconcile_modules(trace, tool)
+    if modules.agrees:
+        return Agreement(tool.tool, tool.macs, trace.macs, True, "= the traced MACs (conv + linear + matmul)")
+    rules = "; ".join(f"{rule} in {n} module{'s' if n > 1 else ''} ({grouped(round(m))})" for rule, n, m in modules.summary())
+    explained = all(d.rule != "unexplained" for d in modules.differences)
+    note = f"traced {grouped(trace.macs)} MACs, {tool.tool} {round(tool.macs - trace.macs):+,}: {rules}"
+    return Agreement(tool.tool, tool.macs, trace.macs, explained, note)
+
+
+def reconcile_traced_train(trace: Trace, tool: ToolCount) -> Agreement:
+    """A tool's forward+backward FLOPs against the traced training step."""
+    if tool.train_flops is None:
+        return Agreement(tool.tool, None, None, None, f"{tool.tool} does not count a backward")
+    if trace.train_flops is None:
+        return Agreement(tool.tool, tool.train_flops, None, None, "the trace has no training step: no output needs a gradient")
+    if tool.train_flops == trace.train_flops:
+        return Agreement(tool.tool, tool.train_flops, trace.train_flops, True, "= the backward ops autograd ran, traced")
+    note = (
+        f"reports {grouped(tool.train_flops)}, traced {grouped(trace.train_flops)} ({tool.train_flops / trace.train_flops:.3f}×); "
+        "FlopCounterMode counts a grouped conv's weight gradient groups× too high"
+    )
+    return Agreement(tool.tool, tool.train_flops, trace.train_flops, False, note)
