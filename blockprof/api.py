@@ -72,7 +72,7 @@ def analytic_count(spec: BlockSpec) -> AnalyticCount:
     """The closed-form count (registered blocks only)."""
     definition, spec = resolve(spec)
     if not definition.analytic:
-        raise BlockprofError(f"{spec.block} is a user block: it has no closed-form count; use count() for the tools' counts")
+        raise BlockprofError(f"{spec.block} is a user block: it has no closed-form count; count() traces it")
     return count_layers(spec, definition.layers(spec), definition.inner_widths(spec))
 
 

@@ -221,7 +221,8 @@ def reconcile_modules(trace: Trace, tool: ToolCount) -> ModuleAgreement:
             got = by_module.get(name, 0.0)
         if got != macs[name]:
             kind = kinds.get(name, "the root's own code")
-            reason, rule = _explain_difference(tool.tool, got, macs[name], dict(elements.get(name, {})), matmuls[name], kind)
+            found = dict(elements.get(name, {}))
+            reason, rule = _explain_difference(tool.tool, got, macs[name], found, matmuls[name], kind)
             differences.append(ModuleDifference(name, got, macs[name], reason, rule))
     convention = adapter(tool.tool).CONVENTION
     return ModuleAgreement(tool.tool, convention, tool.macs, trace.macs, by_module, tuple(differences))
@@ -242,7 +243,9 @@ def reconcile_traced(trace: Trace, tool: ToolCount) -> Agreement:
     modules = reconcile_modules(trace, tool)
     if modules.agrees:
         return Agreement(tool.tool, tool.macs, trace.macs, True, "= the traced MACs (conv + linear + matmul)")
-    rules = "; ".join(f"{rule} in {n} module{'s' if n > 1 else ''} ({grouped(round(m))})" for rule, n, m in modules.summary())
+    rules = "; ".join(
+        f"{rule} in {n} module{'s' if n > 1 else ''} ({grouped(round(m))})" for rule, n, m in modules.summary()
+    )
     explained = all(d.rule != "unexplained" for d in modules.differences)
     note = f"traced {grouped(trace.macs)} MACs, {tool.tool} {round(tool.macs - trace.macs):+,}: {rules}"
     return Agreement(tool.tool, tool.macs, trace.macs, explained, note)
@@ -253,11 +256,14 @@ def reconcile_traced_train(trace: Trace, tool: ToolCount) -> Agreement:
     if tool.train_flops is None:
         return Agreement(tool.tool, None, None, None, f"{tool.tool} does not count a backward")
     if trace.train_flops is None:
-        return Agreement(tool.tool, tool.train_flops, None, None, "the trace has no training step: no output needs a gradient")
+        note = "the trace has no training step: no output needs a gradient"
+        return Agreement(tool.tool, tool.train_flops, None, None, note)
     if tool.train_flops == trace.train_flops:
-        return Agreement(tool.tool, tool.train_flops, trace.train_flops, True, "= the backward ops autograd ran, traced")
+        note = "= the backward ops autograd ran, traced"
+        return Agreement(tool.tool, tool.train_flops, trace.train_flops, True, note)
     note = (
-        f"reports {grouped(tool.train_flops)}, traced {grouped(trace.train_flops)} ({tool.train_flops / trace.train_flops:.3f}×); "
+        f"reports {grouped(tool.train_flops)}, traced {grouped(trace.train_flops)} "
+        f"({tool.train_flops / trace.train_flops:.3f}×); "
         "FlopCounterMode counts a grouped conv's weight gradient groups× too high"
     )
     return Agreement(tool.tool, tool.train_flops, trace.train_flops, False, note)
