@@ -169,7 +169,8 @@ class ModuleAgreement:
             "convention": self.convention,
             "summary": [dict(rule=r, modules=n, macs=m) for r, n, m in self.summary()],
             "differences": [
-                dict(module=d.module, tool_macs=d.tool_macs, traced_macs=d.traced_macs, reason=d.reason) for d in self.differences
+                {"module": d.module, "tool_macs": d.tool_macs, "traced_macs": d.traced_macs, "reason": d.reason}
+                for d in self.differences
             ],
         }
 
@@ -183,7 +184,7 @@ def _explain_difference(
         for op_kind, values in elements.items():
             if values and float(diff / values).is_integer():
                 times = int(diff / values)
-                reason = f"{tool} adds {times}× the {grouped(values)} values its {op_kind} op writes (no MACs in the trace)"
+                reason = f"{tool} adds {times}× the {grouped(values)} values its {op_kind} op writes (not MACs)"
                 return reason, f"adds {times}× the values of {kind} ({op_kind})"
         return f"{tool} counts {grouped(diff)} MACs more; no op kind of this {kind} explains it", "unexplained"
     if matmuls and -diff == matmuls:
