@@ -121,8 +121,8 @@ def test_value_reading_forward_says_so() -> None:
             ["tests.published_models:vit_b_16", "--input", "1,3,256,256"],
             "raised RuntimeError: Attempting to broadcast a dimension of length 197",
         ),
-        ([RESNET50, "--input", "1,3,x"], "'x' is not a number"),
-        ([RESNET50, "--input", "0,3,224,224"], "'0' must be greater than 0"),
+        ([RESNET50, "--input", "1,3,x"], "'1,3,x' is not a shape"),
+        ([RESNET50, "--input", "0,3,224,224"], "'0,3,224,224' is not a shape"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:

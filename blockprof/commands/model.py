@@ -117,7 +117,7 @@ def footer(result: ModelCount) -> str:
 @click.option(
     "--input",
     "input_shape",
-    type=options.NumberList(int),
+    type=options.Shape(),
     default="1,3,224,224",
     show_default=True,
     help="Input shape, comma-separated (batch first).",
