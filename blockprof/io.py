@@ -16,6 +16,7 @@ starts, so that a run never ends in "cannot write".
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -90,10 +91,8 @@ def atomic_write_bytes(path: str | Path, data: bytes, what: str = "") -> Path:
         raise write_error(path, e, what) from None
     finally:
         if tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
     fsync_dir(path.parent)
     return path
 
@@ -117,9 +116,8 @@ def fsync_dir(path: str | Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
