@@ -38,13 +38,13 @@ _HINTS = {
 }
 
 
-def _reason(error: OSError) -> str:
+def reason(error: OSError) -> str:
     return _HINTS.get(error.errno or 0) or (error.strerror or type(error).__name__)
 
 
 def write_error(path: str | Path, error: OSError, what: str = "") -> BlockprofError:
     """The one-line error for a failed write of ``path``."""
-    return BlockprofError(f"cannot write {what + ' to ' if what else ''}{path}: {_reason(error)}")
+    return BlockprofError(f"cannot write {what + ' to ' if what else ''}{path}: {reason(error)}")
 
 
 def check_writable(path: str | Path, what: str = "") -> Path:

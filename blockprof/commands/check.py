@@ -60,12 +60,9 @@ def progress_bar(what: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _write(path: Path, text: str, what: str) -> None:
-    from blockprof.errors import BlockprofError
+    from blockprof.io import write_output
 
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise BlockprofError(f"cannot write {what} to {path}: {e.strerror}; give a writable path") from None
+    write_output(path, text, what)
     click.echo(f"wrote {what} to {path}", err=True)
 
 

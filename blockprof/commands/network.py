@@ -104,5 +104,7 @@ def _write_text(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text)
         return
-    output.write_text(text + "\n", encoding="utf-8")
+    from blockprof.io import write_output
+
+    write_output(output, text + "\n")
     click.echo(f"wrote {output}", err=True)
