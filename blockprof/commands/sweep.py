@@ -78,10 +78,15 @@ def cli_command(ctx: click.Context, run_dir: Path, grid_file: Path | None, resum
         with bar:
             df = sweep(grid, run_dir, resume=resume, retry_failed=retry_failed, shard=shard, progress=bar.update, **settings)
     except SweepInterrupted as stop:
+        from blockprof.commands.exits import interrupted
+
         p = stop.progress
-        click.echo(f"interrupted: {p.skipped + p.done} of {p.total} cells are saved in {run_dir} ({p.failed} failed); "
-                   f"finish with: blockprof sweep -o {run_dir} --resume", err=True)
-        ctx.exit(130)
+        interrupted(f"interrupted: {p.skipped + p.done} of {p.total} cells are saved in {run_dir} ({p.failed} failed); "
+                    f"finish with: blockprof sweep -o {run_dir} --resume")
+    except KeyboardInterrupt:  # the second Ctrl-C: stopped at once
+        from blockprof.commands.exits import interrupted
+
+        interrupted(f"interrupted at once: the finished cells are saved in {run_dir}; finish with: blockprof sweep -o {run_dir} --resume")
     _summary(df, bar.state, run_dir)
 
 
