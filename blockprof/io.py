@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -47,6 +48,17 @@ def write_error(path: str | Path, error: OSError, what: str = "") -> BlockprofEr
     return BlockprofError(f"cannot write {what + ' to ' if what else ''}{path}: {reason(error)}")
 
 
+def is_dir(path: str | Path, what: str = "") -> bool:
+    """Whether ``path`` is a directory; a path the system cannot even look up (a name
+    too long, a file where a folder should be) is a one-line error rather than an OSError."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        raise BlockprofError(f"cannot use {what + ' ' if what else ''}{path}: {reason(e)}") from None
+
+
 def check_writable(path: str | Path, what: str = "") -> Path:
     """Refuse now, in one line, an output file that could not be written later.
 
@@ -55,7 +67,7 @@ def check_writable(path: str | Path, what: str = "") -> Path:
     (a probe file is created and removed). Returns ``path`` as a :class:`Path`.
     """
     path = Path(path)
-    if path.is_dir():
+    if is_dir(path, what):
         raise write_error(path, OSError(errno.EISDIR, "Is a directory"), what)
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".probe", dir=path.parent)
@@ -75,7 +87,7 @@ def check_writable(path: str | Path, what: str = "") -> Path:
 def atomic_write_bytes(path: str | Path, data: bytes, what: str = "") -> Path:
     """Write ``data`` to ``path`` whole or not at all (see the module docstring)."""
     path = Path(path)
-    if path.is_dir():
+    if is_dir(path, what):
         raise write_error(path, OSError(errno.EISDIR, "Is a directory"), what)
     tmp: str | None = None
     try:

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from blockprof.errors import BlockprofError
-from blockprof.io import reason, atomic_write_text, fsync_dir, write_error
+from blockprof.io import atomic_write_text, fsync_dir, is_dir, reason, write_error
 
 try:
     import fcntl
@@ -162,10 +162,10 @@ def lock_run(path: str | Path, command: str = "blockprof") -> Iterator[list[str]
     writer was taken over. BlockprofError (one line, naming the holder) if another
     live process holds it."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
+    created = not is_dir(path, "the run directory")
+    if created and path.exists():
         raise BlockprofError(f"{path} is a file; -o needs a directory for the run")
     lock = path / LOCK
-    created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -392,7 +392,7 @@ def read_meta(path: Path) -> dict[str, Any]:
     """A run's meta.json, checked to be a blockprof run of a schema this version reads,
     its top-level fields of the right kinds (a hand-edited file is one line, not a traceback)."""
     file = path / META
-    if not path.is_dir():
+    if not is_dir(path, "the run"):
         raise BlockprofError(f"{path} is not a directory; give a run directory made by 'blockprof sweep -o DIR'")
     try:
         meta = json.loads(file.read_text(encoding="utf-8"))

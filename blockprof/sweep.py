@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 from blockprof.errors import BlockprofError
 from blockprof.grid import Cell, Grid, Shard
+from blockprof.io import is_dir
 from blockprof.runs import META, RECORDS, Run, env_differences, environment, lock_run, read_meta
 from blockprof.spec import BlockSpec
 from blockprof.timing.harness import DEFAULT_MIN_RUN_TIME, DEFAULT_ROUNDS
@@ -133,6 +134,7 @@ def sweep(
     without a run starts one, so a job array can be resubmitted as it is.
     """
     run_dir = Path(run_dir)
+    is_dir(run_dir, "the run directory")  # a name the system cannot look up is one line here
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     given = {k: v for k, v in dict(tools=tools, time=time, modes=modes, threads=threads, min_run_time=min_run_time,
                                    rounds=rounds, min_runs=min_runs).items() if v is not None}

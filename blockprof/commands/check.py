@@ -88,7 +88,12 @@ def cli_command(ctx: click.Context, baseline_path: Path, markdown: Path | None, 
     from blockprof.regress import check, ensure_comparable, load_baseline, measure, write_baseline
     from blockprof.regress_report import to_junit, to_markdown, to_text
 
+    from blockprof.io import check_writable
+
     suite = suite_from_options(ctx, params)
+    for path in (markdown, junit, baseline_path if update else None):
+        if path is not None:
+            check_writable(path)  # before measuring: a check never ends in "cannot write"
     try:
         baseline = load_baseline(baseline_path)
         ensure_comparable(suite, baseline)

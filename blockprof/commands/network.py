@@ -83,6 +83,10 @@ def cli_command(name: str, block: str | None, spatial: int, batch: int, tools: t
 
     Example: blockprof network resnet50 --block inverted_residual
     """
+    if output is not None:
+        from blockprof.io import check_writable
+
+        check_writable(output)
     if explain:
         if fmt != "table":
             raise click.BadParameter("--explain prints the derivation as text; drop --format", param_hint="--explain/--format")

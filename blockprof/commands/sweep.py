@@ -10,6 +10,7 @@ from click.core import ParameterSource
 
 from blockprof.commands import options
 from blockprof.sweep import Settings
+from blockprof.timing.harness import MAX_MIN_RUN_TIME, MAX_MIN_RUNS, MAX_ROUNDS, MAX_THREADS
 
 GRID_PARAMS = ("blocks", "extra_blocks", "channels", "spatial", "batch", "dtype", "device",
                "stride", "out_channels", "expansion", "groups", "width_per_group", "se")
@@ -45,11 +46,11 @@ def _grid(ctx: click.Context, params: dict[str, Any], grid_file: Path | None, re
               help="Counting tools to cross-check each cell with (fvcore,thop,torch), or 'none' for the analytic count alone.")
 @click.option("--time", is_flag=True, help="Also time every cell: forward and training step, median and IQR of at least --min-runs samples.")
 @click.option("--modes", type=options.NameList(), default=",".join(Settings.modes), show_default=True, help="What --time times.")
-@click.option("--threads", type=click.IntRange(min=1), help="Torch threads for timing [default: torch.get_num_threads()].")
-@click.option("--min-run-time", type=click.FloatRange(min=0, min_open=True), default=Settings.min_run_time, show_default=True,
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), help="Torch threads for timing [default: torch.get_num_threads()].")
+@click.option("--min-run-time", type=options.seconds(MAX_MIN_RUN_TIME), default=Settings.min_run_time, show_default=True,
               help="Seconds of timed calls per cell and mode.")
-@click.option("--rounds", type=click.IntRange(min=1), default=Settings.rounds, show_default=True, help="Interleaved rounds over each group of timed cells.")
-@click.option("--min-runs", type=click.IntRange(min=4), default=Settings.min_runs, show_default=True, help="Fewest samples behind a median.")
+@click.option("--rounds", type=click.IntRange(min=1, max=MAX_ROUNDS), default=Settings.rounds, show_default=True, help="Interleaved rounds over each group of timed cells.")
+@click.option("--min-runs", type=click.IntRange(min=4, max=MAX_MIN_RUNS), default=Settings.min_runs, show_default=True, help="Fewest samples behind a median.")
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory to write (records.jsonl + meta.json).")
 @click.option("--resume", is_flag=True, help="Continue the run in -o: skip the cells it holds (its grid and settings are kept).")
 @click.option("--retry-failed", is_flag=True, help="With --resume: run the failed cells again too.")

@@ -594,8 +594,10 @@ def write_report(path: str | Path, source: str | Path | pd.DataFrame, title: str
     """Build the report (see :func:`build_report`) and write it to ``path`` (parent folders made); returns the path."""
     from blockprof.io import write_error, write_output
 
+    from blockprof.io import is_dir
+
     path = Path(path)
-    if path.is_dir():
+    if is_dir(path, "the report"):
         raise BlockprofError(f"{path} is a directory; give the report a file name, e.g. {path / 'report.html'}")
     html = build_report(source, title, **options)
     try:
