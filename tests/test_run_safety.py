@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -31,10 +32,8 @@ def keys(run: Path) -> list[str]:
     """Every cell key on a complete record line (a line cut off by a kill is not a record)."""
     out = []
     for line in (run / RECORDS).read_bytes().splitlines():
-        try:
+        with contextlib.suppress(ValueError):
             out.append(json.loads(line)["cell"])
-        except ValueError:
-            pass
     return out
 
 
