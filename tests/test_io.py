@@ -121,7 +121,7 @@ def test_check_writable_refuses_in_one_line(tmp_path: Path, make, reason: str) -
 OUTPUTS = [
     (["compare", "--no-time", "--channels", "8", "--spatial", "4", "--tools", "torch"], "-o"),
     (["compare", "--no-time", "--channels", "8", "--spatial", "4", "--tools", "torch"], "--html"),
-    (["network", "resnet18", "--tools", "none"], "-o"),
+    (["network", "resnet18", "--tools", "torch"], "-o"),
     (["show", "RUN"], "-o"),
     (["show", "RUN", "--format", "json"], "-o"),
     (["plot", "RUN", "--plots", "counts"], "-o"),
@@ -184,6 +184,7 @@ def test_every_output_option_refuses_a_bad_path_in_one_line(
         assert code == 0 and path.exists(), err
         return
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (bad, err)
+    assert str(path)[:60] in err, err  # refused for the path, not for something else
     assert (tmp_path / "keep.txt").read_text() == OLD
     assert sorted(os.listdir(tmp_path)) == [*before, *(["run2"] if args[0] == "merge" else [])]
 
