@@ -25,22 +25,25 @@ from pathlib import Path
 
 from blockprof.errors import BlockprofError
 
-#: a short hint per errno, for the one-line message
+#: what to do, per errno, after the system's own words
 _HINTS = {
-    errno.ENOSPC: "the disk is full; free space or write elsewhere",
-    errno.EDQUOT: "the disk quota is exhausted; free space or write elsewhere",
-    errno.EROFS: "the file system is read-only; write elsewhere",
-    errno.EACCES: "permission denied; write to a folder you own",
-    errno.EPERM: "permission denied; write to a folder you own",
-    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
-    errno.EISDIR: "it is a directory; give a file name",
-    errno.ENOTDIR: "a part of the path is a file, not a directory",
-    errno.ENOENT: "its folder does not exist; create it first or choose another path",
+    errno.ENOSPC: "the disk is full: free space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free space or write elsewhere",
+    errno.EROFS: "write elsewhere",
+    errno.EACCES: "write to a folder you own",
+    errno.EPERM: "write to a folder you own",
+    errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+    errno.EISDIR: "it is a directory: give a file name",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.ENOENT: "its folder does not exist: create it first or choose another path",
 }
 
 
 def reason(error: OSError) -> str:
-    return _HINTS.get(error.errno or 0) or (error.strerror or type(error).__name__)
+    """The system's words for ``error`` and, where there is one, what to do about it."""
+    words = error.strerror or type(error).__name__
+    hint = _HINTS.get(error.errno or 0)
+    return f"{words}; {hint}" if hint else words
 
 
 def write_error(path: str | Path, error: OSError, what: str = "") -> BlockprofError:

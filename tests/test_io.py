@@ -228,7 +228,7 @@ def test_a_read_only_directory_is_one_line(tmp_path: Path) -> None:
         code, err = invoke(
             "compare", "--no-time", "--channels", "8", "--spatial", "4", "--tools", "torch", "-o", str(ro / "t.csv")
         )
-        assert_one_line_exit_2(code, err, "permission denied")
+        assert_one_line_exit_2(code, err, "Permission denied")
         assert (ro / "t.csv").read_text() == OLD
     finally:
         ro.chmod(0o755)
@@ -246,7 +246,7 @@ def test_a_report_onto_a_full_disk_keeps_the_previous_report(
     good = path.read_bytes()
     monkeypatch.setattr(os, "fsync", raise_on(errno.ENOSPC))
     code, err = invoke("report", str(run_dir), "-o", str(path), "--title", "new", "--timestamp", "none")
-    assert_one_line_exit_2(code, err, f"cannot write the report to {path}: the disk is full")
+    assert_one_line_exit_2(code, err, f"cannot write the report to {path}: No space left on device; the disk is full")
     assert path.read_bytes() == good and os.listdir(tmp_path) == ["report.html"]
 
 
@@ -280,7 +280,10 @@ def test_a_sweep_onto_a_full_disk_stops_in_one_line_and_resume_completes_it(
     code, err = invoke("sweep", "--channels", "8,16,24", "--spatial", "4", "--tools", "none", "-o", str(run))
     assert code == 2 and "Traceback" not in err, err
     last = err.strip().splitlines()[-1]  # after the progress bar's line
-    assert last.startswith(f"Error: cannot append a record to {run / RECORDS}: the disk is full") and "--resume" in last
+    assert (
+        last.startswith(f"Error: cannot append a record to {run / RECORDS}: No space left on device; the disk is full")
+        and "--resume" in last
+    )
     monkeypatch.setattr(os, "fsync", real_fsync)
     code, err = invoke("sweep", "-o", str(run), "--resume")
     assert code == 0, err
