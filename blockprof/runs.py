@@ -152,6 +152,10 @@ def _write_meta(path: Path, meta: dict[str, Any]) -> None:
     atomic_write_text(path / META, json.dumps(_json_safe(meta), indent=2, ensure_ascii=False) + "\n", "the run's metadata")
 
 
+def holds_a_run(path: Path) -> BlockprofError:
+    return BlockprofError(f"{path} already holds a run; add --resume to continue it, or choose another -o directory")
+
+
 # --- one writer per run ---
 
 
@@ -253,7 +257,7 @@ class Run:
         records whose meta.json was lost may be there, and are adopted)."""
         path = Path(path)
         if (path / META).exists() or ((path / RECORDS).exists() and not orphans):
-            raise BlockprofError(f"{path} already holds a run; add --resume to continue it, or choose another -o directory")
+            raise holds_a_run(path)
         if path.exists() and not path.is_dir():
             raise BlockprofError(f"{path} is a file; -o needs a directory for the run")
         meta = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "created": _now(), **meta}

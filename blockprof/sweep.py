@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 from blockprof.errors import BlockprofError
 from blockprof.grid import Cell, Grid, Shard
 from blockprof.io import is_dir
-from blockprof.runs import META, RECORDS, Run, env_differences, environment, lock_run, read_meta
+from blockprof.runs import META, RECORDS, Run, env_differences, environment, holds_a_run, lock_run, read_meta
 from blockprof.spec import BlockSpec
 from blockprof.timing.harness import DEFAULT_MIN_RUN_TIME, DEFAULT_ROUNDS
 from blockprof.timing.measurement import MIN_RUNS, MODES
@@ -140,7 +140,7 @@ def sweep(
                                    rounds=rounds, min_runs=min_runs).items() if v is not None}
     given = {k: tuple(v) if k in ("tools", "modes") else v for k, v in given.items()}
     if not resume and ((run_dir / META).exists() or (run_dir / RECORDS).exists()):
-        Run.create(run_dir, {})  # refuses, in the words every command uses
+        raise holds_a_run(run_dir)
     with lock_run(run_dir, "blockprof sweep" + (" --resume" if resume else "")) as lock_notes:
         return _sweep(grid, run_dir, given, resume, retry_failed, shard, progress, lock_notes)
 

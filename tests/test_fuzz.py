@@ -305,7 +305,9 @@ SCHEMA = pytest.mark.xfail(
     strict=True, reason="widths get bounds in the schema branch; remove this mark when it merges"
 )
 PINNED += [
-    pytest.param(["compare", "--no-time", "--channels", "9223372036854775807", "--tools", "torch"], marks=SCHEMA)
+    pytest.param(["compare", "--no-time", "--channels", "9223372036854775807", "--tools", "torch"], marks=SCHEMA),
+    pytest.param(["compare", "--no-time", "--out-channels", "9223372036854775807", "--tools", "torch"], marks=SCHEMA),
+    pytest.param(["explain", "inverted_residual", "--expansion", "1e309", "--channels", "3"], marks=SCHEMA),
 ]
 
 
