@@ -113,7 +113,7 @@ def conditions(device: str = "auto", dtype: str = "float32", channels_last: bool
     if dtype not in DTYPES:
         raise BlockprofError(f"unknown dtype {dtype!r}; choose {', '.join(DTYPES)}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS):
-        raise BlockprofError(f"threads must be a whole number from 1 to {MAX_THREADS:,}, got {threads!r}")
+        raise BlockprofError(f"threads must be a positive whole number, at most {MAX_THREADS:,}; got {threads!r}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -442,11 +442,11 @@ def check_budget(modes: Sequence[str], min_run_time: float, min_runs: int, round
     if not modes or any(m not in MODES for m in modes):
         raise BlockprofError(f"modes must be a non-empty choice of {', '.join(MODES)}, got {', '.join(modes) or 'none'}")
     if not (isinstance(min_run_time, (int, float)) and 0 < min_run_time <= MAX_MIN_RUN_TIME):  # also refuses nan
-        raise BlockprofError(f"min_run_time must be a number of seconds above 0 and at most {MAX_MIN_RUN_TIME:g}, got {min_run_time!r}")
+        raise BlockprofError(f"min_run_time must be a positive number of seconds, at most {MAX_MIN_RUN_TIME:g}; got {min_run_time!r}")
     if not (isinstance(min_runs, int) and 4 <= min_runs <= MAX_MIN_RUNS):
-        raise BlockprofError(f"min_runs must be a whole number from 4 (a median and IQR need quartiles) to {MAX_MIN_RUNS:,}, got {min_runs!r}")
+        raise BlockprofError(f"min_runs must be at least 4 (a median and IQR need quartiles) and at most {MAX_MIN_RUNS:,}; got {min_runs!r}")
     if not (isinstance(rounds, int) and 1 <= rounds <= MAX_ROUNDS):
-        raise BlockprofError(f"rounds must be a whole number from 1 to {MAX_ROUNDS:,}, got {rounds!r}")
+        raise BlockprofError(f"rounds must be at least 1 and at most {MAX_ROUNDS:,}; got {rounds!r}")
 
 
 @contextlib.contextmanager
