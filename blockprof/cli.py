@@ -11,7 +11,9 @@ interrupt reaches the top, further ones are ignored while the process ends.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 
 import click
@@ -86,9 +88,17 @@ def cli() -> None:
 
 def main() -> None:
     try:
-        cli(prog_name="blockprof")
-    except KeyboardInterrupt:  # one that arrived outside a command, e.g. while click set up
         try:
+            cli(prog_name="blockprof")
+        except KeyboardInterrupt:  # one that arrived outside a command, e.g. while click set up
             interrupted()
-        except click.exceptions.Exit as e:
-            sys.exit(e.exit_code)
+    except (SystemExit, click.exceptions.Exit) as e:
+        code = e.code if isinstance(e, SystemExit) else e.exit_code
+        if code != 130:
+            raise
+        # Leave without the interpreter's own exit: a Ctrl-C that landed inside an import that runs
+        # code through the C API sets a flag that makes CPython end the process by SIGINT (-2), not 130.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(130)
