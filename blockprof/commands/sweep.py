@@ -8,12 +8,12 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from blockprof import schema
 from blockprof.commands import options
 from blockprof.sweep import Settings
 from blockprof.timing.harness import MAX_MIN_RUN_TIME, MAX_MIN_RUNS, MAX_ROUNDS, MAX_THREADS
 
-GRID_PARAMS = ("blocks", "extra_blocks", "channels", "spatial", "batch", "dtype", "device",
-               "stride", "out_channels", "expansion", "groups", "width_per_group", "se")
+GRID_PARAMS = ("blocks", "extra_blocks", "channels", "spatial", "batch", "dtype", "device", *schema.VARIANT_NAMES)
 SETTING_PARAMS = ("tools", "time", "modes", "threads", "min_run_time", "rounds", "min_runs")
 
 
