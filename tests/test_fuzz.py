@@ -280,7 +280,7 @@ def test_random_command_lines_never_traceback_or_hang(fuzz_dir: Path) -> None:
 
 
 #: the cases the reliability probes found (issues 15 and 16), pinned
-PINNED: list[Any] = [
+PINNED = [
     ["report", "run", "-o", "n" * 300],
     ["merge", "run", "run2", "-o", "n" * 300],
     ["show", "run", "-o", "."],
@@ -297,21 +297,14 @@ PINNED: list[Any] = [
     ["compare", "--threads", "100000"],
     ["merge", "run", "run", "-o", "m"],
     ["merge", "run", "run2", "-o", "run"],
+    # found by the fuzz test below, fixed by the schema's bounds
+    ["compare", "--no-time", "--channels", "9223372036854775807", "--tools", "torch"],
+    ["compare", "--no-time", "--out-channels", "9223372036854775807", "--tools", "torch"],
+    ["explain", "inverted_residual", "--expansion", "1e309", "--channels", "3"],
 ]
 
 
-#: found by this fuzz test, in another branch's area: widths bounded where they enter (issue 16 item 2)
-SCHEMA = pytest.mark.xfail(
-    strict=True, reason="widths get bounds in the schema branch; remove this mark when it merges"
-)
-PINNED += [
-    pytest.param(["compare", "--no-time", "--channels", "9223372036854775807", "--tools", "torch"], marks=SCHEMA),
-    pytest.param(["compare", "--no-time", "--out-channels", "9223372036854775807", "--tools", "torch"], marks=SCHEMA),
-    pytest.param(["explain", "inverted_residual", "--expansion", "1e309", "--channels", "3"], marks=SCHEMA),
-]
-
-
-@pytest.mark.parametrize("args", PINNED, ids=lambda a: " ".join(a)[:60] if isinstance(a, list) else None)
+@pytest.mark.parametrize("args", PINNED, ids=lambda a: " ".join(a)[:60])
 def test_the_probes_cases_are_one_line(fuzz_dir: Path, args: list[str]) -> None:
     result = bounded(lambda: CliRunner().invoke(cli, args), HANG_S)
     assert result.exit_code == 2, (args, result.output, result.exception)
