@@ -265,7 +265,9 @@ def test_ctrl_c_exits_130_however_many_times_it_is_pressed(tmp_path: Path, press
         time.sleep(0.002)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err
-    assert err.strip().splitlines()[-1].startswith("interrupted") and "--resume" in err
+    assert (
+        "interrupted" in err.strip().splitlines()[-1] and "--resume" in err
+    )  # (a progress line cut short may precede it)
     code, err = invoke("sweep", "-o", str(run), "--resume")
     assert code == 0 and sorted(keys(run)) == sorted(CELLS), err
 
