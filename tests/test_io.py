@@ -290,3 +290,35 @@ def test_a_sweep_onto_a_full_disk_stops_in_one_line_and_resume_completes_it(
     keys = [json.loads(line)["cell"] for line in (run / RECORDS).read_text().splitlines() if line.endswith("}")]
     assert sorted(set(keys)) == sorted(c.key for c in Grid(channels=(8, 16, 24), spatial=(4,)).cells())
     assert len(Run.open(run).records) == 9
+
+
+@pytest.mark.parametrize("moment", ["write", "fsync", "replace"])
+def test_a_kill_at_any_moment_of_a_write_leaves_the_old_file_or_the_new(tmp_path: Path, moment: str) -> None:
+    """SIGKILL in the middle of writing the content, after it before the fsync, or at the rename."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "report.html"
+    path.write_text(OLD)
+    script = (
+        "import os, signal\n"
+        "from blockprof.io import write_output\n"
+        "die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"if {moment!r} == 'write':\n"
+        "    real = os.fdopen\n"
+        "    class Half:\n"
+        "        def __init__(self, f): self.f = f\n"
+        "        def __enter__(self): return self\n"
+        "        def __exit__(self, *e): pass\n"
+        "        def write(self, data): self.f.write(data[: len(data) // 2]); self.f.flush(); die()\n"
+        "    os.fdopen = lambda fd, mode: Half(real(fd, mode))\n"
+        f"else:\n    setattr(os, {moment!r}, die)\n"
+        f"write_output({str(path)!r}, 'new ' * 100_000)\n"
+    )
+    root = Path(__file__).parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True
+    )
+    assert done.returncode == -9, done.stderr
+    assert path.read_text() == OLD  # never a cut-off mix; the orphaned temporary is hidden (a dot file)
+    assert [p for p in os.listdir(tmp_path) if not p.startswith(".")] == ["report.html"]
