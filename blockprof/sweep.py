@@ -75,7 +75,8 @@ class Settings:
                 raise BlockprofError(f"setting {key!r} has the wrong kind of value: {json.dumps(value)[:40]}")
             if isinstance(value, list) and not all(isinstance(v, str) for v in value):
                 raise BlockprofError(f"setting {key!r} must be a list of names")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,8 @@ def sweep(
     run_dir = Path(run_dir)
     is_dir(run_dir, "the run directory")  # a name the system cannot look up is one line here
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
-    given = {k: v for k, v in dict(tools=tools, time=time, modes=modes, threads=threads, min_run_time=min_run_time,
-                                   rounds=rounds, min_runs=min_runs).items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in dict(tools=tools, time=time, modes=modes, threads=threads, min_run_time=min_run_time,
+                                                   rounds=rounds, min_runs=min_runs).items() if v is not None}
     given = {k: tuple(v) if k in ("tools", "modes") else v for k, v in given.items()}
     if not resume and ((run_dir / META).exists() or (run_dir / RECORDS).exists()):
         raise holds_a_run(run_dir)
