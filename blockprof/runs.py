@@ -215,6 +215,9 @@ def _acquire(path: Path, lock: Path) -> int:
             holder = _holder(fd)
             os.close(fd)
             raise BlockprofError(f"{path} is being written by {holder}; wait for it to finish (or stop it), then run again") from None
+        except OSError as e:  # a file system without locks (some network mounts)
+            os.close(fd)
+            raise BlockprofError(f"cannot lock {lock}: {reason(e)}; write the run on a local disk") from None
         try:
             if os.fstat(fd).st_ino == os.stat(lock).st_ino:
                 return fd
