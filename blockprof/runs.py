@@ -183,7 +183,8 @@ def lock_run(path: str | Path, command: str = "blockprof") -> Iterator[list[str]
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "command": command}
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, json.dumps(info).encode("utf-8"))
             os.fsync(fd)
         except OSError as e:
             raise write_error(lock, e, "the run's lock") from None
@@ -228,7 +229,8 @@ def _acquire(path: Path, lock: Path) -> int:
 
 def _holder_info(fd: int) -> dict[str, Any] | None:
     try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"null")
+        os.lseek(fd, 0, os.SEEK_SET)
+        info = json.loads(os.read(fd, 4096) or b"null")
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) else None
