@@ -67,14 +67,20 @@ def render(df: pd.DataFrame, fmt: str, *, title: str | None = None, width: int |
 
 
 def write(df: pd.DataFrame, fmt: str, path: Path, *, title: str | None = None) -> None:
-    """Write ``df`` to ``path``; parquet is binary, the rest text."""
+    """Write ``df`` to ``path`` atomically (:func:`blockprof.io.write_output`); parquet is binary, the rest text."""
+    from blockprof.io import write_output
+
     if fmt == "parquet":
+        import io
+
+        buffer = io.BytesIO()
         try:
-            df.to_parquet(path, index=False)
+            df.to_parquet(buffer, index=False)
         except ImportError as e:
             raise BlockprofError(f"parquet needs pyarrow: pip install pyarrow ({e})") from None
+        write_output(path, buffer.getvalue())
         return
-    path.write_text(render(df, fmt, title=title, width=200) + "\n", encoding="utf-8")
+    write_output(path, render(df, fmt, title=title, width=200) + "\n")
 
 
 def _rich_table(df: pd.DataFrame, title: str | None, width: int | None) -> str:

@@ -6,11 +6,13 @@ import json
 
 import click
 
+from blockprof.timing.harness import MAX_THREADS
+
 
 @click.command("calibrate")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Device to measure; auto = cuda when available.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True, help="Precision of the compute peak (the matmul).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's default).")
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None, help="CPU threads (default: torch's default).")
 @click.option("--force", is_flag=True, help="Measure again even when the cache has these peaks.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 def cli_command(device: str, dtype: str, threads: int | None, force: bool, fmt: str) -> None:

@@ -132,6 +132,11 @@ def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels
     writes the comparison as a report.
     Examples: blockprof compare --channels 256 --html compare.html;  blockprof compare --budget-params 1180672
     """
+    from blockprof.io import check_writable
+
+    for path in (output, html):
+        if path is not None:
+            check_writable(path)  # before any counting or timing: a long run never ends in "cannot write"
     names = (*blocks, *extra_blocks)
     reference = reference or names[0]
     time, timing = variant.pop("time"), options.timing_options(**variant)

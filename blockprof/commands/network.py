@@ -83,6 +83,10 @@ def cli_command(name: str, block: str | None, spatial: int, batch: int, tools: t
 
     Example: blockprof network resnet50 --block inverted_residual
     """
+    if output is not None:
+        from blockprof.io import check_writable
+
+        check_writable(output)
     if explain:
         if fmt != "table":
             raise click.BadParameter("--explain prints the derivation as text; drop --format", param_hint="--explain/--format")
@@ -104,5 +108,7 @@ def _write_text(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text)
         return
-    output.write_text(text + "\n", encoding="utf-8")
+    from blockprof.io import write_output
+
+    write_output(output, text + "\n")
     click.echo(f"wrote {output}", err=True)

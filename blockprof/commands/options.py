@@ -8,14 +8,31 @@ as one line, exit 2.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from blockprof.tables import TEXT_FORMATS
+from blockprof.timing.harness import MAX_MIN_RUN_TIME, MAX_ROUNDS, MAX_THREADS
 
 F = Callable[..., Any]
+
+
+class Finite(click.FloatRange):
+    """A FloatRange that also refuses nan and infinities (click's accepts both)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def seconds(maximum: float) -> Finite:
+    """Seconds above 0 and at most ``maximum``."""
+    return Finite(min=0, min_open=True, max=maximum)
 
 
 class NameList(click.ParamType):
@@ -138,13 +155,13 @@ def suite(f: F) -> F:
     plus overrides of the suite's timing and rules."""
     for decl, kwargs in reversed((
         ("--suite", dict(type=click.Path(dir_okay=False, path_type=Path), help="Suite TOML (cells, metrics, rules, timing); instead of the inline --blocks/--channels/--spatial/--batch.")),
-        ("--tolerance", dict(type=click.FloatRange(min=0, min_open=True), help="Time change that counts, as a fraction (suite default 0.10 = 10%).")),
-        ("--alpha", dict(type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), help="Significance level of the Mann–Whitney U test (default 0.01).")),
+        ("--tolerance", dict(type=Finite(min=0, min_open=True), help="Time change that counts, as a fraction (suite default 0.10 = 10%).")),
+        ("--alpha", dict(type=Finite(min=0, max=1, min_open=True, max_open=True), help="Significance level of the Mann–Whitney U test (default 0.01).")),
         ("--comparison", dict(type=click.Choice(("auto", "raw", "normalised")), help="Times over the reference kernel's (normalised, default), raw, or auto (raw on the baseline's own environment).")),
         ("--confirm/--no-confirm", dict(help="Re-measure a slower time and fail only if it is slower again (default: confirm).")),
-        ("--rounds", dict(type=click.IntRange(min=5), help="Timing rounds (samples per cell; default 15).")),
-        ("--sample-time", dict(type=click.FloatRange(min=0, min_open=True), help="Seconds per cell per round (default 0.05).")),
-        ("--threads", dict(type=click.IntRange(min=1), help="CPU threads for timing (default 1).")),
+        ("--rounds", dict(type=click.IntRange(min=5, max=MAX_ROUNDS), help="Timing rounds (samples per cell; default 15).")),
+        ("--sample-time", dict(type=seconds(MAX_MIN_RUN_TIME), help="Seconds per cell per round (default 0.05).")),
+        ("--threads", dict(type=click.IntRange(min=1, max=MAX_THREADS), help="CPU threads for timing (default 1).")),
         ("--mode", dict(type=click.Choice(("fwd", "train")), help="Step timed: forward, or forward + backward (default fwd).")),
     )):
         f = click.option(decl, default=None, **kwargs)(f)
@@ -157,8 +174,8 @@ def timing(f: F) -> F:
         ("--time/--no-time", dict(default=True, show_default=True, help="Time forward and training step (torch.utils.benchmark).")),
         ("--device", dict(type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True, help="auto: CUDA when available.")),
         ("--dtype", dict(type=click.Choice(("float32", "bfloat16", "float16")), default="float32", show_default=True, help="Compute dtype (autocast for 16-bit).")),
-        ("--threads", dict(type=click.IntRange(min=1), default=None, help="CPU threads for timing [default: torch's own default].")),
-        ("--min-run-time", dict(type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True, help="Seconds of timed calls per block and mode (at least 10 samples).")),
+        ("--threads", dict(type=click.IntRange(min=1, max=MAX_THREADS), default=None, help="CPU threads for timing [default: torch's own default].")),
+        ("--min-run-time", dict(type=seconds(MAX_MIN_RUN_TIME), default=0.2, show_default=True, help="Seconds of timed calls per block and mode (at least 10 samples).")),
         ("--channels-last", dict(is_flag=True, help="Time in channels_last memory format.")),
         ("--compile", dict(is_flag=True, help="Time the block under torch.compile.")),
     )):

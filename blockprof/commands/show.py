@@ -76,6 +76,10 @@ def cli_command(run: Path, metric: str | None, where: tuple[str, ...], reference
 
     if fmt == "parquet" and output is None:
         raise click.BadParameter("parquet is binary: give -o FILE.parquet", param_hint="--format")
+    if output is not None:
+        from blockprof.io import check_writable
+
+        check_writable(output)
     df = load_run(run)
     for note in df.attrs.get("notes", []):
         click.echo(f"note: {note}", err=True)

@@ -11,6 +11,7 @@ from click.core import ParameterSource
 from blockprof import schema
 from blockprof.commands import options
 from blockprof.sweep import Settings
+from blockprof.timing.harness import MAX_MIN_RUN_TIME, MAX_MIN_RUNS, MAX_ROUNDS, MAX_THREADS
 
 GRID_PARAMS = ("blocks", "extra_blocks", "channels", "spatial", "batch", "dtype", "device", *schema.VARIANT_NAMES)
 SETTING_PARAMS = ("tools", "time", "modes", "threads", "min_run_time", "rounds", "min_runs")
@@ -45,11 +46,11 @@ def _grid(ctx: click.Context, params: dict[str, Any], grid_file: Path | None, re
               help="Counting tools to cross-check each cell with (fvcore,thop,torch), or 'none' for the analytic count alone.")
 @click.option("--time", is_flag=True, help="Also time every cell: forward and training step, median and IQR of at least --min-runs samples.")
 @click.option("--modes", type=options.NameList(), default=",".join(Settings.modes), show_default=True, help="What --time times.")
-@click.option("--threads", type=click.IntRange(min=1), help="Torch threads for timing [default: torch.get_num_threads()].")
-@click.option("--min-run-time", type=click.FloatRange(min=0, min_open=True), default=Settings.min_run_time, show_default=True,
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), help="Torch threads for timing [default: torch.get_num_threads()].")
+@click.option("--min-run-time", type=options.seconds(MAX_MIN_RUN_TIME), default=Settings.min_run_time, show_default=True,
               help="Seconds of timed calls per cell and mode.")
-@click.option("--rounds", type=click.IntRange(min=1), default=Settings.rounds, show_default=True, help="Interleaved rounds over each group of timed cells.")
-@click.option("--min-runs", type=click.IntRange(min=4), default=Settings.min_runs, show_default=True, help="Fewest samples behind a median.")
+@click.option("--rounds", type=click.IntRange(min=1, max=MAX_ROUNDS), default=Settings.rounds, show_default=True, help="Interleaved rounds over each group of timed cells.")
+@click.option("--min-runs", type=click.IntRange(min=4, max=MAX_MIN_RUNS), default=Settings.min_runs, show_default=True, help="Fewest samples behind a median.")
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory to write (records.jsonl + meta.json).")
 @click.option("--resume", is_flag=True, help="Continue the run in -o: skip the cells it holds (its grid and settings are kept).")
 @click.option("--retry-failed", is_flag=True, help="With --resume: run the failed cells again too.")
@@ -78,10 +79,15 @@ def cli_command(ctx: click.Context, run_dir: Path, grid_file: Path | None, resum
         with bar:
             df = sweep(grid, run_dir, resume=resume, retry_failed=retry_failed, shard=shard, progress=bar.update, **settings)
     except SweepInterrupted as stop:
+        from blockprof.commands.exits import interrupted
+
         p = stop.progress
-        click.echo(f"interrupted: {p.skipped + p.done} of {p.total} cells are saved in {run_dir} ({p.failed} failed); "
-                   f"finish with: blockprof sweep -o {run_dir} --resume", err=True)
-        ctx.exit(130)
+        interrupted(f"interrupted: {p.skipped + p.done} of {p.total} cells are saved in {run_dir} ({p.failed} failed); "
+                    f"finish with: blockprof sweep -o {run_dir} --resume")
+    except KeyboardInterrupt:  # the second Ctrl-C: stopped at once
+        from blockprof.commands.exits import interrupted
+
+        interrupted(f"interrupted at once: the finished cells are saved in {run_dir}; finish with: blockprof sweep -o {run_dir} --resume")
     _summary(df, bar.state, run_dir)
 
 

@@ -590,10 +590,16 @@ def figures_page(figures: Mapping[str, Any], title: str, notes: Sequence[str] = 
 
 def write_report(path: str | Path, source: str | Path | pd.DataFrame, title: str | None = None, **options: Any) -> Path:
     """Build the report (see :func:`build_report`) and write it to ``path`` (parent folders made); returns the path."""
+    from blockprof.io import write_error, write_output
+
+    from blockprof.io import is_dir
+
     path = Path(path)
-    html = build_report(source, title, **options)
-    if path.exists() and path.is_dir():
+    if is_dir(path, "the report"):
         raise BlockprofError(f"{path} is a directory; give the report a file name, e.g. {path / 'report.html'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
-    return path
+    html = build_report(source, title, **options)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(path, e, "the report") from None
+    return write_output(path, html, "the report")

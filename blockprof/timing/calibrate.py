@@ -15,6 +15,7 @@ torch version; ``force=True`` measures again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -87,13 +88,17 @@ def _load() -> dict[str, Any]:
 
 
 def _save(peaks: Peaks) -> None:
+    """Cache the peaks, atomically (a concurrent reader sees the old file or the new one). A cache
+    that cannot be written (read-only home, full disk) costs a new measurement next time, not this run."""
+    from blockprof.errors import BlockprofError
+    from blockprof.io import atomic_write_text
+
     path = cache_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = _load()
     data[peaks.key] = peaks.as_dict()
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)  # atomic: a concurrent reader sees the old file or the new one
+    with contextlib.suppress(OSError, BlockprofError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def cached_peaks(device: str = "auto", dtype: str = "float32", threads: int | None = None) -> Peaks | None:

@@ -47,6 +47,12 @@ if TYPE_CHECKING:
 DEFAULT_MIN_RUN_TIME = 0.2
 #: round-robin passes over the cells; each cell's samples come from every round
 DEFAULT_ROUNDS = 3
+#: the largest value each timing option takes: beyond it a run would not end in reasonable time
+#: (min_run_time is per cell and mode; threads beyond any machine's cores only oversubscribe)
+MAX_MIN_RUN_TIME = 600.0
+MAX_ROUNDS = 1_000
+MAX_MIN_RUNS = 100_000
+MAX_THREADS = 1_024
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
 #: bytes per value of each dtype (parameters stay float32: autocast casts per op)
@@ -106,8 +112,8 @@ def conditions(device: str = "auto", dtype: str = "float32", channels_last: bool
         raise BlockprofError(f"unknown device {device!r}; choose {', '.join(DEVICES)}")
     if dtype not in DTYPES:
         raise BlockprofError(f"unknown dtype {dtype!r}; choose {', '.join(DTYPES)}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise BlockprofError(f"threads must be a positive whole number, got {threads!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS):
+        raise BlockprofError(f"threads must be a positive whole number, at most {MAX_THREADS:,}; got {threads!r}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -435,12 +441,12 @@ def time_module(module: nn.Module, input_shape: Sequence[int], *, label: str | N
 def check_budget(modes: Sequence[str], min_run_time: float, min_runs: int, rounds: int) -> None:
     if not modes or any(m not in MODES for m in modes):
         raise BlockprofError(f"modes must be a non-empty choice of {', '.join(MODES)}, got {', '.join(modes) or 'none'}")
-    if not min_run_time > 0:
-        raise BlockprofError(f"min_run_time must be a positive number of seconds, got {min_run_time!r}")
-    if min_runs < 4:
-        raise BlockprofError(f"min_runs must be at least 4 (a median and IQR need quartiles), got {min_runs}")
-    if rounds < 1:
-        raise BlockprofError(f"rounds must be at least 1, got {rounds}")
+    if not (isinstance(min_run_time, (int, float)) and 0 < min_run_time <= MAX_MIN_RUN_TIME):  # also refuses nan
+        raise BlockprofError(f"min_run_time must be a positive number of seconds, at most {MAX_MIN_RUN_TIME:g}; got {min_run_time!r}")
+    if not (isinstance(min_runs, int) and 4 <= min_runs <= MAX_MIN_RUNS):
+        raise BlockprofError(f"min_runs must be at least 4 (a median and IQR need quartiles) and at most {MAX_MIN_RUNS:,}; got {min_runs!r}")
+    if not (isinstance(rounds, int) and 1 <= rounds <= MAX_ROUNDS):
+        raise BlockprofError(f"rounds must be at least 1 and at most {MAX_ROUNDS:,}; got {rounds!r}")
 
 
 @contextlib.contextmanager
