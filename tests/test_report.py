@@ -284,7 +284,7 @@ def test_compare_html(tmp_path: Path) -> None:
 
 def test_compare_time_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """compare --time --html: the timings, the timing settings and the device peaks reach the report."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # calibrate into a private cache
+    monkeypatch.setenv("BLOCKPROF_CACHE_DIR", str(tmp_path / "cache"))  # calibrate into a private cache
     out = tmp_path / "t.html"
     result = CliRunner().invoke(cli, ["compare", "--channels", "16", "--spatial", "8", "--tools", "torch", "--time", "--threads", "1",
                                       "--min-run-time", "0.01", "--html", str(out)])

@@ -8,9 +8,10 @@ samples). The peak is the fastest sample, as STREAM reports its best rate: other
 work on the machine can only slow a run down, so the fastest sample is the
 closest to what the hardware does; the median rate and the IQR are kept beside
 it, and a block's roofline fraction above 1 says the peak was measured under
-load (``--force`` on a quiet machine measures it again). Results are cached in ``$XDG_CACHE_HOME/blockprof/peaks.json``
-(default ``~/.cache``), keyed by device name, CPU model, thread count, dtype and
-torch version; ``force=True`` measures again.
+load (``--force`` on a quiet machine measures it again). Results are cached in
+``peaks.json`` under :func:`cache_dir` (``$BLOCKPROF_CACHE_DIR``, else
+``$XDG_CACHE_HOME/blockprof``, else ``~/.cache/blockprof``), keyed by device name,
+CPU model, thread count, dtype and torch version; ``force=True`` measures again.
 """
 
 from __future__ import annotations
@@ -66,9 +67,19 @@ class Peaks:
         return asdict(self)
 
 
+#: the environment variable that moves blockprof's cache (the test suite points it at a temporary directory)
+CACHE_ENV = "BLOCKPROF_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where blockprof caches what it measured once per machine."""
+    if explicit := os.environ.get(CACHE_ENV):
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "blockprof"
+
+
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "blockprof" / "peaks.json"
+    return cache_dir() / "peaks.json"
 
 
 def cache_key(cond: Conditions) -> str:
