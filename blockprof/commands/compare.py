@@ -116,7 +116,7 @@ def _write_html(df: pd.DataFrame, path: Path, names: tuple[str, ...], reference:
 @click.option("--budget-params", type=click.IntRange(min=1), help="Equal budget: each block at the widest C → C within this many params.")
 @click.option("--budget-macs", type=click.IntRange(min=1), help="Equal budget: each block at the widest C → C within this many forward MACs.")
 @click.option("--reference", help="Block the %ref columns divide by (default: the first block).")
-@click.option("--tools", "tools", type=options.NameList(), default="fvcore,thop,torch", show_default=True, help="Counting tools to cross-check with.")
+@options.tools
 @options.timing
 @options.output()
 @click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report of the comparison (one self-contained file).")

@@ -53,6 +53,37 @@ class NameList(click.ParamType):
         return names
 
 
+class ToolList(NameList):
+    """Counting tools, comma-separated; ``none`` is the empty list (the analytic count alone)."""
+
+    name = "tool list"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
+        names = super().convert(value, param, ctx)
+        if "none" in names and len(names) > 1:
+            self.fail("'none' means no tool: give it alone, or name the tools", param, ctx)
+        return () if names == ("none",) else names
+
+
+def tools(f: F) -> F:
+    return click.option(
+        "--tools", "tools", type=ToolList(), default="fvcore,thop,torch", show_default=True,
+        help="Counting tools to cross-check with (fvcore,thop,torch), or 'none' for the analytic count alone.",
+    )(f)
+
+
+def check_devices(devices: tuple[str, ...] | str, param_hint: str = "--device") -> None:
+    """Refuse ``cuda`` on a machine without a usable GPU before any work starts (one line, exit 2)."""
+    if "cuda" not in ((devices,) if isinstance(devices, str) else devices):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        build = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise click.BadParameter(f"cuda: no CUDA GPU is available here (torch {torch.__version__}, {build}); use cpu or auto",
+                                 param_hint=param_hint)
+
+
 def blocks(f: F) -> F:
     f = click.option(
         "--block", "extra_blocks", multiple=True, metavar="PKG.MODULE:CALLABLE",

@@ -41,7 +41,7 @@ def _grid(ctx: click.Context, params: dict[str, Any], grid_file: Path | None, re
 @click.option("--dtype", type=options.NameList(), default="float32", show_default=True, help="Timing dtype(s): float32, bfloat16, float16.")
 @click.option("--device", type=options.NameList(), default="auto", show_default=True, help="Timing device(s): auto, cpu, cuda.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path), help="A grid file (TOML, see benchmarks/grids/); axes given as options override it.")
-@click.option("--tools", type=options.NameList(), default=",".join(Settings.tools), show_default=True,
+@click.option("--tools", type=options.ToolList(), default=",".join(Settings.tools), show_default=True,
               help="Counting tools to cross-check each cell with (fvcore,thop,torch), or 'none' for the analytic count alone.")
 @click.option("--time", is_flag=True, help="Also time every cell: forward and training step, median and IQR of at least --min-runs samples.")
 @click.option("--modes", type=options.NameList(), default=",".join(Settings.modes), show_default=True, help="What --time times.")
@@ -71,8 +71,6 @@ def cli_command(ctx: click.Context, run_dir: Path, grid_file: Path | None, resum
         raise click.BadParameter("--retry-failed continues a run: add --resume", param_hint="--retry-failed")
     grid = _grid(ctx, params, grid_file, resume)
     settings = {k: params[k] for k in SETTING_PARAMS if _given(ctx, k)}
-    if settings.get("tools") == ("none",):
-        settings["tools"] = ()
     bar = _ProgressBar()
     try:
         with bar:
