@@ -169,10 +169,10 @@ REL_METRICS = ("params", "params_conv", "macs", "train_flops")
 TIME_METRICS = ("fwd_ms", "train_ms")
 
 
-def _ms(median: object, iqr: object, noisy: object) -> str:
+def _ms(median: object, iqr: object, noisy: object, busy: object = None) -> str:
     if median is None or median != median:
         return "-"
-    return f"{_number(median)} ({_number(iqr)}){' !' if noisy else ''}"
+    return f"{_number(median)} ({_number(iqr)}){' !' if noisy is True else ''}{' busy' if busy is True else ''}"
 
 
 def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -183,10 +183,13 @@ def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
     view = pd.DataFrame({"block": df["block"]})
     if df["in_channels"].nunique() > 1:
         view["C"] = df["in_channels"]
-    view["fwd ms\n(IQR)"] = [_ms(m, q, n) for m, q, n in zip(df["fwd_ms"], df["fwd_iqr_ms"], df["fwd_noisy"])]
-    view["train ms\n(IQR)"] = [_ms(m, q, n) for m, q, n in zip(df["train_ms"], df["train_iqr_ms"], df["train_noisy"])]
+    busy = df["contended"] if "contended" in df.columns else [None] * len(df)
+    view["fwd ms\n(IQR)"] = [_ms(m, q, n, b) for m, q, n, b in zip(df["fwd_ms"], df["fwd_iqr_ms"], df["fwd_noisy"], busy)]
+    view["train ms\n(IQR)"] = [_ms(m, q, n, b) for m, q, n, b in zip(df["train_ms"], df["train_iqr_ms"], df["train_noisy"], busy)]
     view["train\n%ref"] = df["train_ms_rel"].map(_percent)
     view["runs"] = df["runs"].map(lambda r: "-" if r != r or r is None else str(int(r)))
+    if "cpu_wall_ratio" in df.columns:
+        view["CPU\n%wall"] = df["cpu_wall_ratio"].map(lambda r: "-" if r is None or r != r else f"{100 * r:.0f}%")
     view["fwd\nGFLOP/s"] = df["fwd_gflops_per_s"].map(_number)
     view["train\nGFLOP/s"] = df["train_gflops_per_s"].map(_number)
     view["FLOP/byte\nfwd"] = df["fwd_intensity"].map(_number)
@@ -221,10 +224,23 @@ def timing_footer(df: pd.DataFrame) -> str:
                      "run 'blockprof calibrate --force' on a quiet machine.")
     errors = df[df["status"] != "ok"]
     lines += [f"  {row['block']} @ {row['in_channels']}: {row['error']}" for _, row in errors.iterrows()]
-    load = df["load_average"].dropna()
-    if len(load) and load.iloc[0] > (df["threads"].dropna().iloc[0] if len(df["threads"].dropna()) else 1):
-        lines.append(f"  load average {load.iloc[0]:.1f} when timing began: other work shared the cores; expect noise.")
+    lines += contention_lines(df)
     return "\n".join(lines)
+
+
+def contention_lines(df: pd.DataFrame) -> list[str]:
+    """What 'busy' means and how many rows carry it, with the load before and after."""
+    if "contended" not in df.columns or not df["contended"].notna().any():
+        return []
+    busy = df[df["contended"] == True]  # noqa: E712
+    load = ""
+    if "load_after" in df.columns and df["load_average"].notna().any() and df["load_after"].notna().any():
+        load = f" (load average {df['load_average'].dropna().iloc[0]:.1f} before, {df['load_after'].dropna().iloc[-1]:.1f} after)"
+    if busy.empty:
+        return [f"CPU %wall: share of the timed wall time the timed code was on the CPU; at or above 90% in every row{load}."]
+    return [f"busy: {len(busy)} of {int(df['contended'].notna().sum())} rows were timed while other work held the cores{load}: "
+            f"{busy['contention'].iloc[0]}.",
+            "  Their times are slower than the block is, and the ranking between them means nothing; time again on a quiet machine."]
 
 
 def _at_equal_budget(names: tuple[str, ...], spatial: tuple[int, ...], batch: tuple[int, ...], budget_params: int | None,
