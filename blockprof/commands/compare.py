@@ -133,8 +133,13 @@ def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels
     """
     names = (*blocks, *extra_blocks)
     reference = reference or names[0]
-    time, timing = variant.pop("time"), options.timing_options(**variant)
+    ctx = click.get_current_context()
+    time, allow_slow = variant.pop("time"), variant.pop("allow_slow_dtype")
+    options.refuse_unused_timing(ctx, time)
+    timing = options.timing_options(**variant)
     variants = options.variant_options(**variant)
+    if time:
+        options.check_timing(timing["device"], timing["dtype"], allow_slow)
     if budget_params or budget_macs:
         df = _at_equal_budget(names, spatial, batch, budget_params, budget_macs, tools, variants)
         keys: tuple[str, ...] = ("spatial", "batch")
@@ -143,26 +148,59 @@ def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels
 
         df = compare(names, channels, spatial, batch, tools=tools, reference=reference, **variants)
         keys = ("in_channels", "spatial", "batch")
-    if time:
-        from blockprof.api import add_timings
-
-        df = add_timings(df, **timing)
     from blockprof.api import add_relative
 
-    df = add_relative(df, reference, metrics=REL_METRICS + (TIME_METRICS if time else ()), keys=keys)
+    df = add_relative(df, reference, metrics=REL_METRICS, keys=keys)
+    if time:
+        _check_memory(df, timing)
+    basis = "budget" if budget_params or budget_macs else "width"
+    title = f"blockprof compare — input {batch[0]}×C×{spatial[0]}×{spatial[0]}" if len(batch) == len(spatial) == 1 else "blockprof compare"
+    counts_part, counts_footer = (display_frame(df), title), tool_footer(df, reference, basis)
+    streaming = fmt == "table" and output is None
+    if streaming:  # the counts are ready in seconds: show them before the timing starts
+        emit_many([counts_part], fmt, None, footer=counts_footer)
+    if time:
+        df = _timed(df, timing)
+        df = add_relative(df, reference, metrics=REL_METRICS + TIME_METRICS, keys=keys)
     if html is not None:
         budget = " and ".join(f"{n:,} {unit}" for n, unit in ((budget_params, "parameters"), (budget_macs, "MACs")) if n) or None
         _write_html(df, html, names, reference, tools, budget, timing if time else None)
     if fmt in ("json", "csv"):
         emit(df, fmt, output)
         return
-    basis = "budget" if budget_params or budget_macs else "width"
-    title = f"blockprof compare — input {batch[0]}×C×{spatial[0]}×{spatial[0]}" if len(batch) == len(spatial) == 1 else "blockprof compare"
-    parts = [(display_frame(df), title)]
-    if time and "fwd_ms" in df.columns:
-        parts.append((timing_frame(df), f"timing — {_conditions(df)}"))
-    footer = tool_footer(df, reference, basis) + ("\n" + timing_footer(df) if len(parts) > 1 else "")
-    emit_many(parts, fmt, output, footer=footer)
+    timing_part = [(timing_frame(df), f"timing — {_conditions(df)}")] if time and "fwd_ms" in df.columns and df["fwd_ms"].notna().any() else []
+    if streaming:
+        if timing_part:
+            click.echo()
+            emit_many(timing_part, fmt, None, footer=timing_footer(df))
+        return
+    footer = counts_footer + ("\n" + timing_footer(df) if timing_part else "")
+    emit_many([counts_part, *timing_part], fmt, output, footer=footer)
+
+
+def _check_memory(df: pd.DataFrame, timing: dict[str, Any]) -> None:
+    """Refuse a timing that cannot fit in memory before anything is built."""
+    import dataclasses
+
+    from blockprof.spec import BlockSpec
+    from blockprof.tables import to_records
+    from blockprof.timing.harness import conditions
+    from blockprof.timing.memory import check_fits
+
+    fields = [f.name for f in dataclasses.fields(BlockSpec)]
+    specs = [BlockSpec(**{k: r[k] for k in fields}) for r in to_records(df) if r.get("status") == "ok"]
+    cond = conditions(timing["device"], timing["dtype"], threads=timing["threads"])
+    check_fits(specs, device=cond.device, dtype=cond.dtype)
+
+
+def _timed(df: pd.DataFrame, timing: dict[str, Any]) -> pd.DataFrame:
+    """The rows with their timings, calibrating first if needed and showing progress on stderr."""
+    from blockprof.api import add_timings
+    from blockprof.commands.progress import TimingProgress, ensure_peaks
+
+    ensure_peaks(timing["device"], timing["dtype"], timing["threads"])
+    with TimingProgress(f"timing {int((df['status'] == 'ok').sum())} blocks") as progress:
+        return add_timings(df, **timing, progress=progress.step, announce=progress.announce)
 
 
 REL_METRICS = ("params", "params_conv", "macs", "train_flops")

@@ -173,9 +173,36 @@ def timing(f: F) -> F:
         ("--min-run-time", dict(type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True, help="Seconds of timed calls per block and mode (at least 10 samples).")),
         ("--channels-last", dict(is_flag=True, help="Time in channels_last memory format.")),
         ("--compile", dict(is_flag=True, help="Time the block under torch.compile.")),
+        ("--allow-slow-dtype", dict(is_flag=True, help="Time a 16-bit dtype even where the CPU only emulates it (refused otherwise).")),
     )):
         f = click.option(decl, **kwargs)(f)
     return f
+
+
+#: the options that only mean something when timing (refused with --no-time)
+TIMING_PARAMS = ("device", "dtype", "threads", "min_run_time", "channels_last", "compile", "allow_slow_dtype")
+
+
+def refuse_unused_timing(ctx: click.Context, time: bool, params: tuple[str, ...] = TIMING_PARAMS) -> None:
+    """``--no-time`` with a timing option given is a contradiction: say which, in one line."""
+    if time:
+        return
+    given = [p for p in params if ctx.get_parameter_source(p) not in (click.core.ParameterSource.DEFAULT, None)]
+    if given:
+        flags = ", ".join(f"--{p.replace('_', '-')}" for p in given)
+        raise click.BadParameter(f"{flags} only apply when timing; drop {'it' if len(given) == 1 else 'them'} or drop --no-time",
+                                 param_hint="--no-time")
+
+
+def check_timing(device: str, dtype: str, allow_slow_dtype: bool) -> None:
+    """Refuse, before any work, a device without a GPU and a dtype the CPU only emulates."""
+    check_devices(device)
+    from blockprof.timing.env import slow_dtype
+    from blockprof.timing.harness import conditions
+
+    resolved = conditions(device, dtype).device if device == "auto" else device
+    if not allow_slow_dtype and (reason := slow_dtype(resolved, dtype)):
+        raise click.BadParameter(f"{reason}; use --dtype float32, or add --allow-slow-dtype to time it anyway", param_hint="--dtype")
 
 
 def timing_options(**kwargs: Any) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def verdict(cpu_wall_ratio: float | None, steal: float | None) -> str | None:
     """Why a measurement is contended (one phrase), or None when nothing says it was."""
     reasons = []
     if cpu_wall_ratio is not None and cpu_wall_ratio < CONTENDED_RATIO:
-        reasons.append(f"the timed code ran {100 * cpu_wall_ratio:.0f}% of the wall time (other work held the cores)")
+        reasons.append(f"the timed code ran {100 * cpu_wall_ratio:.0f}% of the wall time")
     if steal is not None and steal > STEAL_LIMIT:
         reasons.append(f"the hypervisor stole {100 * steal:.0f}% of the CPU time")
     return "; ".join(reasons) or None

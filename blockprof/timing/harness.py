@@ -419,11 +419,16 @@ def time_blocks(
     """
     from blockprof.blocks.registry import resolve
 
+    from blockprof.timing.memory import check_fits
+
     jobs = []
     for spec in specs:
         definition, spec = resolve(spec)
         jobs.append(_Job(spec.label, spec, lambda d=definition, s=spec: d.module(s), spec.input_shape))
-    return _time(jobs, modes, conditions(device, dtype, channels_last, threads, compile), min_run_time, min_runs, rounds, progress, announce)
+    cond = conditions(device, dtype, channels_last, threads, compile)
+    check_budget(modes, min_run_time, min_runs, rounds)
+    check_fits([job.spec for job in jobs if job.spec is not None], modes, cond.device, cond.dtype)  # before anything is allocated
+    return _time(jobs, modes, cond, min_run_time, min_runs, rounds, progress, announce)
 
 
 def time_block(spec: BlockSpec, **options: Any) -> BlockTiming:
