@@ -51,6 +51,8 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
             for w, p, m in zip(df["next_width"], df["next_params"], df["next_macs"])
         ]
     checks = [c for c in ("fvcore_agrees", "thop_agrees", "torch_agrees", "torch_train_agrees") if c in df.columns]
+    if not checks:  # --tools none: the analytic count alone
+        return view
     header = " ".join({"fvcore_agrees": "fv", "thop_agrees": "th", "torch_agrees": "to", "torch_train_agrees": "bwd"}[c] for c in checks)
     view["checks\n" + header] = [" ".join(f"{_mark(row[c]):<{len(h)}}" for c, h in zip(checks, header.split())).rstrip() for _, row in df.iterrows()]
     return view
@@ -63,6 +65,10 @@ def tool_footer(df: pd.DataFrame, reference: str, basis: str = "width") -> str:
     lines = [
         f"%ref: share of {reference}'s cost at the same {basis}. MAC = one multiply-accumulate; FLOP = one floating-point op (1 MAC = 2 FLOPs).",
         "MACs/FLOPs are conv + linear only; train FLOPs = forward + input-gradient + weight-gradient. Exact values: --format json or csv.",
+    ]
+    if not any(f"{tool}_agrees" in df.columns for tool in TOOL_NAMES):
+        return "\n".join(lines + ["No tool cross-checked these counts (--tools none): the analytic count alone."])
+    lines += [
         "Checks (fv = fvcore, th = thop, to = torch forward, bwd = torch forward+backward), ✓ when the tool's own total",
         "equals the analytic count re-summed under that tool's convention:",
     ]
@@ -268,7 +274,10 @@ def timing_footer(df: pd.DataFrame) -> str:
 
 def contention_lines(df: pd.DataFrame) -> list[str]:
     """What 'busy' means and how many rows carry it, with the load before and after."""
-    if "contended" not in df.columns or not df["contended"].notna().any():
+    if "contended" not in df.columns or not df["contended"].notna().any():  # records from before contention was measured
+        load, threads = df["load_average"].dropna(), df["threads"].dropna()
+        if len(load) and load.iloc[0] > (threads.iloc[0] if len(threads) else 1):
+            return [f"  load average {load.iloc[0]:.1f} when timing began: other work shared the cores; expect noise."]
         return []
     busy = df[df["contended"] == True]  # noqa: E712
     load = ""

@@ -27,6 +27,12 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
     """
     from blockprof.networks import explain_network, names
 
+    unused = [f"--{p}" for p in ("device", "threads") if _given(p)]
+    if unused and not time_layers:
+        raise click.BadParameter(f"{', '.join(unused)} only {'applies' if len(unused) == 1 else 'apply'} to --time; add --time or drop "
+                                 f"{'it' if len(unused) == 1 else 'them'}", param_hint=unused[0])
+    options.check_devices(device)
+
     if block in names():
         given = [f"--{k.replace('_', '-')}" for k in ("channels", *variant) if _given(k)]
         if given:
@@ -41,6 +47,10 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
     spec = BlockSpec(block, channels, spatial=spatial or 56, batch=batch, **options.variant_options(**variant))
     click.echo(explain(spec))
     if time_layers:
+        from blockprof.timing.layers import LAYER_MIN_RUN_TIME
+
+        click.echo(f"timing each layer of {spec.label}'s forward in place (torch.profiler): about {2 * LAYER_MIN_RUN_TIME:.0f} s "
+                   "of timed calls …", err=True)
         click.echo("\n" + _layer_time_table(spec, device, threads))
 
 

@@ -190,7 +190,7 @@ def refuse_unused_timing(ctx: click.Context, time: bool, params: tuple[str, ...]
     given = [p for p in params if ctx.get_parameter_source(p) not in (click.core.ParameterSource.DEFAULT, None)]
     if given:
         flags = ", ".join(f"--{p.replace('_', '-')}" for p in given)
-        raise click.BadParameter(f"{flags} only apply when timing; drop {'it' if len(given) == 1 else 'them'} or drop --no-time",
+        raise click.BadParameter(f"{flags} only {'applies' if len(given) == 1 else 'apply'} when timing; drop {'it' if len(given) == 1 else 'them'} or drop --no-time",
                                  param_hint="--no-time")
 
 

@@ -44,6 +44,7 @@ def _grid(ctx: click.Context, params: dict[str, Any], grid_file: Path | None, re
 @click.option("--tools", type=options.ToolList(), default=",".join(Settings.tools), show_default=True,
               help="Counting tools to cross-check each cell with (fvcore,thop,torch), or 'none' for the analytic count alone.")
 @click.option("--time", is_flag=True, help="Also time every cell: forward and training step, median and IQR of at least --min-runs samples.")
+@click.option("--allow-slow-dtype", is_flag=True, help="Time a 16-bit dtype even where the CPU only emulates it (refused otherwise).")
 @click.option("--modes", type=options.NameList(), default=",".join(Settings.modes), show_default=True, help="What --time times.")
 @click.option("--threads", type=click.IntRange(min=1), help="Torch threads for timing [default: torch.get_num_threads()].")
 @click.option("--min-run-time", type=click.FloatRange(min=0, min_open=True), default=Settings.min_run_time, show_default=True,
@@ -71,6 +72,8 @@ def cli_command(ctx: click.Context, run_dir: Path, grid_file: Path | None, resum
         raise click.BadParameter("--retry-failed continues a run: add --resume", param_hint="--retry-failed")
     grid = _grid(ctx, params, grid_file, resume)
     settings = {k: params[k] for k in SETTING_PARAMS if _given(ctx, k)}
+    if grid is not None:
+        _check(ctx, grid, params, resume)
     bar = _ProgressBar()
     try:
         with bar:
@@ -81,6 +84,42 @@ def cli_command(ctx: click.Context, run_dir: Path, grid_file: Path | None, resum
                    f"finish with: blockprof sweep -o {run_dir} --resume", err=True)
         ctx.exit(130)
     _summary(df, bar.state, run_dir)
+    if len(df) and (df["status"] != "ok").all():
+        click.echo(f"every cell of {run_dir} failed", err=True)
+        ctx.exit(1)
+
+
+def _check(ctx: click.Context, grid: Any, params: dict[str, Any], resume: bool) -> None:
+    """What can be refused before the first cell: timing options without --time, a GPU
+    that is not there, a dtype the CPU only emulates, a cell too large for memory; and
+    the device peaks calibrated (saying so) before the progress bar starts."""
+    timed = params["time"]
+    if not timed and not resume:
+        unused = [p for p in ("modes", "threads", "min_run_time", "rounds", "min_runs", "allow_slow_dtype") if _given(ctx, p)]
+        if unused:
+            flags = ", ".join(f"--{p.replace('_', '-')}" for p in unused)
+            raise click.BadParameter(f"{flags} only {'applies' if len(unused) == 1 else 'apply'} when timing; add --time or drop {'it' if len(unused) == 1 else 'them'}",
+                                     param_hint="--time")
+    options.check_devices(grid.device)
+    if not timed:
+        return
+    from blockprof.commands.progress import ensure_peaks
+    from blockprof.timing.harness import conditions
+    from blockprof.timing.memory import check_fits, estimate
+
+    for device in grid.device:
+        for dtype in grid.dtype:
+            options.check_timing(device, dtype, params["allow_slow_dtype"])
+    specs = grid.specs()
+    sizes = {spec: estimate([spec]) for spec in specs}
+    known = [spec for spec in specs if sizes[spec] is not None]
+    for device in grid.device:
+        cond = conditions(device, grid.dtype[0], threads=params["threads"])
+        if known:
+            widest = "float32" if "float32" in grid.dtype else grid.dtype[0]  # 4 bytes a value: the most memory
+            check_fits([max(known, key=lambda s: sizes[s].total)], device=cond.device, dtype=widest)
+        for dtype in grid.dtype:
+            ensure_peaks(device, dtype, params["threads"])
 
 
 def _summary(df: Any, state: Any, run_dir: Path) -> None:
@@ -122,6 +161,12 @@ class _ProgressBar:
         self.progress.stop()
 
     def update(self, state: Any) -> None:
+        if not self.progress.console.is_terminal:  # a log: one plain line per finished cell
+            if state.done and (self.state is None or state.done != self.state.done):
+                failed = f", {state.failed} failed" if state.failed else ""
+                click.echo(f"sweep {state.done}/{state.total - state.skipped}{failed}: {state.last}", err=True)
+            self.state = state
+            return
         if self.task is None:
             if state.skipped:
                 self.progress.console.print(f"resuming: {state.skipped} of {state.total} cells already done")
