@@ -100,7 +100,7 @@ def _rich_table(df: pd.DataFrame, title: str | None, width: int | None) -> str:
     text = console.file.getvalue().rstrip()  # type: ignore[attr-defined]
     if dropped:
         names = ", ".join(" ".join(str(c).split()) for c in dropped)
-        text += f"\n(left out to fit {width} columns: {names}; widen the terminal, or use --format csv or json for every column)"
+        text += f"\n(left out to fit {width} columns: {names}; --format csv or json has every column)"
     return text
 
 
@@ -111,7 +111,7 @@ def _least_width(df: pd.DataFrame) -> int:
 
     console = Console(file=io.StringIO(), width=10_000, force_terminal=False, color_system=None)
     console.print(_table(df, None, folded=True))
-    return max((len(line.rstrip()) for line in console.file.getvalue().splitlines()), default=0)  # type: ignore[attr-defined]
+    return max((len(line) for line in console.file.getvalue().splitlines()), default=0)  # type: ignore[attr-defined]
 
 
 def _table(df: pd.DataFrame, title: str | None, folded: bool = False) -> Any:

@@ -9,6 +9,7 @@ import click
 
 from blockprof.commands import options
 from blockprof.commands.render import emit, emit_many
+from blockprof.tables import PRIORITY
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,10 +52,13 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
             for w, p, m in zip(df["next_width"], df["next_params"], df["next_macs"])
         ]
     checks = [c for c in ("fvcore_agrees", "thop_agrees", "torch_agrees", "torch_train_agrees") if c in df.columns]
+    view.attrs[PRIORITY] = ["block", "C_in→C_out", "input", "params", "MACs", "params\n%ref", "MACs\n%ref", "train\nFLOPs",
+                            "params\n%budget", "MACs\n%budget", "next width\nover budget", "FLOPs", "inner", "conv\nweights", "conv\n%ref"]
     if not checks:  # --tools none: the analytic count alone
         return view
     header = " ".join({"fvcore_agrees": "fv", "thop_agrees": "th", "torch_agrees": "to", "torch_train_agrees": "bwd"}[c] for c in checks)
     view["checks\n" + header] = [" ".join(f"{_mark(row[c]):<{len(h)}}" for c, h in zip(checks, header.split())).rstrip() for _, row in df.iterrows()]
+    view.attrs[PRIORITY].insert(5, "checks\n" + header)  # a failed check matters more than a share
     return view
 
 
@@ -239,6 +243,8 @@ def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
     view["FLOP/byte\nfwd"] = df["fwd_intensity"].map(_number)
     view["roofline\nfwd"] = df["roofline_fraction"].map(_percent)
     view["bound"] = df["fwd_bound"].map(lambda b: b if isinstance(b, str) else "-")
+    view.attrs[PRIORITY] = ["block", "C", "fwd ms\n(IQR)", "train ms\n(IQR)", "CPU\n%wall", "train\n%ref", "runs", "roofline\nfwd",
+                            "fwd\nGFLOP/s", "bound", "train\nGFLOP/s", "FLOP/byte\nfwd"]
     return view
 
 

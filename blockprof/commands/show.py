@@ -9,7 +9,7 @@ import click
 
 from blockprof.commands import options
 from blockprof.commands.render import emit
-from blockprof.tables import FILE_FORMATS
+from blockprof.tables import FILE_FORMATS, PRIORITY
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +44,8 @@ def display_frame(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
             if f"{metric}_rel" in df.columns:
                 view[f"{metric}\n/{reference}"] = [f"{v:.3g}×" if v == v else "-" for v in df[f"{metric}_rel"]]
     view["status"] = [s if s == "ok" else f"error: {e}" for s, e in zip(df["status"], df["error"])]
+    view.attrs[PRIORITY] = ["cell", *(c for c in view.columns if " ms\n" in c), "status", "params", "MACs",
+                            *(c for c in view.columns if c.startswith(("params\n/", "macs\n/", "fwd_ms\n/", "train_ms\n/")))]
     return view
 
 
