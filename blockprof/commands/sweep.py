@@ -161,12 +161,6 @@ class _ProgressBar:
         self.progress.stop()
 
     def update(self, state: Any) -> None:
-        if not self.progress.console.is_terminal:  # a log: one plain line per finished cell
-            if state.done and (self.state is None or state.done != self.state.done):
-                failed = f", {state.failed} failed" if state.failed else ""
-                click.echo(f"sweep {state.done}/{state.total - state.skipped}{failed}: {state.last}", err=True)
-            self.state = state
-            return
         if self.task is None:
             if state.skipped:
                 self.progress.console.print(f"resuming: {state.skipped} of {state.total} cells already done")
@@ -174,6 +168,12 @@ class _ProgressBar:
         if state.stopping and not (self.state and self.state.stopping):
             self.progress.console.print("stopping after the cell in progress (with --time: the group timed together); "
                                         "Ctrl-C again stops at once. Finished cells are saved.")
+        if not self.progress.console.is_terminal:  # a log: one plain line per finished cell
+            if state.done and (self.state is None or state.done != self.state.done):
+                failed = f", {state.failed} failed" if state.failed else ""
+                self.progress.console.print(f"sweep {state.done}/{state.total - state.skipped}{failed}: {state.last}", highlight=False)
+            self.state = state
+            return
         self.state = state
         failed = f"[red]{state.failed} failed[/red] " if state.failed else ""
         self.progress.update(self.task, completed=state.done, description=f"{failed}{state.last or ''}")

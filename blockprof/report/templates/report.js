@@ -43,7 +43,7 @@
     wrap.addEventListener("scroll", markScrolling);
   });
   window.addEventListener("resize", markScrolling);
-  document.addEventListener("toggle", markScrolling, true);  /* a table in an opened <details> gets its width */
+  document.addEventListener("toggle", markScrolling, true);  /* a table in a section just opened gets its width */
   markScrolling();
   /* Printing shows every collapsed section. */
   window.addEventListener("beforeprint", function () {
