@@ -56,7 +56,9 @@ def test_a_thread_that_kept_its_core_is_not_flagged(monkeypatch: pytest.MonkeyPa
 def test_the_real_clock_gives_a_share() -> None:
     df = timing_frame(time_blocks([BlockSpec("basic", 8, spatial=8)], **SMALL))
     row = df.iloc[0]
-    assert 0 < row["cpu_wall_ratio"] <= 1 and row["contended"] == (row["cpu_wall_ratio"] < CONTENDED_RATIO or (row["steal_share"] or 0) > 0.05)
+    assert 0 < row["cpu_wall_ratio"] <= 1 and row["contended"] == (
+        row["cpu_wall_ratio"] < CONTENDED_RATIO or (row["steal_share"] or 0) > 0.05
+    )
     assert row["load_after"] is None or row["load_after"] >= 0
 
 
@@ -73,11 +75,32 @@ def test_steal_time_alone_flags() -> None:
 
 def _records(contended: tuple[bool, bool]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
-    for block, ms, busy in zip(("basic", "bottleneck"), (2.0, 1.0), contended):
-        rows.append(dict(block=block, in_channels=64, out_channels=64, stride=1, spatial=56, batch=1, dtype="float32", device="cpu",
-                         status="ok", error=None, params=1000, macs=10**6, fwd_ms=ms, fwd_iqr_ms=0.01, fwd_runs=10, fwd_noisy=False,
-                         fwd_samples_ms=[ms] * 10, fwd_gflops_per_s=1e-3 / ms, cpu_wall_ratio=0.4 if busy else 0.98, contended=busy,
-                         contention="the timed code ran 40% of the wall time" if busy else None))
+    for block, ms, busy in zip(("basic", "bottleneck"), (2.0, 1.0), contended, strict=True):
+        rows.append(
+            dict(
+                block=block,
+                in_channels=64,
+                out_channels=64,
+                stride=1,
+                spatial=56,
+                batch=1,
+                dtype="float32",
+                device="cpu",
+                status="ok",
+                error=None,
+                params=1000,
+                macs=10**6,
+                fwd_ms=ms,
+                fwd_iqr_ms=0.01,
+                fwd_runs=10,
+                fwd_noisy=False,
+                fwd_samples_ms=[ms] * 10,
+                fwd_gflops_per_s=1e-3 / ms,
+                cpu_wall_ratio=0.4 if busy else 0.98,
+                contended=busy,
+                contention="the timed code ran 40% of the wall time" if busy else None,
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -86,9 +109,16 @@ def test_findings_refuse_to_rank_contended_times() -> None:
 
     busy = findings.summary(_records((True, False)), "basic", 0.1)
     text = " ".join(busy)
-    assert "Fastest forward" in text and "not ranked at 1 point" in text and "the bottleneck at 1" not in text.split("Fastest")[1]
+    assert (
+        "Fastest forward" in text
+        and "not ranked at 1 point" in text
+        and "the bottleneck at 1" not in text.split("Fastest")[1]
+    )
     assert "Its speed against basic is not stated" in text
-    assert "1 of 2 timed cells were measured while other work held the cores (the timed code ran only 40.0% to 40.0%" in text
+    assert (
+        "1 of 2 timed cells were measured while other work held the cores (the timed code ran only 40.0% to 40.0%"
+        in text
+    )
     quiet = " ".join(findings.summary(_records((False, False)), "basic", 0.1))
     assert "Fastest forward (lowest median): the bottleneck at the one point compared" in quiet
     assert "No timing was taken under contention" in quiet

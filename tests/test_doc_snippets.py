@@ -40,7 +40,10 @@ SNIPPETS = [s for doc in documents() for s in snippets(doc)]
 
 def test_the_extractor_skips_marked_blocks(tmp_path: Path) -> None:
     doc = tmp_path / "d.md"
-    doc.write_text("```python\na = 1\n```\n<!-- no-test -->\n```python\nraise SystemExit\n```\n```bash\nls\n```\n", encoding="utf-8")
+    doc.write_text(
+        "```python\na = 1\n```\n<!-- no-test -->\n```python\nraise SystemExit\n```\n```bash\nls\n```\n",
+        encoding="utf-8",
+    )
     global ROOT
     root, ROOT = ROOT, tmp_path
     try:

@@ -38,13 +38,26 @@ class TimingProgress:
         self.started = time.perf_counter()
         if _interactive():
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
             from rich.table import Column
 
             self.bar = Progress(
-                TextColumn(f"[bold]{self.title}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                TimeRemainingColumn(), TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
-                console=Console(stderr=True), transient=True,
+                TextColumn(f"[bold]{self.title}"),
+                BarColumn(bar_width=20),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+                console=Console(stderr=True),
+                transient=True,
             )
             self.bar.start()
             self.task = self.bar.add_task("", total=None)
@@ -69,7 +82,9 @@ class TimingProgress:
             return
         elapsed = time.perf_counter() - self.started
         eta = elapsed / done * (total - done) if done else 0.0
-        click.echo(f"{self.title} {done}/{total}: {self.what} ({elapsed:.0f} s elapsed, about {eta:.0f} s left)", err=True)
+        click.echo(
+            f"{self.title} {done}/{total}: {self.what} ({elapsed:.0f} s elapsed, about {eta:.0f} s left)", err=True
+        )
 
 
 def ensure_peaks(device: str, dtype: str, threads: int | None) -> None:
@@ -82,4 +97,6 @@ def ensure_peaks(device: str, dtype: str, threads: int | None) -> None:
     click.echo(f"calibrating: {describe_calibration(device, dtype, threads)}", err=True)
     started = time.perf_counter()
     calibrate(device, dtype, threads)
-    click.echo(f"calibrated in {time.perf_counter() - started:.0f} s (cached; 'blockprof calibrate' shows the peaks)", err=True)
+    click.echo(
+        f"calibrated in {time.perf_counter() - started:.0f} s (cached; 'blockprof calibrate' shows the peaks)", err=True
+    )

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 #: below this share of the wall time on the CPU, the timed code was descheduled: the time is spoiled
 CONTENDED_RATIO = 0.90

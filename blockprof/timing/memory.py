@@ -11,8 +11,8 @@ swapping for a minute and failing.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
@@ -39,7 +39,12 @@ class MemoryEstimate:
         return self.inputs + self.params + self.saved + self.transient
 
     def describe(self) -> str:
-        parts = [("inputs", self.inputs), ("saved activations", self.saved), ("outputs and gradients", self.transient), ("parameters", self.params)]
+        parts = [
+            ("inputs", self.inputs),
+            ("saved activations", self.saved),
+            ("outputs and gradients", self.transient),
+            ("parameters", self.params),
+        ]
         return ", ".join(f"{what} {si(n, 'B')}" for what, n in parts if n)
 
 
@@ -85,8 +90,13 @@ def available(device: str) -> int | None:
         return None
 
 
-def check_fits(specs: Sequence[BlockSpec], modes: Sequence[str] = MODES, device: str = "cpu", dtype: str = "float32",
-               free: int | None = None) -> None:
+def check_fits(
+    specs: Sequence[BlockSpec],
+    modes: Sequence[str] = MODES,
+    device: str = "cpu",
+    dtype: str = "float32",
+    free: int | None = None,
+) -> None:
     """BlockprofError, in one line with the figures and a smaller size that fits, when
     timing ``specs`` together would need more than :data:`USABLE_SHARE` of the free memory."""
     need = estimate(specs, modes, dtype)
@@ -95,10 +105,12 @@ def check_fits(specs: Sequence[BlockSpec], modes: Sequence[str] = MODES, device:
         return
     biggest = max(specs, key=lambda s: s.batch * s.in_channels * s.spatial**2)
     one_input = biggest.batch * biggest.in_channels * biggest.spatial**2 * DTYPE_BYTES[dtype]
+    shape = f"{biggest.batch}×{biggest.in_channels}×{biggest.spatial}×{biggest.spatial}"
     raise BlockprofError(
         f"timing needs about {si(need.total, 'B')} ({need.describe()}) but {si(free, 'B')} of {device} memory is free "
-        f"(one {biggest.batch}×{biggest.in_channels}×{biggest.spatial}×{biggest.spatial} input alone is {si(one_input, 'B')}); "
-        f"{_smaller(specs, modes, dtype, free, biggest)}")
+        f"(one {shape} input alone is {si(one_input, 'B')}); "
+        f"{_smaller(specs, modes, dtype, free, biggest)}"
+    )
 
 
 def _smaller(specs: Sequence[BlockSpec], modes: Sequence[str], dtype: str, free: int, biggest: BlockSpec) -> str:
@@ -125,5 +137,9 @@ def _smaller(specs: Sequence[BlockSpec], modes: Sequence[str], dtype: str, free:
 
 
 def _shrink(spec: BlockSpec, batch: int, spatial: int, width: float) -> BlockSpec:
-    scaled = {k: max(1, round(getattr(spec, k) * width)) for k in ("in_channels", "out_channels") if getattr(spec, k) is not None}
+    scaled = {
+        k: max(1, round(getattr(spec, k) * width))
+        for k in ("in_channels", "out_channels")
+        if getattr(spec, k) is not None
+    }
     return spec.replace(batch=min(spec.batch, batch), spatial=min(spec.spatial, spatial), **scaled)
