@@ -172,10 +172,14 @@ def test_blockprof_runs_is_reachable_lazily() -> None:
 
 
 def test_the_suite_caches_privately(private_cache: Path) -> None:
-    from blockprof.timing.calibrate import cache_path
-    from tests.conftest import user_cache_dir
+    """conftest's session fixture points the cache at a temporary directory (and fails the
+    session if the user's own cache changes meanwhile)."""
+    import os
 
-    assert cache_path().parent == private_cache != user_cache_dir()
+    from blockprof.timing.calibrate import CACHE_ENV, cache_path
+
+    assert cache_path().parent == private_cache == Path(os.environ[CACHE_ENV])
+    assert Path.home() not in private_cache.parents
 
 
 # --- exit codes ---

@@ -198,7 +198,8 @@ def _check_memory(df: pd.DataFrame, timing: dict[str, Any]) -> None:
     from blockprof.timing.memory import check_fits
 
     fields = [f.name for f in dataclasses.fields(BlockSpec)]
-    specs = [BlockSpec(**{k: r[k] for k in fields}) for r in to_records(df) if r.get("status") == "ok"]
+    records: list[dict[str, Any]] = to_records(df)
+    specs = [BlockSpec(**{k: r[k] for k in fields}) for r in records if r.get("status") == "ok"]
     cond = conditions(timing["device"], timing["dtype"], threads=timing["threads"])
     check_fits(specs, device=cond.device, dtype=cond.dtype)
 

@@ -110,14 +110,12 @@ def _check(ctx: click.Context, grid: Any, params: dict[str, Any], resume: bool) 
     for device in grid.device:
         for dtype in grid.dtype:
             options.check_timing(device, dtype, params["allow_slow_dtype"])
-    specs = grid.specs()
-    sizes = {spec: estimate([spec]) for spec in specs}
-    known = [spec for spec in specs if sizes[spec] is not None]
+    sizes = {spec: need.total for spec in grid.specs() if (need := estimate([spec])) is not None}
     for device in grid.device:
         cond = conditions(device, grid.dtype[0], threads=params["threads"])
-        if known:
+        if sizes:
             widest = "float32" if "float32" in grid.dtype else grid.dtype[0]  # 4 bytes a value: the most memory
-            check_fits([max(known, key=lambda s: sizes[s].total)], device=cond.device, dtype=widest)
+            check_fits([max(sizes, key=sizes.__getitem__)], device=cond.device, dtype=widest)
         for dtype in grid.dtype:
             ensure_peaks(device, dtype, params["threads"])
 
