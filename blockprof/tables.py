@@ -82,7 +82,7 @@ PRIORITY = "column_priority"
 
 
 def _rich_table(df: pd.DataFrame, title: str | None, width: int | None) -> str:
-    """A rich table that fits ``width``: numbers and the first column never wrap; when the
+    """A rich table that fits ``width``: numbers and short names never wrap; when the
     row is still too wide, the columns least important (``df.attrs[PRIORITY]``, else the
     rightmost) are dropped and a line under the table names them."""
     from rich.console import Console
@@ -119,12 +119,12 @@ def _table(df: pd.DataFrame, title: str | None, folded: bool = False) -> Any:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for i, column in enumerate(df.columns):
+    for column in df.columns:
         numeric = df[column].dtype.kind in "iuf" or df[column].astype(str).str.match(r"^[-\d.,%]+[kMGT]?$").all()
         short = df[column].astype(str).str.len().max() <= 24 if len(df) else True
-        whole = numeric or i == 0 or short  # numbers and names are never broken; long text folds, at least 16 wide
+        whole = numeric or short  # numbers and names are never broken; long text folds, at least 20 wide
         table.add_column(str(column), justify="right" if numeric else "left", no_wrap=whole, overflow="ellipsis" if whole else "fold",
-                         min_width=None if whole else 16, max_width=16 if folded and not whole else None)
+                         min_width=None if whole else 20, max_width=20 if folded and not whole else None)
     for row in df.itertuples(index=False):
         table.add_row(*(_cell(v) for v in row))
     return table
