@@ -132,7 +132,8 @@ def _summary(df: Any, state: Any, run_dir: Path) -> None:
         click.echo(f"  failed: {describe(row)}: {row['error']}", err=True)
     if len(failed) > 5:
         click.echo(f"  … and {len(failed) - 5} more (blockprof show {run_dir} --format json)", err=True)
-    click.echo(f"next: blockprof show {run_dir}   |   blockprof plot {run_dir} -o {run_dir}/plots.html", err=True)
+    if len(failed) < len(df):
+        click.echo(f"next: blockprof show {run_dir}   |   blockprof plot {run_dir} -o {run_dir}/plots.html", err=True)
 
 
 class _ProgressBar:
