@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from blockprof import schema
 from blockprof.commands import options
 from blockprof.commands.render import emit, emit_many
 from blockprof.tables import PRIORITY
@@ -214,8 +215,8 @@ def _timed(df: pd.DataFrame, timing: dict[str, Any]) -> pd.DataFrame:
         return add_timings(df, **timing, progress=progress.step, announce=progress.announce)
 
 
-REL_METRICS = ("params", "params_conv", "macs", "train_flops")
-TIME_METRICS = ("fwd_ms", "train_ms")
+REL_METRICS = schema.COUNT_METRICS
+TIME_METRICS = schema.TIME_METRICS
 
 
 def _ms(median: object, iqr: object, noisy: object, busy: object = None) -> str:
