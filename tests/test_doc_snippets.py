@@ -2,12 +2,14 @@
 
 Each block runs in a fresh namespace with a temporary directory as the working
 directory (so a snippet that writes ``runs/widths`` writes there), with the
-repository root importable (``examples.user_blocks``). A block preceded by a line
-``<!-- no-test -->`` is skipped: for snippets that stand for the user's own code.
+repository root importable (``examples.user_blocks``); a block written as a session
+(``>>>`` prompts) runs as a doctest. A block preceded by a line ``<!-- no-test -->``
+is skipped: for snippets that stand for the user's own code.
 """
 
 from __future__ import annotations
 
+import doctest
 import re
 from pathlib import Path
 
@@ -32,7 +34,9 @@ def snippets(path: Path) -> list[tuple[str, str]]:
 
 
 def documents() -> list[Path]:
-    return [p for p in (ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))) if p.is_file()]
+    """README.md and the site's pages (docs/drafts/ holds branch notes the site excludes too, see mkdocs.yml)."""
+    pages = sorted(p for p in (ROOT / "docs").glob("**/*.md") if "drafts" not in p.relative_to(ROOT / "docs").parts)
+    return [p for p in (ROOT / "README.md", *pages) if p.is_file()]
 
 
 SNIPPETS = [s for doc in documents() for s in snippets(doc)]
@@ -56,4 +60,10 @@ def test_the_extractor_skips_marked_blocks(tmp_path: Path) -> None:
 def test_snippet_runs(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(ROOT))
+    if any(line.startswith(">>> ") for line in code.splitlines()):  # a session: run it as a doctest, outputs checked
+        test = doctest.DocTestParser().get_doctest(code, {"__name__": "__snippet__"}, "snippet", None, 0)
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        runner.run(test)
+        assert runner.failures == 0, f"{runner.failures} example(s) of the snippet failed (see the output above)"
+        return
     exec(compile(code, "<snippet>", "exec"), {"__name__": "__snippet__"})

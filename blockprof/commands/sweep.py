@@ -153,11 +153,13 @@ class _ProgressBar:
         self.state: Any = None
 
     def __enter__(self) -> _ProgressBar:
-        self.progress.start()
+        if self.progress.console.is_terminal:  # off a terminal, update() writes plain lines instead
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.progress.console.is_terminal:
+            self.progress.stop()
 
     def update(self, state: Any) -> None:
         if self.task is None:
