@@ -36,6 +36,7 @@ def invoke(*args: str) -> object:
         ("sweep", "--device", "cuda", "--channels", "8", "--spatial", "8", "-o", "RUN"),
         ("explain", "basic", "--time", "--device", "cuda"),
         ("calibrate", "--device", "cuda"),
+        ("model", "never.imported:model", "--time", "--device", "cuda"),
     ],
 )
 @pytest.mark.skipif(not NO_GPU, reason="needs a machine without a GPU")
@@ -54,7 +55,8 @@ def test_cuda_without_a_gpu_is_refused(args: tuple[str, ...], tmp_path: Path) ->
             "--dtype, --threads only apply when timing",
         ),
         (("sweep", "--channels", "8", "--threads", "2", "-o", "RUN"), "--threads only applies when timing; add --time"),
-        (("explain", "basic", "--threads", "2"), "--threads only applies to --time"),
+        (("explain", "basic", "--threads", "2"), "--threads only applies when timing; add --time"),
+        (("model", "never.imported:model", "--device", "cpu"), "--device only applies when timing; add --time"),
     ],
 )
 def test_timing_options_without_timing_are_refused(args: tuple[str, ...], flag: str, tmp_path: Path) -> None:

@@ -27,10 +27,7 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
     """
     from blockprof.networks import explain_network, names
 
-    unused = [f"--{p}" for p in ("device", "threads") if _given(p)]
-    if unused and not time_layers:
-        raise click.BadParameter(f"{', '.join(unused)} only {'applies' if len(unused) == 1 else 'apply'} to --time; add --time or drop "
-                                 f"{'it' if len(unused) == 1 else 'them'}", param_hint=unused[0])
+    options.refuse_unused_timing(click.get_current_context(), time_layers, ("device", "threads"), "--time")
     options.check_devices(device)
 
     if block in names():

@@ -186,15 +186,17 @@ def timing(f: F) -> F:
 TIMING_PARAMS = ("device", "dtype", "threads", "min_run_time", "channels_last", "compile", "allow_slow_dtype")
 
 
-def refuse_unused_timing(ctx: click.Context, time: bool, params: tuple[str, ...] = TIMING_PARAMS) -> None:
-    """``--no-time`` with a timing option given is a contradiction: say which, in one line."""
+def refuse_unused_timing(ctx: click.Context, time: bool, params: tuple[str, ...] = TIMING_PARAMS, switch: str = "--no-time") -> None:
+    """Timing options given while not timing are a contradiction: say which, in one line.
+    ``switch`` is how timing was turned off: ``--no-time`` given, or ``--time`` left out."""
     if time:
         return
     given = [p for p in params if ctx.get_parameter_source(p) not in (click.core.ParameterSource.DEFAULT, None)]
     if given:
         flags = ", ".join(f"--{p.replace('_', '-')}" for p in given)
-        raise click.BadParameter(f"{flags} only {'applies' if len(given) == 1 else 'apply'} when timing; drop {'it' if len(given) == 1 else 'them'} or drop --no-time",
-                                 param_hint="--no-time")
+        it = "it" if len(given) == 1 else "them"
+        fix = f"drop {it} or drop --no-time" if switch == "--no-time" else f"add --time or drop {it}"
+        raise click.BadParameter(f"{flags} only {'applies' if len(given) == 1 else 'apply'} when timing; {fix}", param_hint=switch)
 
 
 def check_timing(device: str, dtype: str, allow_slow_dtype: bool) -> None:

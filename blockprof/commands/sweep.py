@@ -94,12 +94,8 @@ def _check(ctx: click.Context, grid: Any, params: dict[str, Any], resume: bool) 
     that is not there, a dtype the CPU only emulates, a cell too large for memory; and
     the device peaks calibrated (saying so) before the progress bar starts."""
     timed = params["time"]
-    if not timed and not resume:
-        unused = [p for p in ("modes", "threads", "min_run_time", "rounds", "min_runs", "allow_slow_dtype") if _given(ctx, p)]
-        if unused:
-            flags = ", ".join(f"--{p.replace('_', '-')}" for p in unused)
-            raise click.BadParameter(f"{flags} only {'applies' if len(unused) == 1 else 'apply'} when timing; add --time or drop {'it' if len(unused) == 1 else 'them'}",
-                                     param_hint="--time")
+    if not resume:
+        options.refuse_unused_timing(ctx, timed, ("modes", "threads", "min_run_time", "rounds", "min_runs", "allow_slow_dtype"), "--time")
     options.check_devices(grid.device)
     if not timed:
         return
