@@ -61,8 +61,10 @@ def main() -> None:
             for hog in hogs:
                 hog.kill()
                 hog.wait()
-    print(f"{'condition':10} {'threads':>7} {'load before→after':>18} {'idle CPU':>8} {'CPU/wall per block':>22} "
-          f"{'flagged':>7}  fwd ms")
+    print(
+        f"{'condition':10} {'threads':>7} {'load before→after':>18} {'idle CPU':>8} {'CPU/wall per block':>22} "
+        f"{'flagged':>7}  fwd ms"
+    )
     for (condition, n), r in results.items():
         ratios = " ".join(f"{x:.2f}" for x in r["ratios"])  # type: ignore[attr-defined]
         fwd = " ".join(f"{x:.3g}" for x in r["fwd_ms"])  # type: ignore[attr-defined]
@@ -70,7 +72,7 @@ def main() -> None:
         print(f"{condition:10} {n:>7} {load:>18} {r['idle']:>8.0%} {ratios:>22} {r['contended']:>4} of 3  {fwd}")
     for n in threads:
         found, hogged = results[("as found", n)], results[("hogged", n)]
-        slower = [h / f for h, f in zip(hogged["fwd_ms"], found["fwd_ms"])]  # type: ignore[call-overload]
+        slower = [h / f for h, f in zip(hogged["fwd_ms"], found["fwd_ms"], strict=True)]  # type: ignore[call-overload]
         print(f"threads {n}: hogged / as-found forward median: {' '.join(f'{s:.2f}×' for s in slower)}")
 
 
