@@ -140,3 +140,12 @@ def test_terminal_and_report_tables_mark_busy_rows() -> None:
     cells = {name: [row[header.index(name)] for row in table.rows] for name in ("fwd ms", "CPU % wall")}
     assert cells["fwd ms"][0].text.endswith("busy") and "contended" in cells["fwd ms"][0].title
     assert not cells["fwd ms"][1].text.endswith("busy") and cells["CPU % wall"][0].text == "40.0%"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_only_steal_and_load_speak() -> None:
+    """The host thread waits on the GPU: its CPU share is not measured, so it cannot flag."""
+    df = timing_frame(time_blocks([BlockSpec("basic", 8, spatial=8)], **{**SMALL, "device": "cuda"}))
+    assert df["cpu_wall_ratio"].isna().all() and df["fwd_ms"].notna().all()
+    assert (df["contended"] == (df["steal_share"].fillna(0) > 0.05)).all()

@@ -9,7 +9,8 @@ Timer's clock; at each reading it also notes the CPU time of the timing thread
 (several threads: ``time.process_time() / threads``), so each sample carries
 the share of its wall time the measured code was running (``cpu_wall_ratio``).
 Beside it, the run records the CPU time the hypervisor stole (``/proc/stat``)
-and the load average before and after. A measurement is ``contended`` when its
+and the load average before and after (on CUDA only these two: the host thread
+waits on the GPU, so its CPU share says nothing). A measurement is ``contended`` when its
 code ran less than :data:`CONTENDED_RATIO` of the wall time or more than
 :data:`STEAL_LIMIT` of the CPU time was stolen.
 """

@@ -250,10 +250,11 @@ def make_step(module: nn.Module, shape: Sequence[int], mode: str, cond: Conditio
     return _Step(train, contextlib.nullcontext, model, x)
 
 
-def _timer(step: _Step, task: Task, clock: CpuClock) -> Timer:
+def _timer(step: _Step, task: Task, clock: CpuClock | None) -> Timer:
     from torch.utils.benchmark import Timer
 
-    return Timer("step()", globals={"step": step.fn}, timer=clock, num_threads=task.threads, label=task.label, description=task.mode)
+    kwargs: dict[str, Any] = {"timer": clock} if clock is not None else {}
+    return Timer("step()", globals={"step": step.fn}, num_threads=task.threads, label=task.label, description=task.mode, **kwargs)
 
 
 # --- warm-up, memory, errors ---
@@ -490,7 +491,8 @@ def _time(jobs: list[_Job], modes: Sequence[str], cond: Conditions, min_run_time
                 try:
                     step = make_step(job.make(), job.shape, mode, cond)
                     memory[(j, mode)] = warm_up(step, cond, mode)
-                    cell.clock = CpuClock(cond.threads)
+                    # on CPU the timed code is the host's; on CUDA the host waits on the GPU, so its CPU share says nothing
+                    cell.clock = CpuClock(cond.threads) if cond.device == "cpu" else None
                     cell.timer, cell.context = _timer(step, task, cell.clock), step.context
                 except Exception as e:  # recorded per cell; the other cells go on
                     cell.error = describe_error(e, task)
