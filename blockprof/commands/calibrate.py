@@ -19,12 +19,16 @@ def cli_command(device: str, dtype: str, threads: int | None, force: bool, fmt: 
     """Measure the device's peak FLOP/s (a large matmul) and bytes/s (a large copy).
 
     The peaks are cached per machine, thread count, dtype and torch version, and give
-    every timed block its roofline fraction. Takes a few seconds the first time.
+    every timed block its roofline fraction. Takes about 10 s the first time (it says so).
     Example: blockprof calibrate --dtype bfloat16
     """
-    from blockprof.timing.calibrate import cache_path, cached_peaks, calibrate
+    from blockprof.commands.options import check_devices
+    from blockprof.timing.calibrate import cache_path, cached_peaks, calibrate, describe_calibration
 
+    check_devices(device)
     was_cached = not force and cached_peaks(device, dtype, threads) is not None
+    if not was_cached:
+        click.echo(f"calibrating: {describe_calibration(device, dtype, threads)}", err=True)
     peaks = calibrate(device, dtype, threads, force=force)
     if fmt == "json":
         click.echo(json.dumps({**peaks.as_dict(), "ridge_intensity": peaks.ridge_intensity, "cache": str(cache_path())}, indent=2))

@@ -28,6 +28,9 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
     """
     from blockprof.networks import explain_network, names
 
+    options.refuse_unused_timing(click.get_current_context(), time_layers, ("device", "threads"), "--time")
+    options.check_devices(device)
+
     if block in names():
         given = [f"--{k.replace('_', '-')}" for k in ("channels", *variant) if _given(k)]
         if given:
@@ -42,6 +45,10 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
     spec = BlockSpec(block, channels, spatial=spatial or 56, batch=batch, **options.variant_options(**variant))
     click.echo(explain(spec))
     if time_layers:
+        from blockprof.timing.layers import LAYER_MIN_RUN_TIME
+
+        click.echo(f"timing each layer of {spec.label}'s forward in place (torch.profiler): about {2 * LAYER_MIN_RUN_TIME:.0f} s "
+                   "of timed calls …", err=True)
         click.echo("\n" + _layer_time_table(spec, device, threads))
 
 

@@ -162,6 +162,8 @@ def cli_command(
 
     Example: blockprof model torchvision.models:resnet50 --depth 1
     """
+    options.refuse_unused_timing(click.get_current_context(), time_it, ("device", "threads"), "--time")
+    options.check_devices(device)
     from blockprof.api import count_model
     from blockprof.counting.tools import TOOL_NAMES
 

@@ -71,7 +71,7 @@ def footer(record: dict[str, Any]) -> str:
 @click.option("--block", help="Swap the block of every stage: a registered block or package.module:callable.")
 @click.option("--spatial", type=click.IntRange(min=1), default=224, show_default=True, help="Input height = width (a multiple of 32).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size.")
-@click.option("--tools", "tools", type=options.NameList(), default="fvcore,thop,torch", show_default=True, help="Counting tools to cross-check with.")
+@options.tools
 @click.option("--explain", is_flag=True, help="Show the derivation stage by stage (text) instead of the table.")
 @options.output()
 def cli_command(name: str, block: str | None, spatial: int, batch: int, tools: tuple[str, ...], explain: bool, fmt: str, output: Path | None) -> None:

@@ -63,6 +63,37 @@ class Shape(click.ParamType):
         return tuple(int(item) for item in items)
 
 
+class ToolList(NameList):
+    """Counting tools, comma-separated; ``none`` is the empty list (the analytic count alone)."""
+
+    name = "tool list"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
+        names = super().convert(value, param, ctx)
+        if "none" in names and len(names) > 1:
+            self.fail("'none' means no tool: give it alone, or name the tools", param, ctx)
+        return () if names == ("none",) else names
+
+
+def tools(f: F) -> F:
+    return click.option(
+        "--tools", "tools", type=ToolList(), default="fvcore,thop,torch", show_default=True,
+        help="Counting tools to cross-check with (fvcore,thop,torch), or 'none' for the analytic count alone.",
+    )(f)
+
+
+def check_devices(devices: tuple[str, ...] | str, param_hint: str = "--device") -> None:
+    """Refuse ``cuda`` on a machine without a usable GPU before any work starts (one line, exit 2)."""
+    if "cuda" not in ((devices,) if isinstance(devices, str) else devices):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        build = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise click.BadParameter(f"cuda: no CUDA GPU is available here (torch {torch.__version__}, {build}); use cpu or auto",
+                                 param_hint=param_hint)
+
+
 def blocks(f: F) -> F:
     f = click.option(
         "--block", "extra_blocks", multiple=True, metavar="PKG.MODULE:CALLABLE",
@@ -178,9 +209,38 @@ def timing(f: F) -> F:
         ("--min-run-time", dict(type=seconds(MAX_MIN_RUN_TIME), default=0.2, show_default=True, help="Seconds of timed calls per block and mode (at least 10 samples).")),
         ("--channels-last", dict(is_flag=True, help="Time in channels_last memory format.")),
         ("--compile", dict(is_flag=True, help="Time the block under torch.compile.")),
+        ("--allow-slow-dtype", dict(is_flag=True, help="Time a 16-bit dtype even where the CPU only emulates it (refused otherwise).")),
     )):
         f = click.option(decl, **kwargs)(f)
     return f
+
+
+#: the options that only mean something when timing (refused with --no-time)
+TIMING_PARAMS = ("device", "dtype", "threads", "min_run_time", "channels_last", "compile", "allow_slow_dtype")
+
+
+def refuse_unused_timing(ctx: click.Context, time: bool, params: tuple[str, ...] = TIMING_PARAMS, switch: str = "--no-time") -> None:
+    """Timing options given while not timing are a contradiction: say which, in one line.
+    ``switch`` is how timing was turned off: ``--no-time`` given, or ``--time`` left out."""
+    if time:
+        return
+    given = [p for p in params if ctx.get_parameter_source(p) not in (click.core.ParameterSource.DEFAULT, None)]
+    if given:
+        flags = ", ".join(f"--{p.replace('_', '-')}" for p in given)
+        it = "it" if len(given) == 1 else "them"
+        fix = f"drop {it} or drop --no-time" if switch == "--no-time" else f"add --time or drop {it}"
+        raise click.BadParameter(f"{flags} only {'applies' if len(given) == 1 else 'apply'} when timing; {fix}", param_hint=switch)
+
+
+def check_timing(device: str, dtype: str, allow_slow_dtype: bool) -> None:
+    """Refuse, before any work, a device without a GPU and a dtype the CPU only emulates."""
+    check_devices(device)
+    from blockprof.timing.env import slow_dtype
+    from blockprof.timing.harness import conditions
+
+    resolved = conditions(device, dtype).device if device == "auto" else device
+    if not allow_slow_dtype and (reason := slow_dtype(resolved, dtype)):
+        raise click.BadParameter(f"{reason}; use --dtype float32, or add --allow-slow-dtype to time it anyway", param_hint="--dtype")
 
 
 def timing_options(**kwargs: Any) -> dict[str, Any]:

@@ -27,6 +27,9 @@ def cli_command(run: Path, output: Path, names: tuple[str, ...]) -> None:
 
     check_writable(output)
     df = load_run(run)
+    if len(df) and "status" in df.columns and (df["status"] != "ok").all():
+        raise BlockprofError(f"every one of the {len(df)} cells of {run} failed, so there is nothing to plot; "
+                             f"see why with: blockprof show {run}")
     figures, skipped = build_all(df, names)
     if not figures:
         raise BlockprofError(f"no figure applies to {run}: " + "; ".join(f"{n}: {why}" for n, why in skipped.items()))
