@@ -123,6 +123,9 @@ def option_table(p: list[str]) -> dict[str, dict[str, list[str]]]:
         "--groups": SMALL,
         "--width-per-group": SMALL,
         "--se": ["0", "0.25", "1", "nan", "-0.5", "abc", "0.25,0.5"],
+        "--kernel": ["3", "4", "5", "7", "0", "x"],
+        "--activation": ["relu", "silu", "hardswish", "gelu", ""],
+        "--se-style": ["standard", "efficientnet", "regnet", "x"],
     }
     axes = {"--channels": NUMBERS, "--spatial": SMALL, "--batch": SMALL, "--blocks": WORDS, "--block": WORDS}
     timing = {
@@ -200,6 +203,20 @@ def option_table(p: list[str]) -> dict[str, dict[str, list[str]]]:
         "report": {"ARG": p, "-o": p, "--title": WORDS, "--reference": WORDS, "--timestamp": ["none", "now", "x"]},
         "check": {**axes, **variants, **suite, "--baseline": p, "--markdown": p, "--junit": p, "--update": []},
         "baseline": {**axes, **variants, **suite, "-o": p},
+        "model": {
+            "ARG": [
+                "blockprof.blocks.nn:SqueezeExcite",
+                "tests.model_fixtures:needs_args",
+                "tests.model_fixtures:raises",
+                "tests.model_fixtures:not_a_module",
+                "no.such:thing",
+                "x",
+            ],
+            "--input": ["1,3,8,8", "1,3,x", "0,3,8,8", "", "1,3,9999999,1"],
+            "--depth": SMALL,
+            "--format": FORMATS,
+            "-o": p,
+        },
         "calibrate": {"--threads": ["0", "-1", "nan", "x", "1e9"], "--dtype": ["x"], "--device": ["tpu"]},
     }
 
