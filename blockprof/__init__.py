@@ -18,6 +18,7 @@ _API = {
     "Grid": "blockprof.grid",
     "count": "blockprof.api",
     "count_module": "blockprof.api",
+    "count_model": "blockprof.api",
     "compare": "blockprof.api",
     "explain": "blockprof.api",
     "analytic_count": "blockprof.api",
@@ -36,7 +37,13 @@ _API = {
 __all__ = [*_API, "__version__"]
 
 
+#: submodules reachable as attributes of ``import blockprof`` (imported on first use)
+_SUBMODULES = ("api", "budget", "grid", "networks", "plots", "records", "report", "runs", "spec", "timing", "units")
+
+
 def __getattr__(name: str) -> Any:
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"blockprof.{name}")
     raise AttributeError(f"module 'blockprof' has no attribute {name!r}")

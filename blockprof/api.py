@@ -20,6 +20,8 @@ from blockprof.counting.record import (
     error_record,
     tool_fields,
     totals_from_tools,
+    traced_block,
+    traced_tool_fields,
 )
 from blockprof.counting.record import count_record as count
 from blockprof.counting.tools import TOOL_NAMES
@@ -31,11 +33,15 @@ from blockprof.units import whole
 
 if TYPE_CHECKING:
     import pandas as pd
+    from torch import nn
+
+    from blockprof.models import ModelCount
 
 #: re-exported from below the API: counting one spec into a record is :mod:`blockprof.counting.record`'s job
 __all__ = [
     "PASSES_PER_TRAINING_STEP", "add_relative", "add_timings", "analytic_count", "build_meta", "compare", "count",
-    "count_module", "error_record", "explain", "explain_network", "pivot", "relative", "select", "tool_fields", "totals_from_tools",
+    "count_model", "count_module", "error_record", "explain", "explain_network", "pivot", "relative", "select",
+    "tool_fields", "totals_from_tools", "traced_block", "traced_tool_fields",
 ]
 
 
@@ -80,7 +86,7 @@ def add_timings(df: pd.DataFrame, **timing: Any) -> pd.DataFrame:
 
     import pandas as pd
 
-    from blockprof.render.tables import to_records
+    from blockprof.records import to_records
     from blockprof.timing.records import timing_table
 
     fields = [f.name for f in dataclasses.fields(BlockSpec)]  # the record's spec columns
@@ -184,6 +190,11 @@ def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: 
     from blockprof.render.explain import explain_text
 
     spec = block if isinstance(block, BlockSpec) else BlockSpec(block, channels or 256, **spec_fields)
+    definition, spec = resolve(spec)
+    if not definition.analytic:
+        from blockprof.render.explain import explain_traced_text
+
+        return explain_traced_text(spec, traced_block(definition, spec))
     return explain_text(analytic_count(spec))
 
 
@@ -193,6 +204,15 @@ def explain_network(name: str | NetworkSpec, block: str | None = None, spatial: 
     from blockprof.render.explain import explain_network_text
 
     return explain_network_text(analytic_network(name, block, spatial, batch))
+
+
+def count_model(model: str | nn.Module, input_shape: Iterable[int] = (1, 3, 224, 224), **options: Any) -> ModelCount:
+    """Any model, traced op by op (``blockprof model``): ``model`` is a ``package.module:callable``
+    target or a module. ``.frame()`` is the per-module DataFrame, ``.record()`` the JSON view;
+    ``options`` as :func:`blockprof.models.count_model` (``tools``, ``time``, ``timing``, ``train``)."""
+    from blockprof.models import count_model as _count_model
+
+    return _count_model(model, input_shape, **options)
 
 
 def _tuple(value: int | Iterable[int]) -> tuple[int, ...]:

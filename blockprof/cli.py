@@ -4,15 +4,21 @@ Each command lives in ``blockprof.commands.<name>`` and is imported only when
 it runs (or when ``--help`` lists it), and command modules import torch inside
 their functions, so ``blockprof --help`` stays well under a second.
 Every input error (click's or :class:`~blockprof.errors.BlockprofError`)
-becomes one line on stderr and exit code 2, never a traceback.
+becomes one line on stderr and exit code 2, never a traceback. Ctrl-C exits
+130 (128 + SIGINT) however many times it is pressed: after the first
+interrupt reaches the top, further ones are ignored while the process ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
 
 import click
 
+from blockprof.commands.exits import interrupted
 from blockprof.errors import BlockprofError
 
 #: command name → module defining ``cli_command``
@@ -24,6 +30,7 @@ COMMANDS = {
     "baseline": "blockprof.commands.baseline",
     "check": "blockprof.commands.check",
     "network": "blockprof.commands.network",
+    "model": "blockprof.commands.model",
     "sweep": "blockprof.commands.sweep",
     "show": "blockprof.commands.show",
     "merge": "blockprof.commands.merge",
@@ -57,6 +64,8 @@ class LazyGroup(click.Group):
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as e:
             raise _one_line(e) from None
+        except KeyboardInterrupt:
+            interrupted()
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
@@ -65,6 +74,8 @@ class LazyGroup(click.Group):
             raise _one_line(e) from None
         except BlockprofError as e:
             raise InputError(str(e)) from None
+        except KeyboardInterrupt:
+            interrupted()
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -77,4 +88,18 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="blockprof")
+    try:
+        try:
+            cli(prog_name="blockprof")
+        except KeyboardInterrupt:  # one that arrived outside a command, e.g. while click set up
+            interrupted()
+    except (SystemExit, click.exceptions.Exit) as e:
+        code = e.code if isinstance(e, SystemExit) else e.exit_code
+        if code != 130:
+            raise
+        # Leave without the interpreter's own exit: a Ctrl-C that landed inside an import that runs
+        # code through the C API sets a flag that makes CPython end the process by SIGINT (-2), not 130.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(130)

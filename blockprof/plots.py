@@ -17,6 +17,10 @@ BlockprofError on a counts-only run.
 * :func:`cost_latency` — a counted cost against median latency, with the Pareto front:
   the cells for which no other cell at the same input gives more of the cost
   metric (parameters, MACs) at no more latency.
+
+Every figure's subtitle states the run's conditions (input size, batch, threads,
+dtype, device); log axes are labelled with full values (20, 50, 2k); roofline
+and Pareto points carry their width; a point timed under contention says so on hover.
 """
 
 from __future__ import annotations
@@ -81,10 +85,71 @@ def _series(rows: pd.DataFrame, ignore: tuple[str, ...] = ()) -> list[tuple[str,
 
 
 def _cell_text(rows: pd.DataFrame) -> list[str]:
-    """One hover line per row: the cell that made the point."""
+    """One hover line per row: the cell that made the point, and why its times are
+    not to be trusted when other work held the cores while it was timed."""
     from blockprof.records import describe
 
-    return [describe(r) for r in rows.to_dict(orient="records")]
+    return [describe(r) + (f"<br>busy: {r.get('contention')}" if r.get("contended") is True else "")
+            for r in rows.to_dict(orient="records")]
+
+
+def _widths(rows: pd.DataFrame) -> list[str]:
+    """Each point's width, the label written beside it."""
+    return [f"{c:g}" for c in rows[WIDTH]]
+
+
+def conditions(df: pd.DataFrame) -> str:
+    """The run's conditions in one line, for every figure's subtitle: input size,
+    batch, and for a timed run threads, dtype and device."""
+    def values(column: str, fmt: str = "{}") -> str:
+        if column not in df.columns:
+            return ""
+        seen = [v for v in dict.fromkeys(df[column].dropna()) if v == v]
+        return ", ".join(fmt.format(int(v) if isinstance(v, float) and v.is_integer() else v) for v in seen)
+
+    parts = [f"input {values('spatial', '{}²')}", f"batch {values('batch')}"]
+    timed = "fwd_ms" in df.columns and df["fwd_ms"].notna().any() or "train_ms" in df.columns and df["train_ms"].notna().any()
+    if timed:
+        threads = values("threads")
+        parts += [f"{threads} thread{'s' if threads != '1' else ''}" if threads else "", values("dtype"),
+                  values("device") + (f" ({values('device_name')})" if values("device_name") else "")]
+        if "contended" in df.columns and (df["contended"] == True).any():  # noqa: E712
+            parts.append(f"{int((df['contended'] == True).sum())} cells timed while other work held the cores (busy)")  # noqa: E712
+    return " · ".join(p for p in parts if p)
+
+
+def _log_ticks(values: Iterable[float]) -> tuple[list[float], list[str]] | None:
+    """Ticks at 1, 2 and 5 of each decade the values span (only the powers of ten
+    over more than three decades), labelled with their full value (20, 50, 2k)."""
+    import math
+
+    from blockprof.units import si
+
+    positive = [float(v) for v in values if v is not None and v == v and v > 0]
+    if not positive:
+        return None
+    low, high = min(positive), max(positive)
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    steps = (1,) if last - first > 3 else (1, 2, 5)
+    ticks = [m * 10.0**e for e in range(first, last + 1) for m in steps if low / 1.5 <= m * 10.0**e <= high * 1.5]
+    if len(ticks) < 2:
+        ticks = [m * 10.0**e for e in range(first, last + 1) for m in (1, 2, 5) if low / 3 <= m * 10.0**e <= high * 3]
+    return ticks, [si(round(t) if t >= 1 else t) for t in ticks]
+
+
+def _label_log_axes(fig: Figure) -> None:
+    """Every log axis without explicit ticks gets :func:`_log_ticks` over the data it shows."""
+    data: dict[str, list[float]] = {}
+    for trace in fig.data:
+        for letter in ("x", "y"):
+            name = (getattr(trace, f"{letter}axis", None) or letter).replace(letter, f"{letter}axis", 1)
+            values = getattr(trace, letter, None)
+            if values is not None:
+                data.setdefault(name, []).extend(values)
+    for name, values in data.items():
+        axis = fig.layout[name]
+        if axis.type == "log" and axis.tickvals is None and (ticks := _log_ticks(values)):
+            axis.update(tickvals=ticks[0], ticktext=ticks[1])
 
 
 def _color(series: str, seen: dict[str, str]) -> str:
@@ -107,11 +172,11 @@ def _panels(titles: list[str]) -> Figure:
     return make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.1)
 
 
-def _layout(fig: Figure, title: str) -> Figure:
-    fig.update_layout(title=title, template="plotly_white", hovermode="closest", legend_title_text="series", height=520)
-    # log axes labelled at 1, 2, 5 of each decade (plotly's default labels every digit when the range is short)
-    fig.update_yaxes(dtick="D2")
-    fig.for_each_xaxis(lambda axis: axis.update(dtick="D2") if axis.tickvals is None else None)
+def _layout(fig: Figure, title: str, df: pd.DataFrame) -> Figure:
+    """Title with the run's conditions as subtitle; log axes labelled with full values."""
+    fig.update_layout(title=dict(text=title, subtitle=dict(text=conditions(df))), template="plotly_white", hovermode="closest",
+                      legend_title_text="series", height=540, margin=dict(t=110))
+    _label_log_axes(fig)
     return fig
 
 
@@ -132,7 +197,7 @@ def counts(df: pd.DataFrame) -> Figure:
     _width_axis(fig, rows)
     fig.update_yaxes(type="log", title_text="parameters (scalars)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="MACs (multiply-accumulates; 1 MAC = 2 FLOPs)", row=1, col=2)
-    return _layout(fig, "Parameters and forward MACs against width")
+    return _layout(fig, "Parameters and forward MACs against width", df)
 
 
 def _modes(df: pd.DataFrame, what: str) -> list[str]:
@@ -175,7 +240,7 @@ def latency(df: pd.DataFrame) -> Figure:
             ), row=1, col=col)
         fig.update_yaxes(type="log", title_text="median time per call (ms); bars: quartiles", row=1, col=col)
     _width_axis(fig, df[df[f"{modes[0]}_ms"].notna()])
-    return _layout(fig, "Latency against width (median; error bars: interquartile range of the samples)")
+    return _layout(fig, "Latency against width (median; error bars: interquartile range of the samples)", df)
 
 
 def throughput(df: pd.DataFrame) -> Figure:
@@ -202,7 +267,7 @@ def throughput(df: pd.DataFrame) -> Figure:
                 ), row=1, col=col)
         fig.update_yaxes(type="log", title_text="achieved GFLOP/s (analytic FLOPs / median time)", row=1, col=col)
     _width_axis(fig, df[df[f"{modes[0]}_gflops_per_s"].notna()])
-    return _layout(fig, "Achieved throughput against width (conv + linear FLOPs per second)")
+    return _layout(fig, "Achieved throughput against width (conv + linear FLOPs per second)", df)
 
 
 def roofline(df: pd.DataFrame) -> Figure:
@@ -223,9 +288,10 @@ def roofline(df: pd.DataFrame) -> Figure:
         intensities += list(rows[f"{mode}_intensity"])
         for name, part in _series(rows):
             fig.add_trace(go.Scatter(
-                x=part[f"{mode}_intensity"], y=part[f"{mode}_gflops_per_s"], mode="markers", name=f"{mode} · {name}",
-                marker=dict(symbol=symbols[mode], size=9, color=_color(name, colors)), text=_cell_text(part), customdata=part[[f"{mode}_roofline_fraction"]].to_numpy(),
-                hovertemplate=f"%{{text}}<br>{mode}: %{{x:.3g}} FLOP/byte, %{{y:.3g}} GFLOP/s (%{{customdata[0]:.1%}} of the roofline)<extra></extra>",
+                x=part[f"{mode}_intensity"], y=part[f"{mode}_gflops_per_s"], mode="markers+text", name=f"{mode} · {name}",
+                marker=dict(symbol=symbols[mode], size=9, color=_color(name, colors)), text=_widths(part), textposition="top center",
+                hovertext=_cell_text(part), customdata=part[[f"{mode}_roofline_fraction"]].to_numpy(),
+                hovertemplate=f"%{{hovertext}}<br>{mode}: %{{x:.3g}} FLOP/byte, %{{y:.3g}} GFLOP/s (%{{customdata[0]:.1%}} of the roofline)<extra></extra>",
             ))
     low, high = min(intensities) / 4, max(intensities) * 4
     for (device, dtype), peak in df.dropna(subset=["peak_gflops_per_s"]).groupby(["device", "dtype"])[["peak_gflops_per_s", "peak_gbytes_per_s"]].first().iterrows():
@@ -239,7 +305,7 @@ def roofline(df: pd.DataFrame) -> Figure:
         ))
     fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOP per byte of minimum traffic, log scale)")
     fig.update_yaxes(type="log", title_text="achieved GFLOP/s (log scale)")
-    return _layout(fig, "Roofline: achieved throughput under the calibrated compute and bandwidth ceilings")
+    return _layout(fig, "Roofline: achieved throughput under the calibrated compute and bandwidth ceilings", df)
 
 
 def pareto_front(cost: list[float], latency: list[float]) -> list[int]:
@@ -271,8 +337,9 @@ def cost_latency(df: pd.DataFrame, cost: str = "params", mode: str = "fwd") -> F
     fig = go.Figure()
     for name, part in _series(rows):
         fig.add_trace(go.Scatter(
-            x=part[f"{mode}_ms"], y=part[cost], mode="markers", name=name, marker=dict(size=9), text=_cell_text(part),
-            hovertemplate=f"%{{text}}<br>{mode} median %{{x:.4g}} ms, {cost} %{{y:,.0f}}<extra></extra>",
+            x=part[f"{mode}_ms"], y=part[cost], mode="markers+text", name=name, marker=dict(size=9), text=_widths(part),
+            textposition="top center", hovertext=_cell_text(part),
+            hovertemplate=f"%{{hovertext}}<br>{mode} median %{{x:.4g}} ms, {cost} %{{y:,.0f}}<extra></extra>",
         ))
     inputs = [a for a in INPUT_AXES if a in rows.columns]
     for key, part in rows.groupby(inputs, sort=False):
@@ -287,7 +354,7 @@ def cost_latency(df: pd.DataFrame, cost: str = "params", mode: str = "fwd") -> F
         ))
     fig.update_xaxes(type="log", title_text=f"median {MODE_TITLES[mode]} time (ms, log scale)")
     fig.update_yaxes(type="log", title_text=f"{COST_TITLES[cost]} (log scale)")
-    return _layout(fig, f"{COST_TITLES[cost].capitalize()} against {mode} latency, with the Pareto front (most {cost} per latency)")
+    return _layout(fig, f"{COST_TITLES[cost].capitalize()} against {mode} latency, with the Pareto front (most {cost} per latency)", df)
 
 
 #: name → builder, in the order ``blockprof plot`` writes them

@@ -47,3 +47,19 @@ def describe(record: Mapping[str, Any]) -> str:
     if given("dtype") and given("device"):
         text += f", {record['dtype']} on {record['device']}"
     return text
+
+
+def plain(value: Any) -> Any:
+    """A JSON-safe Python value: numpy scalars unwrapped; NaN, NaT and pandas' NA to None."""
+    import pandas as pd
+
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalar
+    if value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value))):
+        return None
+    return value
+
+
+def to_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame → records, each value JSON-safe (see :func:`plain`)."""
+    return [{k: plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]

@@ -7,12 +7,22 @@
                      the shard, the environment, the device peaks, created time
       records.jsonl  one JSON record per finished cell, appended and fsync'd line by line
 
-The records file is only ever appended to. A cell is identified by its
-:attr:`~blockprof.grid.Cell.key` (the ``cell`` field of its record); when a key
-appears more than once (a failed cell run again with ``retry_failed``) the last
-record wins. A crash can leave at most an incomplete last line, which is
-ignored (and reported) when the run is read and cut off before the run is
-appended to again; its cell simply runs again.
+      .lock          held (flock) by the one process writing the run; names it (pid, host, start)
+
+The records file is only ever appended to: nothing ever truncates it, since
+another process may have written what a truncation would cut. A cell is
+identified by its :attr:`~blockprof.grid.Cell.key` (the ``cell`` field of its
+record); when a key appears more than once (a failed cell run again with
+``retry_failed``) the last record wins, and ``ok`` records written twice (by two
+writers of an older blockprof) are kept once with a note. A crash can leave an
+incomplete last line: readers ignore and report it, and the next writer starts
+a new line after it, so it stays behind as a skipped, reported fragment; its
+cell simply runs again.
+
+One process writes a run at a time: :func:`lock_run` takes an exclusive
+``flock`` on ``.lock`` (sweep, resume and merge hold it); a second writer is
+refused in one line naming the holder. The kernel releases the lock when its
+holder dies, so a lock left by a killed process is simply taken over.
 
 Merging (:func:`merge`) combines run directories, e.g. the shards of one grid:
 
@@ -28,15 +38,24 @@ Merging (:func:`merge`) combines run directories, e.g. the shards of one grid:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from blockprof.errors import BlockprofError
+from blockprof.io import atomic_write_text, fsync_dir, is_dir, reason, write_error
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one writer per run is then the user's to keep
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +64,10 @@ FORMAT = "blockprof-run"
 SCHEMA_VERSION = 1
 META = "meta.json"
 RECORDS = "records.jsonl"
+LOCK = ".lock"
+#: how every record line starts (json.dumps of a record whose first key is "cell"): an unparsable line
+#: that starts so is a record cut off by a crash, not corruption
+_RECORD_START = b'{"cell": '
 
 #: fields a sweep adds to every record, beside the count and timing fields
 SWEEP_FIELDS: dict[str, str] = {
@@ -125,28 +148,102 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    _fsync_dir(path.parent)
+def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+    atomic_write_text(path / META, json.dumps(_json_safe(meta), indent=2, ensure_ascii=False) + "\n", "the run's metadata")
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a file's creation or rename durable (POSIX; a no-op where directories cannot be opened)."""
+def holds_a_run(path: Path) -> BlockprofError:
+    return BlockprofError(f"{path} already holds a run; add --resume to continue it, or choose another -o directory")
+
+
+# --- one writer per run ---
+
+
+@contextmanager
+def lock_run(path: str | Path, command: str = "blockprof") -> Iterator[list[str]]:
+    """Hold the run directory ``path``'s write lock while inside (the directory is
+    made if need be). Yields a list with one note when a lock left by a killed
+    writer was taken over. BlockprofError (one line, naming the holder) if another
+    live process holds it."""
+    path = Path(path)
+    created = not is_dir(path, "the run directory")
+    if created and path.exists():
+        raise BlockprofError(f"{path} is a file; -o needs a directory for the run")
+    lock = path / LOCK
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(path, e, "the run") from None
+    fd = _acquire(path, lock)
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        notes = []
+        left = _holder_info(fd)
+        if left:  # a clean release empties the file: this one was left by a writer that died
+            notes.append(f"took over the lock of {path} left by {_describe_holder(left)}, which ended without releasing it")
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "command": command}
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, json.dumps(info).encode("utf-8"))
+            os.fsync(fd)
+        except OSError as e:
+            raise write_error(lock, e, "the run's lock") from None
+        try:
+            yield notes
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # released cleanly
+                if created and os.listdir(path) == [LOCK]:  # a refused start leaves nothing behind
+                    os.unlink(lock)
+                    os.rmdir(path)
     finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _acquire(path: Path, lock: Path) -> int:
+    """An open descriptor of ``lock`` holding its flock, checked to be the file now at that path
+    (a writer that removed it between our open and our flock would leave us locking a ghost)."""
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise write_error(path, e, "the run") from None
+        if fcntl is None:
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise BlockprofError(f"{path} is being written by {holder}; wait for it to finish (or stop it), then run again") from None
+        except OSError as e:  # a file system without locks (some network mounts)
+            os.close(fd)
+            raise BlockprofError(f"cannot lock {lock}: {reason(e)}; write the run on a local disk") from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
         os.close(fd)
+
+
+def _holder_info(fd: int) -> dict[str, Any] | None:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        info = json.loads(os.read(fd, 4096) or b"null")
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _describe_holder(info: dict[str, Any]) -> str:
+    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} ({info.get('command', 'blockprof')}, "
+            f"started {info.get('started', '?')})")
+
+
+def _holder(fd: int) -> str:
+    info = _holder_info(fd)
+    return _describe_holder(info) if info else "another process"
 
 
 @dataclass
@@ -158,22 +255,24 @@ class Run:
     meta: dict[str, Any]
     records: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    #: byte length of the complete lines; anything after it is an incomplete write
-    complete_bytes: int = 0
 
     @classmethod
-    def create(cls, path: str | Path, meta: dict[str, Any]) -> Run:
-        """Start a new run directory (it must not hold a run already)."""
+    def create(cls, path: str | Path, meta: dict[str, Any], *, orphans: bool = False) -> Run:
+        """Start a new run directory (it must not hold a run already; with ``orphans``,
+        records whose meta.json was lost may be there, and are adopted)."""
         path = Path(path)
-        if (path / META).exists() or (path / RECORDS).exists():
-            raise BlockprofError(f"{path} already holds a run; add --resume to continue it, or choose another -o directory")
+        if (path / META).exists() or ((path / RECORDS).exists() and not orphans):
+            raise holds_a_run(path)
         if path.exists() and not path.is_dir():
             raise BlockprofError(f"{path} is a file; -o needs a directory for the run")
-        path.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "created": _now(), **meta}
-        _write_atomic(path / META, json.dumps(_json_safe(meta), indent=2, ensure_ascii=False) + "\n")
-        (path / RECORDS).touch()
-        _fsync_dir(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            _write_meta(path, meta)
+            (path / RECORDS).touch()
+        except OSError as e:
+            raise write_error(path, e, "the run") from None
+        fsync_dir(path)
         return cls(path, meta)
 
     @classmethod
@@ -192,23 +291,35 @@ class Run:
         except FileNotFoundError:
             raise BlockprofError(f"{self.path} has a meta.json but no {RECORDS}; the run is incomplete — sweep again into a new directory") from None
         end = data.rfind(b"\n") + 1
-        self.complete_bytes = end
         if end < len(data):
             self.notes.append(
                 f"{file}: ignored an incomplete last line ({len(data) - end} bytes, an interrupted write); its cell runs again on --resume"
             )
         latest: dict[str, dict[str, Any]] = {}
+        cut: list[int] = []
+        twice: set[str] = set()
         for number, line in enumerate(data[:end].splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except ValueError as e:
+                if line.startswith(_RECORD_START):  # a record cut off by a crash, with later records after it
+                    cut.append(number)
+                    continue
                 raise BlockprofError(f"{file} line {number} is not a JSON record ({e}); the run is corrupt — restore the file or sweep again") from None
             if not isinstance(record, dict) or not isinstance(record.get("cell"), str):
                 raise BlockprofError(f"{file} line {number} is not a blockprof cell record (no 'cell' key); the run is corrupt")
-            latest.pop(record["cell"], None)  # re-insert: the last record of a cell takes the later place
+            earlier = latest.pop(record["cell"], None)  # re-insert: the last record of a cell takes the later place
+            if earlier is not None and earlier.get("status") == "ok":
+                twice.add(record["cell"])  # retry_failed reruns errors only: an ok cell written twice is a duplicate
             latest[record["cell"]] = record
+        if cut:
+            lines = ", ".join(map(str, cut[:5])) + (", ..." if len(cut) > 5 else "")
+            self.notes.append(f"{file}: skipped {len(cut)} record(s) cut off by an interrupted write (line {lines}); their cells run again on --resume")
+        if twice:
+            self.notes.append(f"{file}: {len(twice)} cell(s) were recorded more than once (two writers at once, before runs were locked); "
+                              "the last record of each is kept")
         self.records = list(latest.values())
 
     def keys(self, *, ok_only: bool = False) -> set[str]:
@@ -233,33 +344,45 @@ class Run:
         return df
 
     def appender(self) -> RecordAppender:
-        """Append records; an incomplete last line is cut off first, so new lines start clean."""
-        return RecordAppender(self.path / RECORDS, self.complete_bytes)
+        """Append records (hold :func:`lock_run` while appending)."""
+        return RecordAppender(self.path / RECORDS)
 
     def write_meta(self, **changes: Any) -> None:
         self.meta.update(changes)
-        _write_atomic(self.path / META, json.dumps(_json_safe(self.meta), indent=2, ensure_ascii=False) + "\n")
+        _write_meta(self.path, self.meta)
 
 
 class RecordAppender:
     """Appends one record per line, flushed and fsync'd before :meth:`append` returns:
-    a record that was appended survives a crash or a power cut."""
+    a record that was appended survives a crash or a power cut.
 
-    def __init__(self, path: Path, complete_bytes: int) -> None:
+    It never truncates: when the file ends in an incomplete line (a writer killed
+    mid-line), it starts a new line after it, and readers skip the fragment."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = open(path, "ab")
-        if self._file.tell() > complete_bytes:
-            self._file.truncate(complete_bytes)
-            self._file.seek(complete_bytes)
+        try:
+            self._file = open(path, "ab")
+            self._start = b"\n" if self._file.tell() and _last_byte(path) != b"\n" else b""
+        except OSError as e:
+            raise write_error(path, e, "records") from None
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(_json_safe(record), ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
-        self._file.write(line)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        line = self._start + json.dumps(_json_safe(record), ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+        try:
+            self._file.write(line)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as e:
+            raise BlockprofError(
+                f"cannot append a record to {self.path}: {reason(e)}; every cell finished before this one is saved — "
+                f"fix that, then continue with: blockprof sweep -o {self.path.parent} --resume"
+            ) from None
+        self._start = b""
 
     def close(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):  # what could not be written was reported by append
+            self._file.close()
 
     def __enter__(self) -> RecordAppender:
         return self
@@ -268,14 +391,26 @@ class RecordAppender:
         self.close()
 
 
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
+
+
 def read_meta(path: Path) -> dict[str, Any]:
-    """A run's meta.json, checked to be a blockprof run of a schema this version reads."""
+    """A run's meta.json, checked to be a blockprof run of a schema this version reads,
+    its top-level fields of the right kinds (a hand-edited file is one line, not a traceback)."""
     file = path / META
-    if not path.is_dir():
+    if not is_dir(path, "the run"):
         raise BlockprofError(f"{path} is not a directory; give a run directory made by 'blockprof sweep -o DIR'")
     try:
         meta = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if (path / RECORDS).is_file() and (path / RECORDS).stat().st_size:
+            raise BlockprofError(
+                f"{path} has records but no {META} (deleted?); the records are intact: rebuild it by resuming with the run's "
+                f"grid options, e.g. 'blockprof sweep --channels ... -o {path} --resume' (add --time/--tools as it was swept)"
+            ) from None
         raise BlockprofError(f"{path} is not a blockprof run: it has no {META} (a run directory is what 'blockprof sweep -o DIR' creates)") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise BlockprofError(f"{file} is not readable JSON ({e}); the run is corrupt — restore it or sweep again") from None
@@ -286,7 +421,18 @@ def read_meta(path: Path) -> dict[str, Any]:
             f"{path} is a run of schema version {meta.get('schema_version')!r}; this blockprof "
             f"({_version()}) reads version {SCHEMA_VERSION} — use the blockprof that wrote it"
         )
+    for key, kinds in _META_KINDS.items():
+        if not isinstance(meta.get(key), kinds):
+            want = " or ".join("null" if k is type(None) else {dict: "an object", int: "a whole number", str: "text"}[k] for k in kinds)
+            raise BlockprofError(f"{file}: {key!r} must be {want}, got {json.dumps(meta.get(key))[:60]}; the file was edited or damaged — restore it")
     return meta
+
+
+#: meta.json's top-level fields and the JSON kinds each may take
+_META_KINDS: dict[str, tuple[type, ...]] = {
+    "settings": (dict,), "environment": (dict,), "grid": (dict, type(None)), "shard": (dict, type(None)),
+    "peaks": (dict, type(None)),
+}
 
 
 def _version() -> str:
@@ -332,10 +478,22 @@ def merge(run_dirs: Iterable[str | Path], out: str | Path, *, allow_mixed: bool 
     for duplicates, conflicts and mixed environments). Shards of one grid merge
     into a run of that grid, unsharded, which ``sweep(..., resume=True)`` completes
     if a shard is missing."""
-    runs = [Run.open(p) for p in run_dirs]
-    if len(runs) < 2:
-        raise BlockprofError(f"merge needs at least two run directories, got {len(runs)}")
-    out = Path(out)
+    paths = [Path(p) for p in run_dirs]
+    if len(paths) < 2:
+        raise BlockprofError(f"merge needs at least two run directories, got {len(paths)}")
+    target = Path(out)
+    seen: dict[Path, Path] = {}
+    for p in [*paths, target]:
+        real = p.resolve()
+        if real in seen:
+            what = "the output" if p is target else "given twice"
+            raise BlockprofError(f"{p} and {seen[real]} are the same run ({what}); merge different runs into a new directory")
+        seen[real] = p
+    with lock_run(target, "blockprof merge"):
+        return _merge([Run.open(p) for p in paths], target, allow_mixed)
+
+
+def _merge(runs: list[Run], out: Path, allow_mixed: bool) -> MergeResult:
     first = runs[0]
     mixed: list[str] = []
     for run in runs[1:]:
@@ -388,7 +546,9 @@ def merge(run_dirs: Iterable[str | Path], out: str | Path, *, allow_mixed: bool 
         for record, _ in merged.values():
             appender.append(record)
     result.records = [record for record, _ in merged.values()]
-    notes = [f"{duplicates} cell(s) appeared in more than one run and were kept once"] if duplicates else []
+    notes = [note for run in runs for note in run.notes]  # what reading dropped: cut-off lines, duplicates within a run
+    if duplicates:
+        notes.append(f"{duplicates} cell(s) appeared in more than one run and were kept once")
     if replaced:
         notes.append(f"{replaced} failed cell(s) were replaced by a successful record of the same cell from another run")
     if not same_grid:

@@ -223,6 +223,8 @@ CONDITIONS: dict[str, str] = {"dtype": "compute dtype of a timing", "device": "d
 #: the values of the two conditions (``auto``: CUDA when available, else CPU)
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+#: bytes per value of each dtype (parameters stay float32: autocast casts per op)
+DTYPE_BYTES: dict[str, int] = {"float32": 4, "bfloat16": 2, "float16": 2}
 #: the keys that make one comparison point of a sweep: rows at the same point are compared across blocks
 POINT_KEYS: tuple[str, ...] = ("in_channels", "out_channels", "stride", "spatial", "batch", "dtype", "device")
 
@@ -263,7 +265,7 @@ TIME_METRICS: tuple[str, ...] = ("fwd_ms", "train_ms")
 RECORD_FIELDS: dict[str, str] = {
     **{f.name: f.description for f in FIELDS},
     "inner_width": "width inside the block (bottleneck inner, inverted-residual hidden), or null",
-    "count_source": "'analytic' (closed form) or 'tools' (user block: torch's flop counter)",
+    "count_source": "'analytic' (closed form), 'trace' (user block: traced op by op) or 'tools' (a network of user blocks: torch's flop counter)",
     "params": METRICS["params"].description,
     "module_params": "sum(p.numel() for p in module.parameters()): the independent check of params",
     "params_conv": METRICS["params_conv"].description,

@@ -2,9 +2,46 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from blockprof.spec import BlockSpec
+
+# --- the user's own cache is never written by the tests ---
+
+
+def user_cache_dir() -> Path:
+    """The cache blockprof would use without the suite's override."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "blockprof"
+
+
+def _snapshot(path: Path) -> dict[str, tuple[int, int]]:
+    """Each file under ``path`` with its size and modification time (empty if none)."""
+    if not path.is_dir():
+        return {}
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Point blockprof's cache (device peaks) at a temporary directory for the whole
+    session, and fail at the end if the user's real cache changed meanwhile."""
+    from blockprof.timing.calibrate import CACHE_ENV
+
+    real = user_cache_dir()
+    before = _snapshot(real)
+    saved = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("blockprof-cache"))
+    try:
+        yield Path(os.environ[CACHE_ENV])
+    finally:
+        if saved is None:
+            del os.environ[CACHE_ENV]
+        else:
+            os.environ[CACHE_ENV] = saved
+    assert _snapshot(real) == before, f"the test suite wrote into the user's cache {real}"
 
 WIDTHS = (8, 24, 100, 256, 1024)  # includes widths that are not powers of two
 
@@ -66,24 +103,13 @@ TIMED = dict(min_run_time=0.01, rounds=1, min_runs=4, threads=1)
 
 @pytest.fixture(scope="session")
 def timed_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A real timed sweep, with the device peaks calibrated into a private cache."""
-    import os
-
+    """A real timed sweep, its device peaks calibrated into the session's private cache."""
     from blockprof.grid import Grid
     from blockprof.sweep import sweep
 
-    cache = tmp_path_factory.mktemp("cache")
-    before = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(cache)
-    try:
-        run = tmp_path_factory.mktemp("timed") / "run"
-        sweep(Grid(channels=(8, 16), spatial=(8,), batch=(2,), device=("cpu",)), run, time=True, **TIMED)
-        yield run
-    finally:
-        if before is None:
-            del os.environ["XDG_CACHE_HOME"]
-        else:
-            os.environ["XDG_CACHE_HOME"] = before
+    run = tmp_path_factory.mktemp("timed") / "run"
+    sweep(Grid(channels=(8, 16), spatial=(8,), batch=(2,), device=("cpu",)), run, time=True, **TIMED)
+    return run
 
 
 # --- reports ---

@@ -20,14 +20,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "blockprof"
 #: the layers, lowest first: a module may import its own layer and the layers below it.
 #: A name stands for the module and everything under it; the longest name that matches wins.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("blockprof.errors", "blockprof.units", "blockprof.schema"),
+    ("blockprof.errors", "blockprof.units", "blockprof.schema", "blockprof.io"),
     ("blockprof.spec",),
     ("blockprof.counting.formulas", "blockprof.counting.tools"),  # shape arithmetic; the tools' adapters
     ("blockprof.blocks",),
     ("blockprof.counting",),  # analytic, reconcile, record: a spec counted
     ("blockprof.timing",),
     ("blockprof.records", "blockprof.grid", "blockprof.runs"),
-    ("blockprof.networks", "blockprof.sweep", "blockprof.regress", "blockprof.budget"),
+    ("blockprof.networks", "blockprof.sweep", "blockprof.regress", "blockprof.budget", "blockprof.models"),
     ("blockprof.render", "blockprof.report", "blockprof.plots", "blockprof.regress_report"),
     ("blockprof.api",),  # the facade
     ("blockprof.commands", "blockprof.cli", "blockprof.__main__"),

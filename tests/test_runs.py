@@ -154,7 +154,7 @@ def test_a_run_is_meta_plus_one_json_line_per_cell(small_run: Path) -> None:
     assert len(lines) == 6 and all(json.loads(line)["status"] == "ok" for line in lines)
 
 
-def test_an_incomplete_last_line_is_ignored_reported_and_cut_before_appending(small_run: Path) -> None:
+def test_an_incomplete_last_line_is_ignored_reported_and_never_truncated(small_run: Path) -> None:
     records = small_run / RECORDS
     lines = records.read_bytes().splitlines(keepends=True)
     records.write_bytes(b"".join(lines[:-1]) + lines[-1][:40])  # a crash mid-write of the last cell
@@ -162,8 +162,22 @@ def test_an_incomplete_last_line_is_ignored_reported_and_cut_before_appending(sm
     assert len(run.records) == 5 and "ignored an incomplete last line (40 bytes" in run.notes[0]
     df = sweep(None, small_run, resume=True)
     assert len(df) == 6
-    lines = records.read_text().splitlines()
-    assert len(lines) == 6 and all(json.loads(line) for line in lines)
+    data = records.read_bytes()
+    assert data.startswith(b"".join(lines[:-1]) + lines[-1][:40] + b"\n")  # the fragment stays: nothing is cut
+    run = Run.open(small_run)
+    assert len(run.records) == 6 and sorted(r["cell"] for r in run.records) == sorted(json.loads(x)["cell"] for x in lines)
+    assert "skipped 1 record(s) cut off by an interrupted write (line 6)" in run.notes[0]
+
+
+def test_ok_cells_recorded_twice_are_read_once_with_a_note(small_run: Path) -> None:
+    records = small_run / RECORDS
+    data = records.read_bytes()
+    records.write_bytes(data + data.splitlines(keepends=True)[0] + data.splitlines(keepends=True)[3])
+    run = Run.open(small_run)
+    assert len(run.records) == 6 and len({r["cell"] for r in run.records}) == 6
+    assert "2 cell(s) were recorded more than once" in run.notes[0]
+    result = CliRunner().invoke(cli, ["show", str(small_run), "--format", "json"])
+    assert result.exit_code == 0 and len(json.loads(result.stdout)) == 6 and "recorded more than once" in result.stderr
 
 
 def test_resume_skips_finished_cells_and_retry_failed_reruns_errors(tmp_path: Path) -> None:
@@ -179,7 +193,7 @@ def test_resume_skips_finished_cells_and_retry_failed_reruns_errors(tmp_path: Pa
 
 
 @pytest.mark.parametrize(("damage", "match"), [
-    (lambda run: (run / "meta.json").unlink(), "is not a blockprof run: it has no meta.json"),
+    (lambda run: (run / "meta.json").unlink(), r"has records but no meta.json \(deleted\?\); the records are intact: rebuild it"),
     (lambda run: (run / "meta.json").write_text("{not json"), "meta.json is not readable JSON"),
     (lambda run: (run / "meta.json").write_text('{"format": "something-else"}'), "is not a blockprof run's metadata"),
     (lambda run: _edit_meta(run, schema_version=99), "schema version 99; this blockprof .* reads version 1"),

@@ -163,7 +163,7 @@ def test_a_timing_failure_is_recorded_per_cell(tmp_path: Path, monkeypatch: pyte
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 99 GB")
 
     monkeypatch.setattr(harness, "time_blocks", out_of_memory)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("BLOCKPROF_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr("blockprof.sweep._peaks", lambda grid, settings: None)  # calibration is not under test here
     df = sweep(Grid(channels=(8,), spatial=(4,), device=("cpu",)), tmp_path / "run", tools=(), time=True, min_run_time=0.01, rounds=1, min_runs=4)
     assert (df["status"] == "error").all() and (df["params"] > 0).all()  # the counts are kept

@@ -217,6 +217,10 @@ def test_cuda_without_a_gpu_is_a_one_line_error() -> None:
         (dict(modes=()), "modes must be a non-empty choice"),
         (dict(min_run_time=0), "min_run_time must be a positive number"),
         (dict(min_runs=2), "min_runs must be at least 4"),
+        (dict(min_run_time=float("inf")), "min_run_time must be a positive number of seconds, at most 600"),
+        (dict(min_run_time=float("nan")), "min_run_time must be a positive number"),
+        (dict(threads=100_000), "threads must be a positive whole number, at most 1,024"),
+        (dict(rounds=10**9), "rounds must be at least 1 and at most 1,000"),
     ],
 )
 def test_bad_options_are_one_line_errors(options: dict, match: str) -> None:

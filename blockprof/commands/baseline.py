@@ -28,7 +28,10 @@ def save(ctx: click.Context, output: Path, **params: Any) -> None:
     from blockprof.commands.check import progress_bar, suite_from_options
     from blockprof.regress import save_baseline
 
+    from blockprof.io import check_writable
+
     suite = suite_from_options(ctx, params)
+    check_writable(output)  # before measuring: minutes of timing never end in "cannot write"
     with progress_bar(f"timing {len(suite.cells)} cells + reference") as progress:
         snapshot = save_baseline(suite, output, progress=progress)
     timed = "counts and times" if snapshot.reference is not None else "counts only"

@@ -6,23 +6,29 @@ import json
 
 import click
 
+from blockprof.timing.harness import MAX_THREADS
+
 
 @click.command("calibrate")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Device to measure; auto = cuda when available.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True, help="Precision of the compute peak (the matmul).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's default).")
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None, help="CPU threads (default: torch's default).")
 @click.option("--force", is_flag=True, help="Measure again even when the cache has these peaks.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 def cli_command(device: str, dtype: str, threads: int | None, force: bool, fmt: str) -> None:
     """Measure the device's peak FLOP/s (a large matmul) and bytes/s (a large copy).
 
     The peaks are cached per machine, thread count, dtype and torch version, and give
-    every timed block its roofline fraction. Takes a few seconds the first time.
+    every timed block its roofline fraction. Takes about 10 s the first time (it says so).
     Example: blockprof calibrate --dtype bfloat16
     """
-    from blockprof.timing.calibrate import cache_path, cached_peaks, calibrate
+    from blockprof.commands.options import check_devices
+    from blockprof.timing.calibrate import cache_path, cached_peaks, calibrate, describe_calibration
 
+    check_devices(device)
     was_cached = not force and cached_peaks(device, dtype, threads) is not None
+    if not was_cached:
+        click.echo(f"calibrating: {describe_calibration(device, dtype, threads)}", err=True)
     peaks = calibrate(device, dtype, threads, force=force)
     if fmt == "json":
         click.echo(json.dumps({**peaks.as_dict(), "ridge_intensity": peaks.ridge_intensity, "cache": str(cache_path())}, indent=2))

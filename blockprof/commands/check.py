@@ -61,12 +61,9 @@ def progress_bar(what: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _write(path: Path, text: str, what: str) -> None:
-    from blockprof.errors import BlockprofError
+    from blockprof.io import write_output
 
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise BlockprofError(f"cannot write {what} to {path}: {e.strerror}; give a writable path") from None
+    write_output(path, text, what)
     click.echo(f"wrote {what} to {path}", err=True)
 
 
@@ -92,7 +89,12 @@ def cli_command(ctx: click.Context, baseline_path: Path, markdown: Path | None, 
     from blockprof.regress import check, ensure_comparable, load_baseline, measure, write_baseline
     from blockprof.regress_report import to_junit, to_markdown, to_text
 
+    from blockprof.io import check_writable
+
     suite = suite_from_options(ctx, params)
+    for path in (markdown, junit, baseline_path if update else None):
+        if path is not None:
+            check_writable(path)  # before measuring: a check never ends in "cannot write"
     try:
         baseline = load_baseline(baseline_path)
         ensure_comparable(suite, baseline)

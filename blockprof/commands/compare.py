@@ -10,6 +10,7 @@ import click
 from blockprof import schema
 from blockprof.commands import options
 from blockprof.commands.render import emit, emit_many
+from blockprof.render.tables import PRIORITY
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,8 +53,13 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
             for w, p, m in zip(df["next_width"], df["next_params"], df["next_macs"])
         ]
     checks = [c for c in ("fvcore_agrees", "thop_agrees", "torch_agrees", "torch_train_agrees") if c in df.columns]
+    view.attrs[PRIORITY] = ["block", "C_in→C_out", "input", "params", "MACs", "params\n%ref", "MACs\n%ref", "train\nFLOPs",
+                            "params\n%budget", "MACs\n%budget", "next width\nover budget", "FLOPs", "inner", "conv\nweights", "conv\n%ref"]
+    if not checks:  # --tools none: the analytic count alone
+        return view
     header = " ".join({"fvcore_agrees": "fv", "thop_agrees": "th", "torch_agrees": "to", "torch_train_agrees": "bwd"}[c] for c in checks)
     view["checks\n" + header] = [" ".join(f"{_mark(row[c]):<{len(h)}}" for c, h in zip(checks, header.split())).rstrip() for _, row in df.iterrows()]
+    view.attrs[PRIORITY].insert(5, "checks\n" + header)  # a failed check matters more than a share
     return view
 
 
@@ -64,6 +70,10 @@ def tool_footer(df: pd.DataFrame, reference: str, basis: str = "width") -> str:
     lines = [
         f"%ref: share of {reference}'s cost at the same {basis}. MAC = one multiply-accumulate; FLOP = one floating-point op (1 MAC = 2 FLOPs).",
         "MACs/FLOPs are conv + linear only; train FLOPs = forward + input-gradient + weight-gradient. Exact values: --format json or csv.",
+    ]
+    if not any(f"{tool}_agrees" in df.columns for tool in TOOL_NAMES):
+        return "\n".join(lines + ["No tool cross-checked these counts (--tools none): the analytic count alone."])
+    lines += [
         "Checks (fv = fvcore, th = thop, to = torch forward, bwd = torch forward+backward), ✓ when the tool's own total",
         "equals the analytic count re-summed under that tool's convention:",
     ]
@@ -117,7 +127,7 @@ def _write_html(df: pd.DataFrame, path: Path, names: tuple[str, ...], reference:
 @click.option("--budget-params", type=click.IntRange(min=1), help="Equal budget: each block at the widest C → C within this many params.")
 @click.option("--budget-macs", type=click.IntRange(min=1), help="Equal budget: each block at the widest C → C within this many forward MACs.")
 @click.option("--reference", help="Block the %ref columns divide by (default: the first block).")
-@click.option("--tools", "tools", type=options.NameList(), default="fvcore,thop,torch", show_default=True, help="Counting tools to cross-check with.")
+@options.tools
 @options.timing
 @options.output()
 @click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report of the comparison (one self-contained file).")
@@ -132,10 +142,20 @@ def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels
     writes the comparison as a report.
     Examples: blockprof compare --channels 256 --html compare.html;  blockprof compare --budget-params 1180672
     """
+    from blockprof.io import check_writable
+
+    for path in (output, html):
+        if path is not None:
+            check_writable(path)  # before any counting or timing: a long run never ends in "cannot write"
     names = (*blocks, *extra_blocks)
     reference = reference or names[0]
-    time, timing = variant.pop("time"), options.timing_options(**variant)
+    ctx = click.get_current_context()
+    time, allow_slow = variant.pop("time"), variant.pop("allow_slow_dtype")
+    options.refuse_unused_timing(ctx, time)
+    timing = options.timing_options(**variant)
     variants = options.variant_options(**variant)
+    if time:
+        options.check_timing(timing["device"], timing["dtype"], allow_slow)
     if budget_params or budget_macs:
         df = _at_equal_budget(names, spatial, batch, budget_params, budget_macs, tools, variants)
         keys: tuple[str, ...] = ("spatial", "batch")
@@ -144,36 +164,70 @@ def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels
 
         df = compare(names, channels, spatial, batch, tools=tools, reference=reference, **variants)
         keys = ("in_channels", "spatial", "batch")
-    if time:
-        from blockprof.api import add_timings
-
-        df = add_timings(df, **timing)
     from blockprof.api import add_relative
 
-    df = add_relative(df, reference, metrics=REL_METRICS + (TIME_METRICS if time else ()), keys=keys)
+    df = add_relative(df, reference, metrics=REL_METRICS, keys=keys)
+    if time:
+        _check_memory(df, timing)
+    basis = "budget" if budget_params or budget_macs else "width"
+    title = f"blockprof compare — input {batch[0]}×C×{spatial[0]}×{spatial[0]}" if len(batch) == len(spatial) == 1 else "blockprof compare"
+    counts_part, counts_footer = (display_frame(df), title), tool_footer(df, reference, basis)
+    streaming = fmt == "table" and output is None
+    if streaming:  # the counts are ready in seconds: show them before the timing starts
+        emit_many([counts_part], fmt, None, footer=counts_footer)
+    if time:
+        df = _timed(df, timing)
+        df = add_relative(df, reference, metrics=REL_METRICS + TIME_METRICS, keys=keys)
     if html is not None:
         budget = " and ".join(f"{n:,} {unit}" for n, unit in ((budget_params, "parameters"), (budget_macs, "MACs")) if n) or None
         _write_html(df, html, names, reference, tools, budget, timing if time else None)
     if fmt in ("json", "csv"):
         emit(df, fmt, output)
         return
-    basis = "budget" if budget_params or budget_macs else "width"
-    title = f"blockprof compare — input {batch[0]}×C×{spatial[0]}×{spatial[0]}" if len(batch) == len(spatial) == 1 else "blockprof compare"
-    parts = [(display_frame(df), title)]
-    if time and "fwd_ms" in df.columns:
-        parts.append((timing_frame(df), f"timing — {_conditions(df)}"))
-    footer = tool_footer(df, reference, basis) + ("\n" + timing_footer(df) if len(parts) > 1 else "")
-    emit_many(parts, fmt, output, footer=footer)
+    timing_part = [(timing_frame(df), f"timing — {_conditions(df)}")] if time and "fwd_ms" in df.columns and df["fwd_ms"].notna().any() else []
+    if streaming:
+        if timing_part:
+            click.echo()
+            emit_many(timing_part, fmt, None, footer=timing_footer(df))
+        return
+    footer = counts_footer + ("\n" + timing_footer(df) if timing_part else "")
+    emit_many([counts_part, *timing_part], fmt, output, footer=footer)
+
+
+def _check_memory(df: pd.DataFrame, timing: dict[str, Any]) -> None:
+    """Refuse a timing that cannot fit in memory before anything is built."""
+    import dataclasses
+
+    from blockprof.spec import BlockSpec
+    from blockprof.records import to_records
+    from blockprof.timing.harness import conditions
+    from blockprof.timing.memory import check_fits
+
+    fields = [f.name for f in dataclasses.fields(BlockSpec)]
+    records: list[dict[str, Any]] = to_records(df)
+    specs = [BlockSpec(**{k: r[k] for k in fields}) for r in records if r.get("status") == "ok"]
+    cond = conditions(timing["device"], timing["dtype"], threads=timing["threads"])
+    check_fits(specs, device=cond.device, dtype=cond.dtype)
+
+
+def _timed(df: pd.DataFrame, timing: dict[str, Any]) -> pd.DataFrame:
+    """The rows with their timings, calibrating first if needed and showing progress on stderr."""
+    from blockprof.api import add_timings
+    from blockprof.commands.progress import TimingProgress, ensure_peaks
+
+    ensure_peaks(timing["device"], timing["dtype"], timing["threads"])
+    with TimingProgress(f"timing {int((df['status'] == 'ok').sum())} blocks") as progress:
+        return add_timings(df, **timing, progress=progress.step, announce=progress.announce)
 
 
 REL_METRICS = schema.COUNT_METRICS
 TIME_METRICS = schema.TIME_METRICS
 
 
-def _ms(median: object, iqr: object, noisy: object) -> str:
+def _ms(median: object, iqr: object, noisy: object, busy: object = None) -> str:
     if median is None or median != median:
         return "-"
-    return f"{_number(median)} ({_number(iqr)}){' !' if noisy else ''}"
+    return f"{_number(median)} ({_number(iqr)}){' !' if noisy is True else ''}{' busy' if busy is True else ''}"
 
 
 def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -184,15 +238,20 @@ def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
     view = pd.DataFrame({"block": df["block"]})
     if df["in_channels"].nunique() > 1:
         view["C"] = df["in_channels"]
-    view["fwd ms\n(IQR)"] = [_ms(m, q, n) for m, q, n in zip(df["fwd_ms"], df["fwd_iqr_ms"], df["fwd_noisy"])]
-    view["train ms\n(IQR)"] = [_ms(m, q, n) for m, q, n in zip(df["train_ms"], df["train_iqr_ms"], df["train_noisy"])]
+    busy = df["contended"] if "contended" in df.columns else [None] * len(df)
+    view["fwd ms\n(IQR)"] = [_ms(m, q, n, b) for m, q, n, b in zip(df["fwd_ms"], df["fwd_iqr_ms"], df["fwd_noisy"], busy)]
+    view["train ms\n(IQR)"] = [_ms(m, q, n, b) for m, q, n, b in zip(df["train_ms"], df["train_iqr_ms"], df["train_noisy"], busy)]
     view["train\n%ref"] = df["train_ms_rel"].map(_percent)
     view["runs"] = df["runs"].map(lambda r: "-" if r != r or r is None else str(int(r)))
+    if "cpu_wall_ratio" in df.columns:
+        view["CPU\n%wall"] = df["cpu_wall_ratio"].map(lambda r: "-" if r is None or r != r else f"{100 * r:.0f}%")
     view["fwd\nGFLOP/s"] = df["fwd_gflops_per_s"].map(_number)
     view["train\nGFLOP/s"] = df["train_gflops_per_s"].map(_number)
     view["FLOP/byte\nfwd"] = df["fwd_intensity"].map(_number)
     view["roofline\nfwd"] = df["roofline_fraction"].map(_percent)
     view["bound"] = df["fwd_bound"].map(lambda b: b if isinstance(b, str) else "-")
+    view.attrs[PRIORITY] = ["block", "C", "fwd ms\n(IQR)", "train ms\n(IQR)", "CPU\n%wall", "train\n%ref", "runs", "roofline\nfwd",
+                            "fwd\nGFLOP/s", "bound", "train\nGFLOP/s", "FLOP/byte\nfwd"]
     return view
 
 
@@ -222,10 +281,26 @@ def timing_footer(df: pd.DataFrame) -> str:
                      "run 'blockprof calibrate --force' on a quiet machine.")
     errors = df[df["status"] != "ok"]
     lines += [f"  {row['block']} @ {row['in_channels']}: {row['error']}" for _, row in errors.iterrows()]
-    load = df["load_average"].dropna()
-    if len(load) and load.iloc[0] > (df["threads"].dropna().iloc[0] if len(df["threads"].dropna()) else 1):
-        lines.append(f"  load average {load.iloc[0]:.1f} when timing began: other work shared the cores; expect noise.")
+    lines += contention_lines(df)
     return "\n".join(lines)
+
+
+def contention_lines(df: pd.DataFrame) -> list[str]:
+    """What 'busy' means and how many rows carry it, with the load before and after."""
+    if "contended" not in df.columns or not df["contended"].notna().any():  # records from before contention was measured
+        load, threads = df["load_average"].dropna(), df["threads"].dropna()
+        if len(load) and load.iloc[0] > (threads.iloc[0] if len(threads) else 1):
+            return [f"  load average {load.iloc[0]:.1f} when timing began: other work shared the cores; expect noise."]
+        return []
+    busy = df[df["contended"] == True]  # noqa: E712
+    load = ""
+    if "load_after" in df.columns and df["load_average"].notna().any() and df["load_after"].notna().any():
+        load = f" (load average {df['load_average'].dropna().iloc[0]:.1f} before, {df['load_after'].dropna().iloc[-1]:.1f} after)"
+    if busy.empty:
+        return [f"CPU %wall: share of the timed wall time the timed code was on the CPU; at or above 90% in every row{load}."]
+    return [f"busy: {len(busy)} of {int(df['contended'].notna().sum())} rows were timed while other work held the cores{load}: "
+            f"{busy['contention'].iloc[0]}.",
+            "  Their times are slower than the block is, and the ranking between them means nothing; time again on a quiet machine."]
 
 
 def _at_equal_budget(names: tuple[str, ...], spatial: tuple[int, ...], batch: tuple[int, ...], budget_params: int | None,

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from blockprof.commands import options
+from blockprof.timing.harness import MAX_THREADS
 
 
 @click.command("explain")
@@ -17,7 +18,7 @@ from blockprof.commands import options
 @options.variants
 @click.option("--time", "time_layers", is_flag=True, help="Also time each layer of the forward in place (torch.profiler) beside its share of the MACs.")
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True, help="Device for --time.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for --time [default: torch's own default].")
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), help="CPU threads for --time [default: torch's own default].")
 def cli_command(block: str, channels: int, spatial: int | None, batch: int, time_layers: bool, device: str, threads: int | None, **variant: Any) -> None:
     """Show how BLOCK's params, MACs and training FLOPs are derived; BLOCK may
     also be a network (resnet18 ... mobilenet_v2), derived stage by stage.
@@ -27,6 +28,9 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
     """
     from blockprof.api import explain_network
     from blockprof.networks import names
+
+    options.refuse_unused_timing(click.get_current_context(), time_layers, ("device", "threads"), "--time")
+    options.check_devices(device)
 
     if block in names():
         given = [f"--{k.replace('_', '-')}" for k in ("channels", *variant) if _given(k)]
@@ -42,6 +46,10 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
     spec = BlockSpec(block, channels, spatial=spatial or 56, batch=batch, **options.variant_options(**variant))
     click.echo(explain(spec))
     if time_layers:
+        from blockprof.timing.layers import LAYER_MIN_RUN_TIME
+
+        click.echo(f"timing each layer of {spec.label}'s forward in place (torch.profiler): about {2 * LAYER_MIN_RUN_TIME:.0f} s "
+                   "of timed calls …", err=True)
         click.echo("\n" + _layer_time_table(spec, device, threads))
 
 

@@ -71,7 +71,7 @@ def footer(record: dict[str, Any]) -> str:
 @click.option("--block", help="Swap the block of every stage: a registered block or package.module:callable.")
 @click.option("--spatial", type=click.IntRange(min=1), default=224, show_default=True, help="Input height = width (a multiple of 32).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size.")
-@click.option("--tools", "tools", type=options.NameList(), default="fvcore,thop,torch", show_default=True, help="Counting tools to cross-check with.")
+@options.tools
 @click.option("--explain", is_flag=True, help="Show the derivation stage by stage (text) instead of the table.")
 @options.output()
 def cli_command(name: str, block: str | None, spatial: int, batch: int, tools: tuple[str, ...], explain: bool, fmt: str, output: Path | None) -> None:
@@ -83,6 +83,10 @@ def cli_command(name: str, block: str | None, spatial: int, batch: int, tools: t
 
     Example: blockprof network resnet50 --block inverted_residual
     """
+    if output is not None:
+        from blockprof.io import check_writable
+
+        check_writable(output)
     if explain:
         if fmt != "table":
             raise click.BadParameter("--explain prints the derivation as text; drop --format", param_hint="--explain/--format")
@@ -104,5 +108,7 @@ def _write_text(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text)
         return
-    output.write_text(text + "\n", encoding="utf-8")
+    from blockprof.io import write_output
+
+    write_output(output, text + "\n")
     click.echo(f"wrote {output}", err=True)

@@ -20,16 +20,21 @@ def cli_command(run: Path, output: Path, names: tuple[str, ...]) -> None:
 
     Example: blockprof plot runs/widths -o widths.html
     """
+    from blockprof.io import check_writable, write_output
     from blockprof.plots import build_all
     from blockprof.report.html import figures_page
     from blockprof.runs import load_run
 
+    check_writable(output)
     df = load_run(run)
+    if len(df) and "status" in df.columns and (df["status"] != "ok").all():
+        raise BlockprofError(f"every one of the {len(df)} cells of {run} failed, so there is nothing to plot; "
+                             f"see why with: blockprof show {run}")
     figures, skipped = build_all(df, names)
     if not figures:
         raise BlockprofError(f"no figure applies to {run}: " + "; ".join(f"{n}: {why}" for n, why in skipped.items()))
     notes = [f"{n} skipped: {why}" for n, why in skipped.items()]
-    output.write_text(figures_page(figures, f"blockprof sweep {run}", [*df.attrs.get("notes", []), *notes]), encoding="utf-8")
+    write_output(output, figures_page(figures, f"blockprof sweep {run}", [*df.attrs.get("notes", []), *notes]))
     click.echo(f"wrote {', '.join(figures)} to {output}", err=True)
     for note in notes:
         click.echo(f"  {note}", err=True)

@@ -31,7 +31,9 @@ def emit_many(parts: list[tuple[pd.DataFrame, str]], fmt: str, output: Path | No
     blocks = [render(df, fmt, title=title, width=200 if output else None) if fmt == "table" else f"### {title}\n\n{render(df, fmt)}" for df, title in parts]
     text = "\n\n".join(blocks) + (f"\n{footer}" if fmt == "table" and footer else "")
     if output is not None:
-        output.write_text(text + "\n", encoding="utf-8")
+        from blockprof.io import write_output
+
+        write_output(output, text + "\n")
         click.echo(f"wrote {len(parts)} tables as {fmt} to {output}", err=True)
     else:
         click.echo(text)

@@ -9,17 +9,17 @@ import click
 
 from blockprof.commands import options
 from blockprof.commands.render import emit
-from blockprof.render.tables import FILE_FORMATS
+from blockprof.render.tables import FILE_FORMATS, PRIORITY
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def _timing(ms: Any, iqr: Any, runs: Any, noisy: Any) -> str:
-    """``median (IQR, runs)``, with ``!`` when the IQR is over 10% of the median."""
+def _timing(ms: Any, iqr: Any, runs: Any, noisy: Any, busy: Any = None) -> str:
+    """``median (IQR, runs)``, with ``!`` when the IQR is over 10% of the median, ``busy`` when contended."""
     if ms is None or ms != ms:
         return "-"
-    return f"{ms:.3g} ({iqr:.2g}, {runs:g}){' !' if noisy is True else ''}"
+    return f"{ms:.3g} ({iqr:.2g}, {runs:g}){' !' if noisy is True else ''}{' busy' if busy is True else ''}"
 
 
 def display_frame(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
@@ -35,7 +35,8 @@ def display_frame(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
     view["MACs"] = [si(v) if good else "-" for v, good in zip(df.get("macs", [None] * len(df)), ok)]
     for mode in ("fwd", "train"):
         if f"{mode}_ms" in df.columns and df[f"{mode}_ms"].notna().any():
-            columns = (df[f"{mode}_ms"], df[f"{mode}_iqr_ms"], df[f"{mode}_runs"], df[f"{mode}_noisy"])
+            busy = df["contended"] if "contended" in df.columns else [None] * len(df)
+            columns = (df[f"{mode}_ms"], df[f"{mode}_iqr_ms"], df[f"{mode}_runs"], df[f"{mode}_noisy"], busy)
             view[f"{mode} ms\n(IQR, runs)"] = [_timing(*v) for v in zip(*columns)]
             view[f"{mode}\nGFLOP/s"] = [f"{v:.3g}" if v == v and v is not None else "-" for v in df[f"{mode}_gflops_per_s"]]
     if reference:
@@ -43,6 +44,8 @@ def display_frame(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
             if f"{metric}_rel" in df.columns:
                 view[f"{metric}\n/{reference}"] = [f"{v:.3g}×" if v == v else "-" for v in df[f"{metric}_rel"]]
     view["status"] = [s if s == "ok" else f"error: {e}" for s, e in zip(df["status"], df["error"])]
+    view.attrs[PRIORITY] = ["cell", *(c for c in view.columns if " ms\n" in c), "status", "params", "MACs",
+                            *(c for c in view.columns if c.startswith(("params\n/", "macs\n/", "fwd_ms\n/", "train_ms\n/")))]
     return view
 
 
@@ -76,6 +79,10 @@ def cli_command(run: Path, metric: str | None, where: tuple[str, ...], reference
 
     if fmt == "parquet" and output is None:
         raise click.BadParameter("parquet is binary: give -o FILE.parquet", param_hint="--format")
+    if output is not None:
+        from blockprof.io import check_writable
+
+        check_writable(output)
     df = load_run(run)
     for note in df.attrs.get("notes", []):
         click.echo(f"note: {note}", err=True)
@@ -95,4 +102,8 @@ def cli_command(run: Path, metric: str | None, where: tuple[str, ...], reference
     failed = int((df["status"] != "ok").sum())
     footer = ("MACs: multiply-accumulates (1 MAC = 2 FLOPs). Times: median per call in ms (interquartile range, samples);\n"
               "! = IQR over 10% of the median: noisy, do not trust the median alone.")
+    if "contended" in df.columns and (df["contended"] == True).any():  # noqa: E712
+        busy = df[df["contended"] == True]  # noqa: E712
+        footer += (f"\nbusy = timed while other work held the cores ({len(busy)} of {int(df['contended'].notna().sum())} timed cells; "
+                   f"e.g. {busy['contention'].iloc[0]}): slower than the block is; do not rank these.")
     emit(display_frame(df, reference), fmt, output, title=f"{run}: {len(df)} cells, {failed} failed", footer=footer)

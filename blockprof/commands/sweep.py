@@ -11,6 +11,7 @@ from click.core import ParameterSource
 from blockprof import schema
 from blockprof.commands import options
 from blockprof.sweep import Settings
+from blockprof.timing.harness import MAX_MIN_RUN_TIME, MAX_MIN_RUNS, MAX_ROUNDS, MAX_THREADS
 
 GRID_PARAMS = ("blocks", "extra_blocks", "channels", "spatial", "batch", "dtype", "device", *schema.VARIANT_NAMES)
 SETTING_PARAMS = ("tools", "time", "modes", "threads", "min_run_time", "rounds", "min_runs")
@@ -41,15 +42,16 @@ def _grid(ctx: click.Context, params: dict[str, Any], grid_file: Path | None, re
 @click.option("--dtype", type=options.NameList(), default="float32", show_default=True, help="Timing dtype(s): float32, bfloat16, float16.")
 @click.option("--device", type=options.NameList(), default="auto", show_default=True, help="Timing device(s): auto, cpu, cuda.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path), help="A grid file (TOML, see benchmarks/grids/); axes given as options override it.")
-@click.option("--tools", type=options.NameList(), default=",".join(Settings.tools), show_default=True,
+@click.option("--tools", type=options.ToolList(), default=",".join(Settings.tools), show_default=True,
               help="Counting tools to cross-check each cell with (fvcore,thop,torch), or 'none' for the analytic count alone.")
 @click.option("--time", is_flag=True, help="Also time every cell: forward and training step, median and IQR of at least --min-runs samples.")
+@click.option("--allow-slow-dtype", is_flag=True, help="Time a 16-bit dtype even where the CPU only emulates it (refused otherwise).")
 @click.option("--modes", type=options.NameList(), default=",".join(Settings.modes), show_default=True, help="What --time times.")
-@click.option("--threads", type=click.IntRange(min=1), help="Torch threads for timing [default: torch.get_num_threads()].")
-@click.option("--min-run-time", type=click.FloatRange(min=0, min_open=True), default=Settings.min_run_time, show_default=True,
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), help="Torch threads for timing [default: torch.get_num_threads()].")
+@click.option("--min-run-time", type=options.seconds(MAX_MIN_RUN_TIME), default=Settings.min_run_time, show_default=True,
               help="Seconds of timed calls per cell and mode.")
-@click.option("--rounds", type=click.IntRange(min=1), default=Settings.rounds, show_default=True, help="Interleaved rounds over each group of timed cells.")
-@click.option("--min-runs", type=click.IntRange(min=4), default=Settings.min_runs, show_default=True, help="Fewest samples behind a median.")
+@click.option("--rounds", type=click.IntRange(min=1, max=MAX_ROUNDS), default=Settings.rounds, show_default=True, help="Interleaved rounds over each group of timed cells.")
+@click.option("--min-runs", type=click.IntRange(min=4, max=MAX_MIN_RUNS), default=Settings.min_runs, show_default=True, help="Fewest samples behind a median.")
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory to write (records.jsonl + meta.json).")
 @click.option("--resume", is_flag=True, help="Continue the run in -o: skip the cells it holds (its grid and settings are kept).")
 @click.option("--retry-failed", is_flag=True, help="With --resume: run the failed cells again too.")
@@ -71,18 +73,53 @@ def cli_command(ctx: click.Context, run_dir: Path, grid_file: Path | None, resum
         raise click.BadParameter("--retry-failed continues a run: add --resume", param_hint="--retry-failed")
     grid = _grid(ctx, params, grid_file, resume)
     settings = {k: params[k] for k in SETTING_PARAMS if _given(ctx, k)}
-    if settings.get("tools") == ("none",):
-        settings["tools"] = ()
+    if grid is not None:
+        _check(ctx, grid, params, resume)
     bar = _ProgressBar()
     try:
         with bar:
             df = sweep(grid, run_dir, resume=resume, retry_failed=retry_failed, shard=shard, progress=bar.update, **settings)
     except SweepInterrupted as stop:
+        from blockprof.commands.exits import interrupted
+
         p = stop.progress
-        click.echo(f"interrupted: {p.skipped + p.done} of {p.total} cells are saved in {run_dir} ({p.failed} failed); "
-                   f"finish with: blockprof sweep -o {run_dir} --resume", err=True)
-        ctx.exit(130)
+        interrupted(f"interrupted: {p.skipped + p.done} of {p.total} cells are saved in {run_dir} ({p.failed} failed); "
+                    f"finish with: blockprof sweep -o {run_dir} --resume")
+    except KeyboardInterrupt:  # the second Ctrl-C: stopped at once
+        from blockprof.commands.exits import interrupted
+
+        interrupted(f"interrupted at once: the finished cells are saved in {run_dir}; finish with: blockprof sweep -o {run_dir} --resume")
     _summary(df, bar.state, run_dir)
+    if len(df) and (df["status"] != "ok").all():
+        click.echo(f"every cell of {run_dir} failed", err=True)
+        ctx.exit(1)
+
+
+def _check(ctx: click.Context, grid: Any, params: dict[str, Any], resume: bool) -> None:
+    """What can be refused before the first cell: timing options without --time, a GPU
+    that is not there, a dtype the CPU only emulates, a cell too large for memory; and
+    the device peaks calibrated (saying so) before the progress bar starts."""
+    timed = params["time"]
+    if not resume:
+        options.refuse_unused_timing(ctx, timed, ("modes", "threads", "min_run_time", "rounds", "min_runs", "allow_slow_dtype"), "--time")
+    options.check_devices(grid.device)
+    if not timed:
+        return
+    from blockprof.commands.progress import ensure_peaks
+    from blockprof.timing.harness import conditions
+    from blockprof.timing.memory import check_fits, estimate
+
+    for device in grid.device:
+        for dtype in grid.dtype:
+            options.check_timing(device, dtype, params["allow_slow_dtype"])
+    sizes = {spec: need.total for spec in grid.specs() if (need := estimate([spec])) is not None}
+    for device in grid.device:
+        cond = conditions(device, grid.dtype[0], threads=params["threads"])
+        if sizes:
+            widest = "float32" if "float32" in grid.dtype else grid.dtype[0]  # 4 bytes a value: the most memory
+            check_fits([max(sizes, key=sizes.__getitem__)], device=cond.device, dtype=widest)
+        for dtype in grid.dtype:
+            ensure_peaks(device, dtype, params["threads"])
 
 
 def _summary(df: Any, state: Any, run_dir: Path) -> None:
@@ -97,7 +134,8 @@ def _summary(df: Any, state: Any, run_dir: Path) -> None:
         click.echo(f"  failed: {describe(row)}: {row['error']}", err=True)
     if len(failed) > 5:
         click.echo(f"  … and {len(failed) - 5} more (blockprof show {run_dir} --format json)", err=True)
-    click.echo(f"next: blockprof show {run_dir}   |   blockprof plot {run_dir} -o {run_dir}/plots.html", err=True)
+    if len(failed) < len(df):
+        click.echo(f"next: blockprof show {run_dir}   |   blockprof plot {run_dir} -o {run_dir}/plots.html", err=True)
 
 
 class _ProgressBar:
@@ -117,11 +155,13 @@ class _ProgressBar:
         self.state: Any = None
 
     def __enter__(self) -> _ProgressBar:
-        self.progress.start()
+        if self.progress.console.is_terminal:  # off a terminal, update() writes plain lines instead
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.progress.console.is_terminal:
+            self.progress.stop()
 
     def update(self, state: Any) -> None:
         if self.task is None:
@@ -131,6 +171,12 @@ class _ProgressBar:
         if state.stopping and not (self.state and self.state.stopping):
             self.progress.console.print("stopping after the cell in progress (with --time: the group timed together); "
                                         "Ctrl-C again stops at once. Finished cells are saved.")
+        if not self.progress.console.is_terminal:  # a log: one plain line per finished cell
+            if state.done and (self.state is None or state.done != self.state.done):
+                failed = f", {state.failed} failed" if state.failed else ""
+                self.progress.console.print(f"sweep {state.done}/{state.total - state.skipped}{failed}: {state.last}", highlight=False)
+            self.state = state
+            return
         self.state = state
         failed = f"[red]{state.failed} failed[/red] " if state.failed else ""
         self.progress.update(self.task, completed=state.done, description=f"{failed}{state.last or ''}")

@@ -136,6 +136,6 @@ def analytic(spec: BlockSpec | ResolvedSpec) -> AnalyticCount:
     _, resolved, count = closed_form(spec)
     if count is None:
         raise BlockprofError(
-            f"{resolved.block} is a user block: it has no closed-form count; use count() for the tools' counts"
+            f"{resolved.block} is a user block: it has no closed-form count; count() traces it"
         )
     return count

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from blockprof.blocks.registry import BlockDef
+    from blockprof.counting.trace import Trace
     from blockprof.spec import BlockSpec, ResolvedSpec
 
 #: a training step: the forward and two backward terms (input and weight gradient), each the forward's MACs
@@ -75,13 +76,52 @@ def count_record(spec: BlockSpec | ResolvedSpec, tools: Iterable[str] = TOOL_NAM
     tool_counts = count_module(module, resolved.input_shape, tools, macs_hint=analytic.macs if analytic else None)
     if analytic is not None:
         record.update(count_source="analytic", **analytic.totals())
+        record.update(tool_fields(analytic, tool_counts))
     else:
-        torch_count = tool_counts.get("torch")
-        macs = torch_count.macs if isinstance(torch_count, ToolCount) else None
-        record.update(count_source="tools", **totals_from_tools(record["module_params"], macs))
-    record.update(tool_fields(analytic, tool_counts))
+        traced = traced_block(definition, resolved, module)
+        record.update(count_source="trace", **traced.totals())
+        record.update(traced_tool_fields(traced, tool_counts))
     record.update(status="ok", error=None)
     return record
+
+
+def traced_block(definition: BlockDef, spec: ResolvedSpec, module: nn.Module | None = None) -> Trace:
+    """A block with no closed form (a user block), counted op by op by the tracer. Its input
+    comes from the layer before, so it needs a gradient: every product's input gradient counts."""
+    import torch
+
+    from blockprof.counting.trace import trace
+
+    def real() -> nn.Module:
+        with torch.device("cpu"):
+            return definition.module(spec)
+
+    return trace(
+        module if module is not None else build_meta(definition, spec),
+        spec.input_shape,
+        name=spec.label,
+        input_requires_grad=True,
+        real=real,
+    )
+
+
+def traced_tool_fields(traced: Trace, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:
+    """:func:`tool_fields` for a block with no closed form: each tool reconciled with its trace."""
+    from blockprof.counting.reconcile import reconcile_traced, reconcile_traced_train
+
+    fields: dict[str, Any] = {}
+    for name, result in tool_counts.items():
+        if isinstance(result, str):
+            fields.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
+            continue
+        verdict = reconcile_traced(traced, result)
+        fields.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
+        if name == "torch":
+            train = reconcile_traced_train(traced, result)
+            fields.update(
+                torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note
+            )
+    return fields
 
 
 def tool_fields(analytic: AnalyticCount | None, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blockprof.errors import BlockprofError
+from blockprof.records import plain, to_records
 from blockprof.units import grouped
 
 if TYPE_CHECKING:
@@ -22,21 +23,6 @@ if TYPE_CHECKING:
 
 TEXT_FORMATS = ("table", "json", "csv", "markdown")
 FILE_FORMATS = (*TEXT_FORMATS, "parquet")
-
-
-def plain(value: Any) -> Any:
-    """A JSON-safe Python value: numpy scalars unwrapped; NaN, NaT and pandas' NA to None."""
-    import pandas as pd
-
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # numpy scalar
-    if value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value))):
-        return None
-    return value
-
-
-def to_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
 
 
 def _cell(value: object) -> str:
@@ -66,29 +52,70 @@ def render(df: pd.DataFrame, fmt: str, *, title: str | None = None, width: int |
 
 
 def write(df: pd.DataFrame, fmt: str, path: Path, *, title: str | None = None) -> None:
-    """Write ``df`` to ``path``; parquet is binary, the rest text."""
+    """Write ``df`` to ``path`` atomically (:func:`blockprof.io.write_output`); parquet is binary, the rest text."""
+    from blockprof.io import write_output
+
     if fmt == "parquet":
+        import io
+
+        buffer = io.BytesIO()
         try:
-            df.to_parquet(path, index=False)
+            df.to_parquet(buffer, index=False)
         except ImportError as e:
             raise BlockprofError(f"parquet needs pyarrow: pip install pyarrow ({e})") from None
+        write_output(path, buffer.getvalue())
         return
-    path.write_text(render(df, fmt, title=title, width=200) + "\n", encoding="utf-8")
+    write_output(path, render(df, fmt, title=title, width=200) + "\n")
+
+
+#: ``df.attrs`` key: the columns in order of importance; the first ones to drop when a table is too wide are at the end
+PRIORITY = "column_priority"
 
 
 def _rich_table(df: pd.DataFrame, title: str | None, width: int | None) -> str:
-    from rich import box
+    """A rich table that fits ``width``: numbers and short names never wrap; when the
+    row is still too wide, the columns least important (``df.attrs[PRIORITY]``, else the
+    rightmost) are dropped and a line under the table names them."""
     from rich.console import Console
+
+    # a terminal gets its own width; a pipe or file gets room for the whole row
+    width = width or (shutil.get_terminal_size().columns if sys.stdout.isatty() else 200)
+    console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
+    columns = list(df.columns)
+    order = [c for c in df.attrs.get(PRIORITY, ()) if c in columns] or columns
+    droppable = [c for c in reversed(columns) if c not in order] + [c for c in reversed(order) if c != columns[0]]
+    dropped: list[str] = []
+    while _least_width(df.drop(columns=dropped)) > width and droppable:
+        dropped.append(droppable.pop(0))
+    console.print(_table(df.drop(columns=dropped), title))
+    text = console.file.getvalue().rstrip()  # type: ignore[attr-defined]
+    if dropped:
+        names = ", ".join(" ".join(str(c).split()) for c in dropped)
+        text += f"\n(left out to fit {width} columns: {names}; --format csv or json has every column)"
+    return text
+
+
+def _least_width(df: pd.DataFrame) -> int:
+    """The narrowest the table can be without breaking a number or a name: its width
+    with every long text column folded to its minimum."""
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=10_000, force_terminal=False, color_system=None)
+    console.print(_table(df, None, folded=True))
+    return max((len(line) for line in console.file.getvalue().splitlines()), default=0)  # type: ignore[attr-defined]
+
+
+def _table(df: pd.DataFrame, title: str | None, folded: bool = False) -> Any:
+    from rich import box
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in df.columns:
         numeric = df[column].dtype.kind in "iuf" or df[column].astype(str).str.match(r"^[-\d.,%]+[kMGT]?$").all()
-        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
+        short = df[column].astype(str).str.len().max() <= 24 if len(df) else True
+        whole = numeric or short  # numbers and names are never broken; long text folds, at least 20 wide
+        table.add_column(str(column), justify="right" if numeric else "left", no_wrap=whole, overflow="ellipsis" if whole else "fold",
+                         min_width=None if whole else 20, max_width=20 if folded and not whole else None)
     for row in df.itertuples(index=False):
         table.add_row(*(_cell(v) for v in row))
-    out = io.StringIO()
-    # a terminal gets its own width; a pipe or file gets room for the whole row
-    width = width or (shutil.get_terminal_size().columns if sys.stdout.isatty() else 200)
-    Console(file=out, width=width, force_terminal=False, color_system=None).print(table)
-    return out.getvalue().rstrip()
+    return table

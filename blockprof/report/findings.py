@@ -146,6 +146,11 @@ def row_name(row: dict[str, Any], ambiguous: bool) -> str:
     return f"{row['block']} {variant}".strip()
 
 
+def spoiled(row: dict[str, Any]) -> bool:
+    """The row's times were taken under contention (see :mod:`blockprof.timing.contention`): not to be ranked."""
+    return row.get("contended") is True
+
+
 def headline_point(df: pd.DataFrame, reference: str, axes: Sequence[str] = POINT_KEYS) -> pd.DataFrame | None:
     """The rows of the point the summary leads with: one where the reference block has
     exactly one row, most blocks are present, then the widest, largest input, smallest batch."""
@@ -190,6 +195,10 @@ def comparisons(df: pd.DataFrame, reference: str, axes: Sequence[str] = POINT_KE
             mine, theirs = Spread.of(row, mode), Spread.of(ref, mode)
             if mine is not None and theirs is not None:
                 speeds.append(speed_phrase(theirs, mine, STEPS[mode]))
+        if speeds and (spoiled(row) or spoiled(ref)):
+            text += (f" Its speed against {reference} is not stated: other work held the cores while "
+                     f"{'both were' if spoiled(row) and spoiled(ref) else 'one of them was'} timed.")
+            speeds = []
         if speeds:
             noisy = sum(s.noisy for m in modes for s in (Spread.of(row, m), Spread.of(ref, m)) if s is not None)
             text += f" On {device_text(ref)} it " + " and ".join(speeds)
@@ -213,9 +222,12 @@ def winners(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
             continue
         wins: dict[str, int] = {}
         clear: dict[str, int] = {}
-        points = 0
+        points = spoilt = 0
         for _, part in rows.dropna(subset=[column]).groupby(keys, dropna=False, sort=False):
             if part["block"].nunique() < 2:
+                continue
+            if column.endswith("_ms") and "contended" in part.columns and (part["contended"] == True).any():  # noqa: E712
+                spoilt += 1  # a ranking that contention may have decided is no finding
                 continue
             points += 1
             ranked = part.sort_values(column).to_dict(orient="records")
@@ -226,6 +238,12 @@ def winners(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
                 a, b = Spread.of(best, column[:-3]), Spread.of(runner, column[:-3])
                 if a is not None and b is not None and a.q3 < b.q1:
                     clear[name] = clear.get(name, 0) + 1
+        if spoilt:
+            left_out = (f"{what}: not ranked at {spoilt} point{'s' if spoilt > 1 else ''}, where other work held the cores "
+                        "while they were timed (flagged busy in the timing table)")
+            if not points:
+                out.append(left_out + ".")
+                continue
         if not points:
             continue
         ordered = sorted(wins.items(), key=lambda kv: -kv[1])
@@ -240,6 +258,8 @@ def winners(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
             text = f"{what}: {', '.join(parts)} of the {points} points compared"
         if timed:
             text += " (clearly: its third quartile below the runner-up's first)"
+            if spoilt:
+                text += f"; {left_out[len(what) + 2:]}"
         out.append(text + ".")
     return out
 
@@ -287,6 +307,22 @@ def noise(df: pd.DataFrame, noisy_ratio: float) -> list[str]:
     return [text + "."]
 
 
+def contention(df: pd.DataFrame) -> list[str]:
+    """How many timed cells other work spoiled, and how badly: those are never ranked."""
+    rows = ok_rows(df)
+    if "contended" not in rows.columns or not timed_modes(rows):
+        return []
+    busy = rows[rows["contended"] == True]  # noqa: E712
+    if busy.empty:
+        timed = rows["contended"].notna().sum()
+        return [f"No timing was taken under contention: in all {timed} timed cells the timed code was on the CPU "
+                "for at least 90% of the wall time."] if timed else []
+    ratios = busy["cpu_wall_ratio"].dropna() if "cpu_wall_ratio" in busy.columns else busy["contended"].iloc[:0]
+    share = f" (the timed code ran only {percent(ratios.min())} to {percent(ratios.max())} of the wall time)" if len(ratios) else ""
+    return [f"{len(busy)} of {int(rows['contended'].notna().sum())} timed cells were measured while other work held the cores{share}: "
+            "their times are flagged busy, are not ranked above, and should be measured again on a quiet machine."]
+
+
 def throughput(df: pd.DataFrame) -> list[str]:
     rows = ok_rows(df)
     out = []
@@ -314,7 +350,7 @@ def summary(df: pd.DataFrame, reference: str | None, noisy_ratio: float, axes: S
     sentences: list[str] = []
     if reference is not None:
         sentences += comparisons(df, reference, axes)
-    sentences += winners(df, axes) + count_checks(df) + noise(df, noisy_ratio) + throughput(df) + failures(df)
+    sentences += winners(df, axes) + count_checks(df) + contention(df) + noise(df, noisy_ratio) + throughput(df) + failures(df)
     return sentences
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.report import findings
-from blockprof.render.tables import plain
+from blockprof.records import plain
 from blockprof.report.findings import CHECKS, STEPS, Spread, given, percent
 from blockprof.units import grouped, si
 
@@ -258,13 +258,17 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
     columns = list(CELL_HEADERS)
     for mode in modes:
         columns += [
-            Column(f"{mode} ms", True, f"median time of one {STEPS[mode]} (milliseconds); ⚠ = noisy"),
+            Column(f"{mode} ms", True, f"median time of one {STEPS[mode]} (milliseconds); ⚠ = noisy; busy = taken while other work held the cores"),
             Column(f"{mode} IQR", True, f"interquartile range of the samples in milliseconds, and over the median (sorts by the latter); above {noisy_ratio:.0%} the cell is flagged noisy"),
             Column(f"{mode} runs", True, "samples behind the median"),
         ]
         if reference is not None:
             columns.append(Column(f"{mode} ÷ {reference}", True, f"median over {reference}'s median at the same point, timed side by side (below 1: faster)"))
         columns.append(Column(f"{mode} GFLOP/s", True, "analytic FLOPs (conv + linear) over the median time"))
+    contention = any(given(r.get("cpu_wall_ratio")) for r in records)
+    if contention:
+        columns.append(Column("CPU % wall", True, "share of the timed wall time the timed code was on the CPU; below 90% other work held the "
+                              "cores and the row is flagged busy (its times are not ranked)"))
     if any(given(r.get("roofline_fraction")) for r in records):
         columns.append(Column("fwd % roofline", True, "forward GFLOP/s over min(peak GFLOP/s, intensity × peak GB/s)"))
     rows = []
@@ -279,10 +283,12 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
             if spread is None:
                 row += [TableCell("–"), TableCell("–"), TableCell("–")]
             else:
-                flag = spread.noisy
+                flag, busy = spread.noisy, r.get("contended") is True
                 note = f"IQR is {rel:.0%} of the median (over {noisy_ratio:.0%}): noisy, do not trust the median alone" if flag and rel is not None else ""
+                if busy:
+                    note = "; ".join(filter(None, (note, f"contended: {r.get('contention')}")))
                 row += [
-                    TableCell(f"{median:.3g}{' ⚠' if flag else ''}", median, "noisy" if flag else "", note),
+                    TableCell(f"{median:.3g}{' ⚠' if flag else ''}{' busy' if busy else ''}", median, "noisy" if flag or busy else "", note),
                     TableCell("–") if iqr is None or rel is None else TableCell(f"{iqr:.2g} · {100 * rel:.0f}%", rel, "noisy" if flag else ""),
                     number(r.get(f"{mode}_runs"), lambda v: f"{v:g}"),
                 ]
@@ -291,6 +297,8 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
                 title = "" if base is None or spread is None else "quartile range of the speed-up {1:.2g}–{2:.2g}×".format(*findings.speedup(base, spread))
                 row.append(number(_ratio(median, ref.get(f"{mode}_ms")) if ref else None, lambda v: f"{v:.2f}", title=title))
             row.append(number(r.get(f"{mode}_gflops_per_s"), _g(3)))
+        if contention:
+            row.append(number(r.get("cpu_wall_ratio"), percent, cls="noisy" if r.get("contended") is True else ""))
         if columns[-1].name == "fwd % roofline":
             row.append(number(r.get("roofline_fraction"), percent))
         rows.append(row)
@@ -587,10 +595,16 @@ def figures_page(figures: Mapping[str, Any], title: str, notes: Sequence[str] = 
 
 def write_report(path: str | Path, source: str | Path | pd.DataFrame, title: str | None = None, **options: Any) -> Path:
     """Build the report (see :func:`build_report`) and write it to ``path`` (parent folders made); returns the path."""
+    from blockprof.io import write_error, write_output
+
+    from blockprof.io import is_dir
+
     path = Path(path)
-    html = build_report(source, title, **options)
-    if path.exists() and path.is_dir():
+    if is_dir(path, "the report"):
         raise BlockprofError(f"{path} is a directory; give the report a file name, e.g. {path / 'report.html'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
-    return path
+    html = build_report(source, title, **options)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(path, e, "the report") from None
+    return write_output(path, html, "the report")

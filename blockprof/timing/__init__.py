@@ -34,6 +34,13 @@ _API = {
 __all__ = list(_API)
 
 
+# ``calibrate`` is both a submodule and its main function; importing the function here
+# binds the package attribute to the function after the import system bound it to the
+# module, so ``from blockprof.timing import calibrate; calibrate("cpu")`` works however
+# the submodule was reached (it imports no torch). The module: blockprof.timing.calibrate in sys.modules.
+from blockprof.timing.calibrate import calibrate  # noqa: E402
+
+
 def __getattr__(name: str) -> Any:
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)

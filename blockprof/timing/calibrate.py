@@ -8,13 +8,15 @@ samples). The peak is the fastest sample, as STREAM reports its best rate: other
 work on the machine can only slow a run down, so the fastest sample is the
 closest to what the hardware does; the median rate and the IQR are kept beside
 it, and a block's roofline fraction above 1 says the peak was measured under
-load (``--force`` on a quiet machine measures it again). Results are cached in ``$XDG_CACHE_HOME/blockprof/peaks.json``
-(default ``~/.cache``), keyed by device name, CPU model, thread count, dtype and
-torch version; ``force=True`` measures again.
+load (``--force`` on a quiet machine measures it again). Results are cached in
+``peaks.json`` under :func:`cache_dir` (``$BLOCKPROF_CACHE_DIR``, else
+``$XDG_CACHE_HOME/blockprof``, else ``~/.cache/blockprof``), keyed by device name,
+CPU model, thread count, dtype and torch version; ``force=True`` measures again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -31,6 +33,19 @@ MATMUL_N = {"cpu": 2048, "cuda": 8192}
 COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
 #: seconds of timed calls for each of the two peaks
 CALIBRATE_MIN_RUN_TIME = 1.0
+#: the longest one matmul call may take: the side is halved until it fits, which bounds the
+#: calibration (10 samples at least) and keeps Ctrl-C answered (it lands between calls)
+MAX_CALL_S = 0.5
+#: what a calibration takes on a quiet machine, at most, in seconds (said before it starts)
+EXPECTED_S = 10
+
+
+def describe_calibration(device: str, dtype: str, threads: int | None) -> str:
+    """One line saying what a first calibration measures and how long it takes."""
+    cond = conditions(device, dtype, threads=threads)
+    return (f"{cond.device} {dtype} peaks at {cond.threads} threads, once per machine: a matmul of up to "
+            f"{MATMUL_N[cond.device]}² (one call under {MAX_CALL_S:g} s) and a {COPY_BYTES[cond.device] // 2**20} MiB copy, "
+            f"about {EXPECTED_S} s (longer on a busy machine; Ctrl-C stops it)")
 
 
 @dataclass(frozen=True)
@@ -66,9 +81,19 @@ class Peaks:
         return asdict(self)
 
 
+#: the environment variable that moves blockprof's cache (the test suite points it at a temporary directory)
+CACHE_ENV = "BLOCKPROF_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where blockprof caches what it measured once per machine."""
+    if explicit := os.environ.get(CACHE_ENV):
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "blockprof"
+
+
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "blockprof" / "peaks.json"
+    return cache_dir() / "peaks.json"
 
 
 def cache_key(cond: Conditions) -> str:
@@ -87,13 +112,17 @@ def _load() -> dict[str, Any]:
 
 
 def _save(peaks: Peaks) -> None:
+    """Cache the peaks, atomically (a concurrent reader sees the old file or the new one). A cache
+    that cannot be written (read-only home, full disk) costs a new measurement next time, not this run."""
+    from blockprof.errors import BlockprofError
+    from blockprof.io import atomic_write_text
+
     path = cache_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = _load()
     data[peaks.key] = peaks.as_dict()
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)  # atomic: a concurrent reader sees the old file or the new one
+    with contextlib.suppress(OSError, BlockprofError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def cached_peaks(device: str = "auto", dtype: str = "float32", threads: int | None = None) -> Peaks | None:
@@ -112,8 +141,8 @@ def calibrate(device: str = "auto", dtype: str = "float32", threads: int | None 
     cond = conditions(device, dtype, threads=threads)
     if not force and (hit := cached_peaks(cond.device, dtype, cond.threads)) is not None:
         return hit
-    matmul, copy = _measure(cond, min_run_time)
-    n, nbytes = MATMUL_N[cond.device], COPY_BYTES[cond.device]
+    n, (matmul, copy) = _measure(cond, min_run_time)
+    nbytes = COPY_BYTES[cond.device]
     import torch
 
     flops, moved = 2 * n**3, 2 * nbytes
@@ -140,13 +169,37 @@ def calibrate(device: str = "auto", dtype: str = "float32", threads: int | None 
     return peaks
 
 
-def _measure(cond: Conditions, min_run_time: float) -> tuple[Measurement, Measurement]:
+def matmul_side(cond: Conditions, limit: float = MAX_CALL_S) -> int:
+    """The side of the square matmul: :data:`MATMUL_N` for the device, or less where one
+    call would take over ``limit`` seconds (a dtype the device runs slowly, a loaded
+    machine); found by doubling from 256, a doubling costing 8× the time."""
+    import time
+
+    import torch
+
+    n, dt = 256, cond.torch_dtype()
+    while n < MATMUL_N[cond.device]:
+        a = torch.randn(n, n, device=cond.device).to(dt)
+        torch.mm(a, a)  # first call: kernel selection
+        if cond.device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        torch.mm(a, a)
+        if cond.device == "cuda":
+            torch.cuda.synchronize()
+        if 8 * (time.perf_counter() - start) > limit:
+            break
+        n *= 2
+    return n
+
+
+def _measure(cond: Conditions, min_run_time: float) -> tuple[int, tuple[Measurement, Measurement]]:
     import torch
     from torch.utils.benchmark import Timer
 
     from blockprof.errors import BlockprofError
 
-    n, nbytes = MATMUL_N[cond.device], COPY_BYTES[cond.device]
+    n, nbytes = matmul_side(cond), COPY_BYTES[cond.device]
     dt = cond.torch_dtype()
     a, b, c = (torch.randn(n, n, device=cond.device).to(dt) for _ in range(3))
     src = torch.empty(nbytes, dtype=torch.uint8, device=cond.device).random_()
@@ -162,4 +215,4 @@ def _measure(cond: Conditions, min_run_time: float) -> tuple[Measurement, Measur
         if cell.error:
             raise BlockprofError(f"calibration failed: {cell.error}")
     matmul, copy = (cell.result() for cell in cells)
-    return matmul, copy  # type: ignore[return-value]
+    return n, (matmul, copy)  # type: ignore[return-value]

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Seque
 from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
+from blockprof.timing.contention import CpuClock, cpu_ticks, load_average, steal_share
 from blockprof.timing.env import Environment, environment, steady_allocator
 from blockprof.timing.measurement import MIN_RUNS, MODES, Measurement, Task
 
@@ -48,9 +49,13 @@ if TYPE_CHECKING:
 DEFAULT_MIN_RUN_TIME = 0.2
 #: round-robin passes over the cells; each cell's samples come from every round
 DEFAULT_ROUNDS = 3
+#: the largest value each timing option takes: beyond it a run would not end in reasonable time
+#: (min_run_time is per cell and mode; threads beyond any machine's cores only oversubscribe)
+MAX_MIN_RUN_TIME = 600.0
+MAX_ROUNDS = 1_000
+MAX_MIN_RUNS = 100_000
+MAX_THREADS = 1_024
 DEVICES, DTYPES = schema.DEVICES, schema.DTYPES
-#: bytes per value of each dtype (parameters stay float32: autocast casts per op)
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class BlockTiming:
     train_peak_bytes: int | None = None
     saved_bytes_measured: int | None = None
     error: str | None = None
+    load_after: float | None = None
+    steal_share: float | None = None
 
     def measurement(self, mode: str) -> Measurement | None:
         return getattr(self, mode)
@@ -106,8 +113,8 @@ def conditions(device: str = "auto", dtype: str = "float32", channels_last: bool
         raise BlockprofError(f"unknown device {device!r}; choose {', '.join(DEVICES)}")
     if dtype not in DTYPES:
         raise BlockprofError(f"unknown dtype {dtype!r}; choose {', '.join(DTYPES)}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise BlockprofError(f"threads must be a positive whole number, got {threads!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS):
+        raise BlockprofError(f"threads must be a positive whole number, at most {MAX_THREADS:,}; got {threads!r}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -136,14 +143,17 @@ def _check_dtype(device: str, dtype: str) -> None:
 
 @dataclass
 class Cell:
-    """One thing to measure: its Timer (``None`` when it failed before timing), the
-    context the Timer runs in, the rounds measured so far, or its error."""
+    """One thing to measure: its Timer (``None`` when it failed before timing) and the
+    clock it reads (``None``: torch's, no CPU time kept), the context the Timer runs
+    in, the rounds measured so far with each sample's CPU/wall ratio, or its error."""
 
     task: Task
     timer: Timer | None = None
     context: Callable[[], ContextManager[Any]] = contextlib.nullcontext
     parts: list[TorchMeasurement] = field(default_factory=list)
     error: str | None = None
+    clock: CpuClock | None = None
+    cpu_ratios: list[float] = field(default_factory=list)
 
     @property
     def runs(self) -> int:
@@ -157,7 +167,7 @@ class Cell:
         return times[len(times) // 2]
 
     def result(self) -> Measurement | None:
-        return Measurement.from_torch(self.task, self.parts) if self.error is None and self.parts else None
+        return Measurement.from_torch(self.task, self.parts, self.cpu_ratios) if self.error is None and self.parts else None
 
 
 def _autocast(cond: Conditions) -> ContextManager[Any]:
@@ -244,10 +254,11 @@ def make_step(module: nn.Module, shape: Sequence[int], mode: str, cond: Conditio
     return _Step(train, contextlib.nullcontext, model, x)
 
 
-def _timer(step: _Step, task: Task) -> Timer:
+def _timer(step: _Step, task: Task, clock: CpuClock | None) -> Timer:
     from torch.utils.benchmark import Timer
 
-    return Timer("step()", globals={"step": step.fn}, num_threads=task.threads, label=task.label, description=task.mode)
+    kwargs: dict[str, Any] = {"timer": clock} if clock is not None else {}
+    return Timer("step()", globals={"step": step.fn}, num_threads=task.threads, label=task.label, description=task.mode, **kwargs)
 
 
 # --- warm-up, memory, errors ---
@@ -336,9 +347,11 @@ def _release(device: str) -> None:
 
 
 def run_interleaved(cells: Sequence[Cell], *, min_run_time: float, min_runs: int = MIN_RUNS, rounds: int = DEFAULT_ROUNDS,
-                    progress: Callable[[int, int], None] | None = None) -> None:
+                    progress: Callable[[int, int], None] | None = None, announce: Callable[[Task], None] | None = None) -> None:
     """Measure every cell round-robin, ``rounds`` times, then top up the cells with
     fewer than ``min_runs`` samples (again round-robin) until each has enough.
+    ``progress(done, total)`` follows each round of a cell; ``announce(task)``
+    precedes it (what is being measured, for a progress display).
 
     Each round is one ``blocked_autorange`` (its block-size estimate re-warms the
     cell after the others ran); its budget is this cell's share of
@@ -348,6 +361,8 @@ def run_interleaved(cells: Sequence[Cell], *, min_run_time: float, min_runs: int
     for r in range(rounds):
         for i in range(len(cells)):
             cell = cells[(i + r) % len(cells)]  # rotate so that no cell always runs first
+            if announce and cell.error is None:
+                announce(cell.task)
             _round(cell, min_run_time / rounds, min_runs, rounds - r)
             if progress:
                 progress(r * len(cells) + i + 1, rounds * len(cells))
@@ -364,7 +379,10 @@ def _round(cell: Cell, share: float, min_runs: int, rounds_left: int) -> None:
     budget = max(share, math.ceil(missing / rounds_left) * per_sample if per_sample else 0.0)
     try:
         with cell.context():
-            cell.parts.append(cell.timer.blocked_autorange(min_run_time=budget))
+            part = cell.timer.blocked_autorange(min_run_time=budget)
+        cell.parts.append(part)
+        if cell.clock is not None:
+            cell.cpu_ratios += cell.clock.take(len(part.raw_times))
     except Exception as e:  # a failing cell is recorded, the run goes on
         cell.error = describe_error(e, cell.task)
         cell.parts.clear()
@@ -395,6 +413,7 @@ def time_blocks(
     rounds: int = DEFAULT_ROUNDS,
     compile: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    announce: Callable[[Task], None] | None = None,
 ) -> list[BlockTiming]:
     """Time each spec's block in each mode, all cells interleaved; one BlockTiming per spec.
 
@@ -405,11 +424,16 @@ def time_blocks(
     """
     from blockprof.blocks.registry import resolve
 
+    from blockprof.timing.memory import check_fits
+
     jobs = []
     for spec in specs:
         definition, spec = resolve(spec)
         jobs.append(_Job(spec.label, spec, lambda d=definition, s=spec: d.module(s), spec.input_shape))
-    return _time(jobs, modes, conditions(device, dtype, channels_last, threads, compile), min_run_time, min_runs, rounds, progress)
+    cond = conditions(device, dtype, channels_last, threads, compile)
+    check_budget(modes, min_run_time, min_runs, rounds)
+    check_fits([job.spec for job in jobs if job.spec is not None], modes, cond.device, cond.dtype)  # before anything is allocated
+    return _time(jobs, modes, cond, min_run_time, min_runs, rounds, progress, announce)
 
 
 def time_block(spec: BlockSpec, **options: Any) -> BlockTiming:
@@ -426,7 +450,7 @@ def time_module(module: nn.Module, input_shape: Sequence[int], *, label: str | N
                 compile: bool = False) -> BlockTiming:
     """Time any module at ``input_shape`` (a deep copy: ``module`` is left as handed in)."""
     job = _Job(label or type(module).__name__, None, lambda: module, tuple(input_shape))
-    (timing,) = _time([job], modes, conditions(device, dtype, channels_last, threads, compile), min_run_time, min_runs, rounds, None)
+    (timing,) = _time([job], modes, conditions(device, dtype, channels_last, threads, compile), min_run_time, min_runs, rounds, None, None)
     if timing.error:
         raise BlockprofError(timing.error)
     return timing
@@ -435,12 +459,12 @@ def time_module(module: nn.Module, input_shape: Sequence[int], *, label: str | N
 def check_budget(modes: Sequence[str], min_run_time: float, min_runs: int, rounds: int) -> None:
     if not modes or any(m not in MODES for m in modes):
         raise BlockprofError(f"modes must be a non-empty choice of {', '.join(MODES)}, got {', '.join(modes) or 'none'}")
-    if not min_run_time > 0:
-        raise BlockprofError(f"min_run_time must be a positive number of seconds, got {min_run_time!r}")
-    if min_runs < 4:
-        raise BlockprofError(f"min_runs must be at least 4 (a median and IQR need quartiles), got {min_runs}")
-    if rounds < 1:
-        raise BlockprofError(f"rounds must be at least 1, got {rounds}")
+    if not (isinstance(min_run_time, (int, float)) and 0 < min_run_time <= MAX_MIN_RUN_TIME):  # also refuses nan
+        raise BlockprofError(f"min_run_time must be a positive number of seconds, at most {MAX_MIN_RUN_TIME:g}; got {min_run_time!r}")
+    if not (isinstance(min_runs, int) and 4 <= min_runs <= MAX_MIN_RUNS):
+        raise BlockprofError(f"min_runs must be at least 4 (a median and IQR need quartiles) and at most {MAX_MIN_RUNS:,}; got {min_runs!r}")
+    if not (isinstance(rounds, int) and 1 <= rounds <= MAX_ROUNDS):
+        raise BlockprofError(f"rounds must be at least 1 and at most {MAX_ROUNDS:,}; got {rounds!r}")
 
 
 @contextlib.contextmanager
@@ -456,7 +480,7 @@ def _cudnn_benchmark(on: bool) -> Any:
 
 
 def _time(jobs: list[_Job], modes: Sequence[str], cond: Conditions, min_run_time: float, min_runs: int, rounds: int,
-          progress: Callable[[int, int], None] | None) -> list[BlockTiming]:
+          progress: Callable[[int, int], None] | None, announce: Callable[[Task], None] | None) -> list[BlockTiming]:
     check_budget(modes, min_run_time, min_runs, rounds)
     steady_allocator()  # no page faults per call from glibc handing activations back to the OS
     env = environment(cond.device, cond.dtype, cond.threads, cond.memory_format)
@@ -471,12 +495,17 @@ def _time(jobs: list[_Job], modes: Sequence[str], cond: Conditions, min_run_time
                 try:
                     step = make_step(job.make(), job.shape, mode, cond)
                     memory[(j, mode)] = warm_up(step, cond, mode)
-                    cell.timer, cell.context = _timer(step, task), step.context
+                    # on CPU the timed code is the host's; on CUDA the host waits on the GPU, so its CPU share says nothing
+                    cell.clock = CpuClock(cond.threads) if cond.device == "cpu" else None
+                    cell.timer, cell.context = _timer(step, task, cell.clock), step.context
                 except Exception as e:  # recorded per cell; the other cells go on
                     cell.error = describe_error(e, task)
                     _release(cond.device)
                 cells[(j, mode)] = cell
-        run_interleaved(list(cells.values()), min_run_time=min_run_time, min_runs=min_runs, rounds=rounds, progress=progress)
+        ticks = cpu_ticks()
+        run_interleaved(list(cells.values()), min_run_time=min_run_time, min_runs=min_runs, rounds=rounds, progress=progress,
+                        announce=announce)
+        steal, load_after = steal_share(ticks, cpu_ticks()), load_average()
     out = []
     for j, job in enumerate(jobs):
         errors = [cells[(j, m)].error for m in modes if cells[(j, m)].error]
@@ -493,5 +522,7 @@ def _time(jobs: list[_Job], modes: Sequence[str], cond: Conditions, min_run_time
             train_peak_bytes=train_peak,
             saved_bytes_measured=saved,
             error="; ".join(errors) if errors else None,  # type: ignore[arg-type]
+            load_after=load_after,
+            steal_share=steal,
         ))
     return out

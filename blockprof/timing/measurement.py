@@ -55,22 +55,25 @@ class Measurement:
 
     A sample is the mean of ``calls / runs`` back-to-back calls on average (the
     block size torch's autorange picked so that timer overhead stays negligible);
-    ``total_s`` is the time spent in the timed calls.
+    ``total_s`` is the time spent in the timed calls. ``cpu_ratios`` holds, per
+    sample, the share of its wall time the timed code was on the CPU (empty when
+    not measured; see :mod:`blockprof.timing.contention`).
     """
 
     task: Task
     samples: tuple[float, ...]
     calls: int
     total_s: float
+    cpu_ratios: tuple[float, ...] = ()
 
     @classmethod
-    def from_torch(cls, task: Task, measurements: Iterable[TorchMeasurement]) -> Measurement:
+    def from_torch(cls, task: Task, measurements: Iterable[TorchMeasurement], cpu_ratios: Iterable[float] = ()) -> Measurement:
         """Merge torch Measurements of the same statement (e.g. one per round)."""
         measurements = list(measurements)
         samples = tuple(t for m in measurements for t in m.times)
         calls = sum(m.number_per_run * len(m.raw_times) for m in measurements)
         total = sum(sum(m.raw_times) for m in measurements)
-        return cls(task, samples, calls, total)
+        return cls(task, samples, calls, total, tuple(cpu_ratios))
 
     @cached_property
     def torch(self) -> TorchMeasurement:
@@ -102,6 +105,13 @@ class Measurement:
         """IQR over :data:`NOISY_IQR_RATIO` of the median: the median is not a number to trust alone."""
         return self.relative_iqr > NOISY_IQR_RATIO
 
+    @property
+    def cpu_wall_ratio(self) -> float | None:
+        """The share of the timed wall time the code was on the CPU, over all samples (None if not measured)."""
+        if len(self.cpu_ratios) != len(self.samples) or not self.samples:
+            return None
+        return sum(r * t for r, t in zip(self.cpu_ratios, self.samples)) / sum(self.samples)
+
     def summary(self) -> dict[str, Any]:
         """Flat, JSON-safe statistics in milliseconds; a record prefixes the keys with the mode."""
         return {
@@ -111,5 +121,6 @@ class Measurement:
             "calls": self.calls,
             "total_s": self.total_s,
             "noisy": self.noisy,
+            "cpu_wall_ratio": self.cpu_wall_ratio,
             "samples_ms": [t * 1e3 for t in self.samples],
         }

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from blockprof.counting.formulas import minimum_traffic_bytes, roofline_attainable, saved_for_backward
-from blockprof.timing.harness import DTYPE_BYTES, BlockTiming
+from blockprof.counting.formulas import roofline_attainable
+from blockprof.timing.contention import verdict
+from blockprof.timing.harness import BlockTiming
 from blockprof.timing.measurement import MODES
+from blockprof.timing.memory import memory_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,6 +51,13 @@ TIMING_FIELDS: dict[str, str] = {
     "train_samples_ms": "the raw training-step samples (per-call milliseconds)",
     "runs": "the fewest samples behind any time in the row: min(fwd_runs, train_runs)",
     "noisy": "any of the row's times is noisy",
+    "fwd_cpu_wall_ratio": "share of the forward samples' wall time the timed code was on the CPU (timing thread, or process / threads)",
+    "train_cpu_wall_ratio": "share of the training-step samples' wall time the timed code was on the CPU",
+    "cpu_wall_ratio": "the lower of fwd_cpu_wall_ratio and train_cpu_wall_ratio",
+    "steal_share": "share of all CPU time the hypervisor stole while the run was timed (/proc/stat; null where unknown)",
+    "load_after": "1-minute load average when timing ended (load_average is the one when it began)",
+    "contended": "the times are spoiled by other work: cpu_wall_ratio below 0.9 or steal_share above 5%; do not rank them",
+    "contention": "why the row is contended (one line), else null",
     "fwd_gflops_per_s": "achieved forward GFLOP/s: analytic flops (conv + linear) / fwd median / 1e9",
     "train_gflops_per_s": "achieved training GFLOP/s: analytic train_flops / train median / 1e9",
     "param_bytes": "analytic: parameters × 4 bytes (float32 storage)",
@@ -74,27 +83,6 @@ def _spec_fields(spec: BlockSpec | None) -> dict[str, Any]:
     return spec.as_dict() if spec is not None else {}
 
 
-def memory_model(spec: BlockSpec, dtype: str) -> dict[str, Any]:
-    """The analytic memory columns and FLOPs of a registered block (all None for a user block)."""
-    from blockprof.counting.analytic import closed_form
-
-    _, resolved, count = closed_form(spec)
-    if count is None:
-        return {k: None for k in ("fwd_flops", "train_flops", "param_bytes", "saved_activation_bytes", "fwd_min_bytes", "train_min_bytes")}
-    value = DTYPE_BYTES[dtype]
-    n, c_out, s_out = resolved.batch, resolved.out_channels, resolved.output_spatial
-    in_elements = n * resolved.in_channels * resolved.spatial * resolved.spatial
-    out_elements = n * c_out * s_out * s_out
-    return {
-        "fwd_flops": count.flops,
-        "train_flops": count.train_flops,
-        "param_bytes": count.params * 4,
-        "saved_activation_bytes": sum(saved_for_backward(r.layer, n).nbytes(value) for r in count.rows),
-        "fwd_min_bytes": minimum_traffic_bytes(in_elements, out_elements, count.params, value),
-        "train_min_bytes": minimum_traffic_bytes(in_elements, out_elements, count.params, value, train=True),
-    }
-
-
 def timing_record(timing: BlockTiming, peaks: Peaks | None = None) -> dict[str, Any]:
     """One flat record (see :data:`TIMING_FIELDS`); roofline fields are None without ``peaks``."""
     env = timing.env
@@ -105,12 +93,17 @@ def timing_record(timing: BlockTiming, peaks: Peaks | None = None) -> dict[str, 
     )
     for mode in MODES:
         m = timing.measurement(mode)
-        summary = m.summary() if m is not None else dict.fromkeys(("ms", "iqr_ms", "runs", "calls", "total_s", "noisy", "samples_ms"))
+        summary = m.summary() if m is not None else dict.fromkeys(("ms", "iqr_ms", "runs", "calls", "total_s", "noisy", "cpu_wall_ratio", "samples_ms"))
         record.update({f"{mode}_{k}": v for k, v in summary.items()})
     runs = [record[f"{m}_runs"] for m in MODES if record[f"{m}_runs"] is not None]
     record["runs"] = min(runs) if runs else None
     flags = [record[f"{m}_noisy"] for m in MODES if record[f"{m}_noisy"] is not None]
     record["noisy"] = any(flags) if flags else None
+    ratios = [record[f"{m}_cpu_wall_ratio"] for m in MODES if record[f"{m}_cpu_wall_ratio"] is not None]
+    record["cpu_wall_ratio"] = min(ratios) if ratios else None
+    record["steal_share"], record["load_after"] = timing.steal_share, timing.load_after
+    record["contention"] = verdict(record["cpu_wall_ratio"], timing.steal_share) if runs else None
+    record["contended"] = record["contention"] is not None if runs else None
 
     model = memory_model(timing.spec, env.dtype) if timing.spec is not None else {}
     fwd_flops, train_flops = model.pop("fwd_flops", None), model.pop("train_flops", None)

@@ -31,6 +31,20 @@
       th.querySelector("button").addEventListener("click", function () { sortBy(table, th, column); });
     });
   });
+  /* A table wider than its frame says so (.scrolls) until scrolled to its end (.at-end). */
+  function markScrolling() {
+    Array.prototype.forEach.call(document.querySelectorAll(".table-frame"), function (frame) {
+      var wrap = frame.querySelector(".table-wrap");
+      frame.classList.toggle("scrolls", wrap.scrollWidth > wrap.clientWidth + 1);
+      frame.classList.toggle("at-end", wrap.scrollLeft + wrap.clientWidth >= wrap.scrollWidth - 1);
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll(".table-wrap"), function (wrap) {
+    wrap.addEventListener("scroll", markScrolling);
+  });
+  window.addEventListener("resize", markScrolling);
+  document.addEventListener("toggle", markScrolling, true);  /* a table in a section just opened gets its width */
+  markScrolling();
   /* Printing shows every collapsed section. */
   window.addEventListener("beforeprint", function () {
     Array.prototype.forEach.call(document.querySelectorAll("details"), function (d) { d.open = true; });
