@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from blockprof.counting.formulas import minimum_traffic_bytes, saved_for_backward
 from blockprof.errors import BlockprofError
