@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from blockprof import schema
 from blockprof.blocks.registry import resolve
 from blockprof.counting.analytic import analytic as analytic_count
+from blockprof.counting.analytic import closed_form
 from blockprof.counting.record import (
     PASSES_PER_TRAINING_STEP,
     build_meta,
@@ -187,15 +188,13 @@ def pivot(df: pd.DataFrame, metric: str, index: str = "block", columns: str = "i
 
 def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: Any) -> str:
     """The derivation of a block's counts as text (``blockprof explain``)."""
-    from blockprof.render.explain import explain_text
+    from blockprof.render.explain import explain_text, explain_traced_text
 
     spec = block if isinstance(block, BlockSpec) else BlockSpec(block, channels or 256, **spec_fields)
-    definition, spec = resolve(spec)
-    if not definition.analytic:
-        from blockprof.render.explain import explain_traced_text
-
-        return explain_traced_text(spec, traced_block(definition, spec))
-    return explain_text(analytic_count(spec))
+    definition, resolved, count = closed_form(spec)
+    if count is None:
+        return explain_traced_text(resolved, traced_block(definition, resolved))
+    return explain_text(count)
 
 
 def explain_network(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> str:

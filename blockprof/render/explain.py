@@ -16,7 +16,7 @@ from blockprof.units import grouped
 if TYPE_CHECKING:
     from blockprof.counting.trace import Trace
     from blockprof.networks.count import NetworkCount
-    from blockprof.spec import BlockSpec
+    from blockprof.spec import BlockSpec, ResolvedSpec
 
 
 def _sum_line(label: str, terms: list[str], total: int) -> str:
@@ -142,7 +142,7 @@ def _sum(terms: list[str], total: int) -> str:
     return f"{' + '.join(terms)} = {grouped(total)}" if len(terms) > 1 else grouped(total)
 
 
-def explain_traced_text(spec: BlockSpec, trace: Trace) -> str:
+def explain_traced_text(spec: BlockSpec | ResolvedSpec, trace: Trace) -> str:
     """A block with no closed form, derived from its trace: each parameter tensor, then each
     product op of the forward with its formula, numbers in place, then the training step from
     the backward autograd ran. The formulas are :mod:`blockprof.counting.formulas`' own."""
