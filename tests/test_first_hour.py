@@ -166,7 +166,7 @@ def test_blockprof_runs_is_reachable_lazily() -> None:
 
     code = (
         "import sys, blockprof; assert 'blockprof.runs' not in sys.modules; "
-        "assert blockprof.runs.environment is sys.modules['blockprof.runs'].environment; "
+        "assert blockprof.runs.run_environment is sys.modules['blockprof.runs'].run_environment; "
         "assert 'torch' not in sys.modules"
     )
     root = Path(__file__).resolve().parent.parent
