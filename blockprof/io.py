@@ -24,19 +24,20 @@ def check_writable(path: str | Path, what: str = "") -> Path:
     """Refuse now, in one line, an output file that could not be written later (a directory, a missing or
     read-only directory, a name too long), without creating or changing it."""
     path = Path(path)
-    if path.is_dir():
-        raise BlockprofError(f"{what + ' ' if what else ''}{path} is a directory; give a file name")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise BlockprofError(f"cannot write {what + ' ' if what else ''}{path}: directory {parent} does not exist")
+    label = what + " " if what else ""
+    if len(path.name.encode()) > 255 or len(str(path).encode()) > 4095:
+        raise BlockprofError(f"cannot write {label}{str(path)[:80]}...: file name too long; give a shorter name")
     try:
+        if path.is_dir():
+            raise BlockprofError(f"{label}{path} is a directory; give a file name")
+        parent = path.parent
+        if not parent.is_dir():
+            raise BlockprofError(f"cannot write {label}{path}: directory {parent} does not exist")
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=parent)
+        os.close(fd)
+        os.unlink(tmp)
     except OSError as e:
         raise _error(path, e, what) from None
-    os.close(fd)
-    os.unlink(tmp)
-    if len(path.name.encode()) > 255:
-        raise BlockprofError(f"cannot write {what + ' ' if what else ''}{path}: file name too long; give a shorter name")
     return path
 
 
@@ -45,7 +46,7 @@ def atomic_write_text(path: str | Path, text: str, what: str = "") -> Path:
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

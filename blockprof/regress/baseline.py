@@ -212,7 +212,7 @@ def _rounds(value: Any, where: str, *, count: int | None = None) -> None:
         _need(isinstance(r, list) and len(r) > 0, f"{where}[{i}]", "a non-empty list of per-call times", r)
         for j, t in enumerate(r):
             ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
-            _need(ok, f"{where}[{i}][{j}]", "a finite positive number of seconds", t)
+            _need(ok, f"{where}[{i}][{j}]", "a finite positive number", t)
 
 
 def _check_fields(cls: type, value: Any, where: str) -> None:
@@ -308,7 +308,7 @@ def validate(data: Any) -> None:
                 raise _Fault(f"{where}.counts.{m} is missing")
         for m, v in counts.items():
             _need(m in COUNT_METRICS, f"{where}.counts key {_show(m)}", f"one of {', '.join(COUNT_METRICS)}", m)
-            _need(v is None or (_is_int(v) and v >= 0), f"{where}.counts.{m}", "an integer (or null: not countable)", v)
+            _need(v is None or (_is_int(v) and v >= 0), f"{where}.counts.{m}", "an integer", v)
         error = c.get("error")
         _need(error is None or _is_str(error), f"{where}.error", "a string or null", error)
         if c["rounds_s"] is not None:

@@ -3,7 +3,7 @@
 The timing reuses the harness's loop (:func:`blockprof.timing.harness.measure_cells`, with the suite's clock);
 :class:`Session` keeps the built cells so that another process can ask for one round at a time (the A/B
 check in :mod:`blockprof.regress.ab`). The ``instructions`` clock counts instructions under valgrind
-with ``torch.utils.benchmark.Timer.collect_callgrind`` instead.
+(callgrind, through torch's valgrind bindings) instead.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 #: calls per instruction count, and counts per cell (the "rounds" of the instructions clock)
-CALLGRIND_CALLS = 3
+CALLGRIND_CALLS = 2
 CALLGRIND_REPEATS = 5
 
 
@@ -196,20 +196,29 @@ def valgrind_missing() -> str | None:
     return None
 
 
-_CALLGRIND_SETUP = """
-import json
+#: run under valgrind: build every step, then count CALLGRIND_REPEATS × CALLGRIND_CALLS calls of each, one dump per repeat
+_CALLGRIND_SCRIPT = """
+import json, sys
+import torch
 from blockprof.regress.measure import callgrind_step
-step = callgrind_step(json.loads({spec!r}), {mode!r})
+jobs = json.loads(sys.argv[1])
+steps = [callgrind_step(spec, mode) for spec, mode in jobs]
+for step in steps:
+    for _ in range({repeats}):
+        torch._C._valgrind_toggle()
+        for _ in range({calls}):
+            step()
+        torch._C._valgrind_toggle_and_dump_stats()
 """
 
 
 def callgrind_step(spec: dict[str, Any] | None, mode: str) -> Callable[[], None]:
     """The step one instruction count runs (in valgrind's process): the cell (or the reference, ``spec`` None),
     built with seed 0 and warmed up exactly as the timed cells are."""
+    import torch
+
     from blockprof.blocks.registry import resolve
     from blockprof.timing.harness import conditions, make_step, warm_up
-
-    import torch
 
     cond = conditions("cpu", "float32", threads=1)
     torch.manual_seed(0)
@@ -230,29 +239,45 @@ def callgrind_step(spec: dict[str, Any] | None, mode: str) -> Callable[[], None]
 
 def _count_instructions(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Progress | None
                         ) -> tuple[Rounds, dict[str, Rounds | str], dict[str, Any]]:
-    """Instructions per call of the reference and each cell (``Timer.collect_callgrind``, denoised, one
-    valgrind process per cell); :data:`CALLGRIND_REPEATS` counts per cell stand as its rounds."""
-    from torch.utils.benchmark import Timer
+    """Instructions per call of the reference and each cell, counted by callgrind with torch's valgrind
+    bindings (the mechanism of ``Timer.collect_callgrind``) in ONE valgrind process: starting Python and
+    torch under valgrind takes minutes on a shared 2-core machine (one ``collect_callgrind`` took 149 s),
+    so one process per cell, as ``collect_callgrind`` does, would take a quarter of an hour for five cells.
+    :data:`CALLGRIND_REPEATS` counts per cell stand as its rounds."""
+    import os
+    import re
+    import sys
+    import tempfile
 
     why = valgrind_missing()
     if why:
         raise BlockprofError(why)
-    jobs: list[tuple[str, dict[str, Any] | None]] = [("reference", None), *((cell_id(s), s.as_dict()) for s in specs)]
-    out: dict[str, Rounds | str] = {}
-    for i, (label, spec) in enumerate(jobs):
-        timer = Timer("step()", setup=_CALLGRIND_SETUP.format(spec=json.dumps(spec), mode=plan.mode), num_threads=1)
-        try:
-            stats = timer.collect_callgrind(number=CALLGRIND_CALLS, repeats=CALLGRIND_REPEATS, collect_baseline=False)
-            out[label] = tuple((s.counts(denoise=True) / CALLGRIND_CALLS,) for s in stats)
-        except Exception as e:  # noqa: BLE001 (valgrind's report is the cell's error)
-            out[label] = f"{label}: instruction count failed: {str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}"
+    labels = ["reference", *(cell_id(s) for s in specs)]
+    jobs = [[None, plan.mode], *([s.as_dict(), plan.mode] for s in specs)]
+    script = _CALLGRIND_SCRIPT.format(repeats=CALLGRIND_REPEATS, calls=CALLGRIND_CALLS)
+    with tempfile.TemporaryDirectory(prefix="blockprof-callgrind-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--instr-atstart=yes", "--collect-atstart=no",
+                   sys.executable, "-c", script, json.dumps(jobs)]
         if progress:
-            progress(i + 1, len(jobs))
-    reference = out.pop("reference")
-    if isinstance(reference, str):
-        raise BlockprofError(reference)
-    return reference, out, _environment(plan, "valgrind")
-
+            progress(0, 1)
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if done.returncode:
+            tail = [s for s in done.stderr.strip().splitlines() if s.strip() and not s.startswith("==")]
+            raise BlockprofError(f"counting instructions under valgrind failed: {tail[-1] if tail else f'exit code {done.returncode}'}")
+        dumps = sorted(Path(tmp).glob("callgrind.out.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
+        totals = []
+        for dump in dumps:
+            match = re.search(r"^(?:summary|totals):\s*(\d+)", dump.read_text(errors="replace"), re.MULTILINE)
+            totals.append(int(match.group(1)) / CALLGRIND_CALLS if match else float("nan"))
+    if progress:
+        progress(1, 1)
+    if len(totals) != len(labels) * CALLGRIND_REPEATS:
+        raise BlockprofError(f"valgrind wrote {len(totals)} instruction counts for {len(labels)} cells × {CALLGRIND_REPEATS}; "
+                             "is valgrind's callgrind tool installed?")
+    rounds = {label: tuple((t,) for t in totals[i * CALLGRIND_REPEATS:(i + 1) * CALLGRIND_REPEATS]) for i, label in enumerate(labels)}
+    reference = rounds.pop("reference")
+    return reference, dict(rounds), _environment(plan, "valgrind")
 
 def save_baseline(suite: Suite, path: str | Path, *, progress: Progress | None = None) -> Snapshot:
     """Measure ``suite`` now (its timing plan's ``baseline_sessions`` runs, pooled) and
