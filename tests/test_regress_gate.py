@@ -13,9 +13,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -54,6 +55,7 @@ def setter(*path_and_value: Any) -> Callable[[dict[str, Any], Any], None]:
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
+
     return set_
 
 
@@ -63,6 +65,7 @@ def deleter(*path: Any) -> Callable[[dict[str, Any], Any], None]:
         for key in path[:-1]:
             node = node[key]
         del node[path[-1]]
+
     return delete
 
 
@@ -70,52 +73,122 @@ def deleter(*path: Any) -> Callable[[dict[str, Any], Any], None]:
 
 BASELINE_FAULTS = [
     # counts: integers, not strings, lists, bools, negatives; present; not empty
-    ("count as a string", setter("cells", 0, "counts", "params", "12"), f'{FIRST}.counts.params must be an integer, got "12"'),
-    ("count as a list", setter("cells", 0, "counts", "params", [12]), f"{FIRST}.counts.params must be an integer, got [12]"),
-    ("count as a bool", setter("cells", 0, "counts", "macs", True), f"{FIRST}.counts.macs must be an integer, got true"),
+    (
+        "count as a string",
+        setter("cells", 0, "counts", "params", "12"),
+        f'{FIRST}.counts.params must be an integer, got "12"',
+    ),
+    (
+        "count as a list",
+        setter("cells", 0, "counts", "params", [12]),
+        f"{FIRST}.counts.params must be an integer, got [12]",
+    ),
+    (
+        "count as a bool",
+        setter("cells", 0, "counts", "macs", True),
+        f"{FIRST}.counts.macs must be an integer, got true",
+    ),
     ("count as a float", setter("cells", 0, "counts", "macs", 1.5), f"{FIRST}.counts.macs must be an integer, got 1.5"),
     ("negative count", setter("cells", 0, "counts", "params", -1), f"{FIRST}.counts.params must be an integer"),
     ("empty counts", setter("cells", 0, "counts", {}), f"{FIRST}.counts must be an object of the counts"),
     ("a count missing", deleter("cells", 0, "counts", "macs"), f"{FIRST}.counts.macs is missing"),
-    ("unknown count", setter("cells", 0, "counts", "flops", 3), f"{FIRST}.counts key \"flops\" must be one of"),
+    ("unknown count", setter("cells", 0, "counts", "flops", 3), f'{FIRST}.counts key "flops" must be one of'),
     # timing rounds: finite positive numbers, non-empty rounds, enough of them, as many as the reference's
-    ("time as a string", setter("cells", 0, "rounds_s", 0, 0, "0.001"), f'{FIRST}.rounds_s[0][0] must be a finite positive number'),
-    ("NaN time", setter("cells", 0, "rounds_s", 0, 0, math.nan), f"{FIRST}.rounds_s[0][0] must be a finite positive number, got NaN"),
-    ("infinite time", setter("reference", "rounds_s", 3, 1, math.inf), "reference.rounds_s[3][1] must be a finite positive number"),
+    (
+        "time as a string",
+        setter("cells", 0, "rounds_s", 0, 0, "0.001"),
+        f"{FIRST}.rounds_s[0][0] must be a finite positive number",
+    ),
+    (
+        "NaN time",
+        setter("cells", 0, "rounds_s", 0, 0, math.nan),
+        f"{FIRST}.rounds_s[0][0] must be a finite positive number, got NaN",
+    ),
+    (
+        "infinite time",
+        setter("reference", "rounds_s", 3, 1, math.inf),
+        "reference.rounds_s[3][1] must be a finite positive number",
+    ),
     ("zero time", setter("cells", 1, "rounds_s", 2, 0, 0), "rounds_s[2][0] must be a finite positive number, got 0"),
-    ("negative time", setter("cells", 0, "rounds_s", 0, 0, -0.001), f"{FIRST}.rounds_s[0][0] must be a finite positive number"),
-    ("empty round", setter("cells", 0, "rounds_s", 0, []), f"{FIRST}.rounds_s[0] must be a non-empty list of per-call times, got []"),
+    (
+        "negative time",
+        setter("cells", 0, "rounds_s", 0, 0, -0.001),
+        f"{FIRST}.rounds_s[0][0] must be a finite positive number",
+    ),
+    (
+        "empty round",
+        setter("cells", 0, "rounds_s", 0, []),
+        f"{FIRST}.rounds_s[0] must be a non-empty list of per-call times, got []",
+    ),
     ("too few rounds", setter("cells", 0, "rounds_s", [[0.001]] * 2), f"{FIRST}.rounds_s must be at least 5 rounds"),
     ("rounds not a list", setter("cells", 0, "rounds_s", "fast"), f"{FIRST}.rounds_s must be a list of rounds"),
-    ("fewer rounds than the reference", lambda d, _: d["cells"][0]["rounds_s"].pop(), f"{FIRST}.rounds_s must be as many rounds as"),
-    ("reference kernel changed", setter("reference", "kernel", "padding", 0), "reference.kernel must be this blockprof's reference"),
+    (
+        "fewer rounds than the reference",
+        lambda d, _: d["cells"][0]["rounds_s"].pop(),
+        f"{FIRST}.rounds_s must be as many rounds as",
+    ),
+    (
+        "reference kernel changed",
+        setter("reference", "kernel", "padding", 0),
+        "reference.kernel must be this blockprof's reference",
+    ),
     # specs: known blocks, whole numbers, sane sizes, known fields
-    ("unknown block", setter("cells", 0, "spec", "block", "nonexistent"), "cells[\"basic 64→64 @ 1×64×28×28\"].spec.block: unknown block 'nonexistent'"),
-    ("width as a string", setter("cells", 0, "spec", "in_channels", "64"), f'{FIRST}.spec.in_channels must be a whole number, got "64"'),
-    ("huge width", setter("cells", 0, "spec", "in_channels", 9223372036854775807), "in_channels = 9223372036854775807 is beyond the largest"),
+    (
+        "unknown block",
+        setter("cells", 0, "spec", "block", "nonexistent"),
+        "cells[\"basic 64→64 @ 1×64×28×28\"].spec.block: unknown block 'nonexistent'",
+    ),
+    (
+        "width as a string",
+        setter("cells", 0, "spec", "in_channels", "64"),
+        f'{FIRST}.spec.in_channels must be a whole number, got "64"',
+    ),
+    (
+        "huge width",
+        setter("cells", 0, "spec", "in_channels", 9223372036854775807),
+        "in_channels = 9223372036854775807 is beyond the largest",
+    ),
     ("unknown spec field", setter("cells", 0, "spec", "colour", "red"), f"{FIRST}.spec.colour is not a field"),
-    ("suite cell of an unknown block", setter("suite", "cells", 0, "block", "mystery"), "suite.cells[0].block: unknown block 'mystery'"),
+    (
+        "suite cell of an unknown block",
+        setter("suite", "cells", 0, "block", "mystery"),
+        "suite.cells[0].block: unknown block 'mystery'",
+    ),
     ("duplicate cell", lambda d, _: d["cells"].append(copy.deepcopy(d["cells"][0])), "must be listed once"),
     ("cell error not a string", setter("cells", 0, "error", 5), f"{FIRST}.error must be a string or null, got 5"),
     # the suite and rules as stored
-    ("sample_time infinite", setter("suite", "timing", "sample_time", math.inf), "suite.timing: sample_time must be a positive number"),
-    ("tolerance as a string", setter("suite", "rules", "tolerance", "0.1"), "suite.rules: tolerance must be a fraction"),
+    (
+        "sample_time infinite",
+        setter("suite", "timing", "sample_time", math.inf),
+        "suite.timing: sample_time must be a positive number",
+    ),
+    (
+        "tolerance as a string",
+        setter("suite", "rules", "tolerance", "0.1"),
+        "suite.rules: tolerance must be a fraction",
+    ),
     ("unknown rule", setter("suite", "rules", "strictness", 1), "suite.rules.strictness is not a field"),
-    ("unknown metric", setter("suite", "metrics", ["flops"]), 'suite.metrics must be a non-empty list of'),
+    ("unknown metric", setter("suite", "metrics", ["flops"]), "suite.metrics must be a non-empty list of"),
     # the frame
     ("environment a list", setter("environment", []), "environment must be a JSON object, got []"),
-    ("environment nested", setter("environment", "cpu_model", {"a": 1}), "environment.cpu_model must be a string, number or null"),
+    (
+        "environment nested",
+        setter("environment", "cpu_model", {"a": 1}),
+        "environment.cpu_model must be a string, number or null",
+    ),
     ("git a string", setter("git", "abc"), 'git must be a JSON object, got "abc"'),
     ("no cells", setter("cells", []), "cells must be a non-empty list of measured cells"),
     ("cells not a list", setter("cells", {"a": 1}), "cells must be a non-empty list"),
-    ("a cell not an object", setter("cells", 0, 7), "cells[\"0\"] must be a JSON object, got 7"),
+    ("a cell not an object", setter("cells", 0, 7), 'cells["0"] must be a JSON object, got 7'),
     ("unknown top-level field", setter("extra", 1), "extra is not a baseline field"),
     ("version a bool", setter("schema_version", True), "has schema version True"),
 ]
 
 
 @pytest.mark.parametrize("name, mutate, message", BASELINE_FAULTS, ids=[f[0] for f in BASELINE_FAULTS])
-def test_each_malformed_baseline_is_one_line_naming_the_field(tmp_path: Path, name: str, mutate: Callable[..., None], message: str) -> None:
+def test_each_malformed_baseline_is_one_line_naming_the_field(
+    tmp_path: Path, name: str, mutate: Callable[..., None], message: str
+) -> None:
     data = committed()
     mutate(data, None)
     path = tmp_path / "baseline.json"
@@ -127,11 +200,13 @@ def test_the_committed_baseline_is_valid_and_the_mutations_start_from_it() -> No
     validate(committed())  # raises on a fault: the faults above are each the only one
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"schema_version": 1, "cells": ' + "[" * 50_000 + "]" * 50_000 + "}"])
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000 + "]" * 100_000, '{"schema_version": 1, "cells": ' + "[" * 50_000 + "]" * 50_000 + "}"]
+)
 def test_deeply_nested_json_is_one_line_not_a_recursion_error(tmp_path: Path, text: str) -> None:
     path = tmp_path / "deep.json"
     path.write_text(text)
-    code, out, err = run("check", "--suite", str(SUITE), "--baseline", str(path), "--no-time")
+    code, _, err = run("check", "--suite", str(SUITE), "--baseline", str(path), "--no-time")
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "nested too deeply" in err or "is not a blockprof baseline" in err or "must be" in err
 
@@ -149,7 +224,11 @@ SUITE_FAULTS = [
     ("tolerance nan", "[rules]\ntolerance = nan", "tolerance must be a fraction above 0"),
     ("alpha a string", '[rules]\nalpha = "0.01"', "alpha (significance level) must be between 0 and 1"),
     ("across_machines a string", '[rules]\nacross_machines = "yes"', "across_machines must be true or false"),
-    ("baseline_sessions huge", "[timing]\nbaseline_sessions = 1000", "baseline_sessions must be a whole number from 1 to 20"),
+    (
+        "baseline_sessions huge",
+        "[timing]\nbaseline_sessions = 1000",
+        "baseline_sessions must be a whole number from 1 to 20",
+    ),
 ]
 
 
@@ -158,7 +237,9 @@ def test_each_malformed_suite_is_one_line(tmp_path: Path, name: str, extra: str,
     channels = "9223372036854775807" if name == "huge channels" else "16"
     path = tmp_path / "suite.toml"
     path.write_text(f'name = "s"\n{extra}\n[[cells]]\nblocks = ["basic"]\nchannels = [{channels}]\nspatial = [8]\n')
-    one_line_exit_2(*run("check", "--suite", str(path), "--baseline", str(tmp_path / "b.json"), "--no-time"), message=message)
+    one_line_exit_2(
+        *run("check", "--suite", str(path), "--baseline", str(tmp_path / "b.json"), "--no-time"), message=message
+    )
 
 
 def test_an_input_too_large_to_allocate_is_refused_before_building() -> None:
@@ -169,10 +250,17 @@ def test_an_input_too_large_to_allocate_is_refused_before_building() -> None:
 # --- a timing comparison that cannot be computed never passes ---
 
 
-@pytest.mark.parametrize("old, new", [
-    ([1.0, 1.1, 0.9], [math.nan, 1.0, 1.0]), ([1.0, 1.1, 0.9], [0.0, 1.0, 1.0]), ([1.0, 1.1, 0.9], [-1.0, -1.0, -1.0]),
-    ([], [1.0, 1.0, 1.0]), ([1.0, 1.1, 0.9], [1.0]), ([math.inf, 1.0, 1.0], [1.0, 1.0, 1.0]),
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ([1.0, 1.1, 0.9], [math.nan, 1.0, 1.0]),
+        ([1.0, 1.1, 0.9], [0.0, 1.0, 1.0]),
+        ([1.0, 1.1, 0.9], [-1.0, -1.0, -1.0]),
+        ([], [1.0, 1.0, 1.0]),
+        ([1.0, 1.1, 0.9], [1.0]),
+        ([math.inf, 1.0, 1.0], [1.0, 1.0, 1.0]),
+    ],
+)
 def test_samples_that_cannot_be_compared_are_an_error_not_a_pass(old: list[float], new: list[float]) -> None:
     verdict = judge_samples("c", old, new, Rules(), "raw")
     assert verdict.status == "error" and verdict.failed and "cannot be judged" in verdict.note
@@ -190,11 +278,18 @@ def counts_baseline(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("flag, target", [
-    ("--markdown", "missing-dir/s.md"), ("--junit", "missing-dir/r.xml"), ("--markdown", "."), ("--junit", "x" * 300 + ".xml"),
-])
-def test_an_unwritable_output_is_exit_2_before_anything_is_measured(tmp_path: Path, counts_baseline: Path, flag: str, target: str,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "flag, target",
+    [
+        ("--markdown", "missing-dir/s.md"),
+        ("--junit", "missing-dir/r.xml"),
+        ("--markdown", "."),
+        ("--junit", "x" * 300 + ".xml"),
+    ],
+)
+def test_an_unwritable_output_is_exit_2_before_anything_is_measured(
+    tmp_path: Path, counts_baseline: Path, flag: str, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     measuring = sys.modules["blockprof.regress.measure"]
     monkeypatch.setattr(measuring, "measure", lambda *a, **k: pytest.fail("measured before checking the output path"))
     monkeypatch.chdir(tmp_path)
@@ -202,19 +297,33 @@ def test_an_unwritable_output_is_exit_2_before_anything_is_measured(tmp_path: Pa
     assert code == 2 and out == "" and "passed" not in err and len(err.strip().splitlines()) == 1, (out, err)
 
 
-def test_baseline_save_refuses_an_unwritable_path_before_measuring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_baseline_save_refuses_an_unwritable_path_before_measuring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     measuring = sys.modules["blockprof.regress.measure"]
     monkeypatch.setattr(measuring, "measure", lambda *a, **k: pytest.fail("measured before checking -o"))
     one_line_exit_2(*run("baseline", "save", *CELLS, "-o", str(tmp_path / "nope" / "b.json")), message="does not exist")
 
 
 def test_a_baseline_lacking_cells_of_the_suite_is_exit_2(counts_baseline: Path) -> None:
-    code, out, err = run("check", "--blocks", "basic,bottleneck", "--channels", "16", "--spatial", "8", "--baseline",
-                         str(counts_baseline), "--no-time")
+    code, out, err = run(
+        "check",
+        "--blocks",
+        "basic,bottleneck",
+        "--channels",
+        "16",
+        "--spatial",
+        "8",
+        "--baseline",
+        str(counts_baseline),
+        "--no-time",
+    )
     one_line_exit_2(code, out, err, "has no entry for 1 of this suite's 2 cells (bottleneck 16→16 @ 1×16×8×8)")
 
 
-def test_check_update_that_fails_to_write_leaves_the_old_baseline(counts_baseline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_update_that_fails_to_write_leaves_the_old_baseline(
+    counts_baseline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = counts_baseline.read_bytes()
     data = json.loads(before)
     data["cells"][0]["counts"]["params"] += 1  # a change --update would accept
@@ -241,7 +350,9 @@ def test_a_kill_in_the_middle_of_writing_a_baseline_leaves_the_old_one(tmp_path:
         os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)  # killed after writing, before the rename
         write_baseline(snapshot, {str(counts_baseline)!r})
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True
+    )
     assert done.returncode == -9, done.stderr
     assert counts_baseline.read_bytes() == before
     load_baseline(counts_baseline)
@@ -251,7 +362,9 @@ def test_a_kill_in_the_middle_of_writing_a_baseline_leaves_the_old_one(tmp_path:
 
 
 def elsewhere(snapshot: Snapshot, factor: float, **env: object) -> Snapshot:
-    cells = {k: replace(c, rounds=tuple(tuple(t * factor for t in r) for r in c.rounds)) for k, c in snapshot.cells.items()}
+    cells = {
+        k: replace(c, rounds=tuple(tuple(t * factor for t in r) for r in c.rounds)) for k, c in snapshot.cells.items()
+    }
     return replace(snapshot, cells=cells, environment={**(snapshot.environment or {}), **env})
 
 
@@ -262,7 +375,10 @@ def test_stored_times_from_another_machine_class_are_reported_not_judged() -> No
     times = [v for v in result.verdicts if v.metric == "time"]
     assert result.passed and {v.status for v in times} == {"unjudged"}
     assert all(v.change == pytest.approx(0.5) for v in times)  # still reported, with its figure
-    assert "NOT JUDGED: the baseline was taken on another machine class (cpu_model Intel(R) Xeon(R) Processor → AMD EPYC 9999" in result.reason
+    assert (
+        "NOT JUDGED: the baseline was taken on another machine class "
+        "(cpu_model Intel(R) Xeon(R) Processor → AMD EPYC 9999" in result.reason
+    )
     assert "--judge-across-machines" in result.reason and "reported, not judged" in to_text(result)
     # counts are still judged
     cells = dict(other.cells)
@@ -325,7 +441,9 @@ def test_ab_finds_a_slowed_block_and_passes_an_unchanged_one(tmp_path: Path) -> 
     assert result.passed and result.mode == "ab", to_text(result)
     result = ab_check(suite, base, slow)
     failed = {v.metric: v for v in result.failures}
-    assert set(failed) == {"macs", "train_flops", "time"}, to_text(result)  # 3× the work: counts (torch's counter) and time
+    assert set(failed) == {"macs", "train_flops", "time"}, to_text(
+        result
+    )  # 3× the work: counts (torch's counter) and time
     assert failed["macs"].new == 3 * failed["macs"].old and failed["time"].change > 1.0
     assert "A/B on this machine" in to_text(result)
 
@@ -352,18 +470,30 @@ def test_ab_against_a_git_ref_counts_from_both_trees(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed: the instructions clock needs it")
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None, reason="valgrind is not installed: the instructions clock needs it"
+)
 def test_instruction_counts_are_deterministic_and_see_more_work(monkeypatch: pytest.MonkeyPatch) -> None:
     from blockprof.regress import TimingPlan
 
-    suite = inline_suite(["tests.regress_blocks:basic_repeated"], [8], [8], [1], metrics=("time",), timing=TimingPlan(clock="instructions"))
+    suite = inline_suite(
+        ["tests.regress_blocks:basic_repeated"],
+        [8],
+        [8],
+        [1],
+        metrics=("time",),
+        timing=TimingPlan(clock="instructions"),
+    )
     snapshot = measure(suite)
     (cell,) = snapshot.cells.values()
     counts = cell.samples()
     assert len(counts) == 5 and max(counts) / min(counts) < 1.01  # deterministic to within 1%
     result = compare(snapshot, snapshot)
     assert result.comparison == "instructions" and result.passed
-    doubled = replace(snapshot, cells={k: replace(c, rounds=tuple((2 * t for t in r) for r in c.rounds)) for k, c in snapshot.cells.items()})
+    doubled = replace(
+        snapshot,
+        cells={k: replace(c, rounds=tuple((2 * t for t in r) for r in c.rounds)) for k, c in snapshot.cells.items()},
+    )
     assert [v.status for v in compare(snapshot, doubled).failures] == ["slower"]
 
 

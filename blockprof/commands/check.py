@@ -43,6 +43,10 @@ def suite_from_options(ctx: click.Context, params: dict[str, Any]) -> Suite:
     rules = {k: params[k] for k in _RULES if params.get(k) is not None and not (k == "across_machines" and not params[k])}
     timing = {k: params[k] for k in _TIMING if params.get(k) is not None}
     suite = replace(suite, rules=replace(suite.rules, **rules), timing=replace(suite.timing, **timing))
+    if params.get("no_time") and params.get("only_time"):
+        raise click.BadParameter("--no-time and --only-time leave nothing to check; give one", param_hint="--only-time")
+    if params.get("only_time"):
+        return suite.times_only()
     return suite.counts_only() if params.get("no_time") else suite
 
 
@@ -85,6 +89,7 @@ def clock_option(f: Any) -> Any:
 @click.option("--judge-across-machines", "across_machines", is_flag=True, default=None,
               help="Judge times against a baseline of another machine class (CPU model, cores, torch build); by default they are only reported.")
 @click.option("--no-time", is_flag=True, help="Compare counts only (seconds instead of a timing run).")
+@click.option("--only-time", is_flag=True, help="Compare times only (e.g. A/B times while counts are checked against the committed baseline).")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as Markdown (e.g. for $GITHUB_STEP_SUMMARY).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML: one testcase per cell × metric.")
 @click.option("--update", is_flag=True, help="Rewrite the baseline with this run's measurements (deliberately accept the changes).")

@@ -15,9 +15,10 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 from blockprof.errors import BlockprofError
 from blockprof.regress.baseline import Rounds, Snapshot
@@ -42,22 +43,37 @@ def base_tree(ref: str, repo: Path | None = None) -> Iterator[Path]:
     repo = repo or head_tree()
     git = ["git", "-C", str(repo)]
     try:
-        top = subprocess.run([*git, "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
-        subprocess.run([*git, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], capture_output=True, check=True, timeout=30)
+        top = subprocess.run(
+            [*git, "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+        subprocess.run(
+            [*git, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], capture_output=True, check=True, timeout=30
+        )
     except FileNotFoundError:
-        raise BlockprofError("--against needs git, which is not installed; give a second checkout with --against-path") from None
+        raise BlockprofError(
+            "--against needs git, which is not installed; give a second checkout with --against-path"
+        ) from None
     except subprocess.CalledProcessError:
-        raise BlockprofError(f"--against {ref}: not a commit of the git repository at {repo} (is it fetched? "
-                             "on CI check out with fetch-depth: 0 or fetch the base)") from None
+        raise BlockprofError(
+            f"--against {ref}: not a commit of the git repository at {repo} (is it fetched? "
+            "on CI check out with fetch-depth: 0 or fetch the base)"
+        ) from None
     with tempfile.TemporaryDirectory(prefix="blockprof-base-") as tmp:
         where = Path(tmp) / "base"
-        done = subprocess.run(["git", "-C", top, "worktree", "add", "--detach", str(where), ref], capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            ["git", "-C", top, "worktree", "add", "--detach", str(where), ref],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if done.returncode:
             raise BlockprofError(f"--against {ref}: git worktree add failed: {done.stderr.strip().splitlines()[-1]}")
         try:
             yield where
         finally:
-            subprocess.run(["git", "-C", top, "worktree", "remove", "--force", str(where)], capture_output=True, timeout=120)
+            subprocess.run(
+                ["git", "-C", top, "worktree", "remove", "--force", str(where)], capture_output=True, timeout=120
+            )
 
 
 class Worker:
@@ -68,8 +84,15 @@ class Worker:
         if not (tree / "blockprof" / "__init__.py").is_file():
             raise BlockprofError(f"{name} tree {tree} holds no blockprof package; give a checkout of this repository")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])}
-        self.process = subprocess.Popen([sys.executable, "-m", "blockprof.regress.worker"], cwd=tree, env=env, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "blockprof.regress.worker"],
+            cwd=tree,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.hello = self._ask({"suite": suite.as_dict()})
 
     def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +116,7 @@ class Worker:
         _, err = self.process.communicate(timeout=30)
         lines = [s for s in (err or "").strip().splitlines() if s.strip()]
         if any("No module named blockprof.regress.worker" in s for s in lines):
-            return "its blockprof has no A/B worker (it predates 'check --against'); compare against a stored baseline instead"
+            return "its blockprof has no A/B worker (it predates 'check --against'); compare against a stored baseline"
         return lines[-1] if lines else f"exit code {self.process.returncode}"
 
     def round(self, number: int, only: list[str] | None = None) -> dict[str, Any]:
@@ -111,8 +134,9 @@ class Worker:
             self.process.wait()
 
 
-def _measure_pair(base: Worker, head: Worker, rounds: int, only: list[str] | None, progress: Progress | None,
-                  done: int, total: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _measure_pair(
+    base: Worker, head: Worker, rounds: int, only: list[str] | None, progress: Progress | None, done: int, total: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``rounds`` rounds, the two sides alternating which goes first: per side, label → rounds or error."""
     times: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
     for r in range(rounds):
@@ -152,7 +176,9 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
     if base.resolve() == head.resolve():
         raise BlockprofError(f"the base and the change are the same tree ({head}); give another commit or checkout")
     if suite.timed and suite.timing.clock == "instructions":
-        raise BlockprofError("the A/B check times with the thread or wall clock; use 'check --baseline' with clock 'instructions'")
+        raise BlockprofError(
+            "the A/B check times with the thread or wall clock; use 'check --baseline' with clock 'instructions'"
+        )
     workers: list[Worker] = []
     try:
         workers.append(Worker(base, suite, "base"))
@@ -164,7 +190,9 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
         again = suspects(result) if suite.rules.confirm else []
         if again:
             second = _measure_pair(old, new, rounds, again, progress, 0, 2 * rounds)
-            sub = replace(suite, metrics=(TIME_METRIC,), cells=tuple(s for s in suite.cells if s in _specs(suite, again)))
+            sub = replace(
+                suite, metrics=(TIME_METRIC,), cells=tuple(s for s in suite.cells if s in _specs(suite, again))
+            )
             result = settle(result, compare(_snapshot(sub, old, second[0]), _snapshot(sub, new, second[1]), mode="ab"))
         return result
     finally:
@@ -173,4 +201,4 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
 
 
 def _specs(suite: Suite, ids: list[str]) -> list[Any]:
-    return [s for s, i in zip(suite.cells, suite.ids) if i in ids]
+    return [s for s, i in zip(suite.cells, suite.ids, strict=True) if i in ids]

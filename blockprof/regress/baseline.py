@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from blockprof.errors import BlockprofError
 from blockprof.regress.suite import COUNT_METRICS, METRICS, Rules, Suite, TimingPlan, cell_id, check_cell_size
@@ -67,7 +68,7 @@ class Snapshot:
 
     def normalised(self, cell: str) -> list[float]:
         """A cell's samples divided by the reference kernel's sample of the same round."""
-        return [c / r for c, r in zip(self.cells[cell].samples(), self.reference_samples())]
+        return [c / r for c, r in zip(self.cells[cell].samples(), self.reference_samples(), strict=False)]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,7 +78,9 @@ class Snapshot:
             "git": self.git,
             "environment": self.environment,
             "suite": self.suite.as_dict(),
-            "reference": None if self.reference is None else {"kernel": REFERENCE, "rounds_s": [list(r) for r in self.reference]},
+            "reference": None
+            if self.reference is None
+            else {"kernel": REFERENCE, "rounds_s": [list(r) for r in self.reference]},
             "cells": [
                 {
                     "id": c.id,
@@ -143,7 +146,9 @@ def load_baseline(path: str | Path) -> Snapshot:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BlockprofError(f"baseline {path} does not exist; create it with 'blockprof baseline save --suite SUITE.toml -o {path}'") from None
+        raise BlockprofError(
+            f"baseline {path} does not exist; create it with 'blockprof baseline save --suite SUITE.toml -o {path}'"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise BlockprofError(f"cannot read baseline {path}: {e}") from None
     except json.JSONDecodeError as e:
@@ -156,7 +161,9 @@ def load_baseline(path: str | Path) -> Snapshot:
     if version != SCHEMA_VERSION or isinstance(version, bool):
         newer = isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
         hint = "upgrade blockprof, or " + fix if newer else fix
-        raise BlockprofError(f"baseline {path} has schema version {version!r}; this blockprof reads version {SCHEMA_VERSION}: {hint}")
+        raise BlockprofError(
+            f"baseline {path} has schema version {version!r}; this blockprof reads version {SCHEMA_VERSION}: {hint}"
+        )
     try:
         return Snapshot.from_json(data)
     except BlockprofError as e:
@@ -198,14 +205,19 @@ def _table(value: Any, where: str, required: tuple[str, ...], optional: tuple[st
         raise _Fault(f"{where + '.' if where else ''}{missing[0]} is missing")
     unknown = sorted(set(value) - set(required) - set(optional))
     if unknown:
-        raise _Fault(f"{where + '.' if where else ''}{unknown[0]} is not a baseline field (known: {', '.join((*required, *optional))})")
+        raise _Fault(
+            f"{where + '.' if where else ''}{unknown[0]} is not a baseline field "
+            f"(known: {', '.join((*required, *optional))})"
+        )
     return value
 
 
 def _rounds(value: Any, where: str, *, count: int | None = None) -> None:
     """Timing rounds: a list of at least MIN_ROUNDS non-empty lists of finite positive numbers."""
     _need(isinstance(value, list), where, f"a list of rounds (lists of per-call times), at least {MIN_ROUNDS}", value)
-    _need(len(value) >= MIN_ROUNDS, where, f"at least {MIN_ROUNDS} rounds (the samples of the significance test)", value)
+    _need(
+        len(value) >= MIN_ROUNDS, where, f"at least {MIN_ROUNDS} rounds (the samples of the significance test)", value
+    )
     if count is not None:
         _need(len(value) == count, where, f"as many rounds as the reference kernel's ({count})", value)
     for i, r in enumerate(value):
@@ -216,7 +228,7 @@ def _rounds(value: Any, where: str, *, count: int | None = None) -> None:
 
 
 def _check_fields(cls: type, value: Any, where: str) -> None:
-    """A dataclass's fields as stored: a table of known keys, its own checks (BlockprofError) re-raised naming ``where``."""
+    """A dataclass's fields as stored: known keys, and its own checks' BlockprofError re-raised naming ``where``."""
     _need(isinstance(value, dict), where, "a JSON object", value)
     known = [f.name for f in fields(cls)]
     unknown = sorted(set(value) - set(known))
@@ -244,7 +256,12 @@ def _spec(value: Any, where: str) -> BlockSpec:
     for key in ("expansion", "se"):
         if value.get(key) is not None:
             v = value[key]
-            _need(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), f"{where}.{key}", "a finite number", v)
+            _need(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+                f"{where}.{key}",
+                "a finite number",
+                v,
+            )
     _check_fields(BlockSpec, value, where)
     spec = BlockSpec(**value)
     try:
@@ -270,23 +287,38 @@ def validate(data: Any) -> None:
     if env is not None:
         _need(isinstance(env, dict), "environment", "a JSON object", env)
         for k, v in env.items():
-            _need(v is None or isinstance(v, (str, int, float, bool)), f"environment.{k}", "a string, number or null", v)
+            _need(
+                v is None or isinstance(v, (str, int, float, bool)), f"environment.{k}", "a string, number or null", v
+            )
     suite = _table(data["suite"], "suite", ("name", "metrics", "rules", "timing", "cells"))
     _need(_is_str(suite["name"]) and bool(suite["name"]), "suite.name", "a non-empty string", suite["name"])
     metrics = suite["metrics"]
-    _need(isinstance(metrics, list) and bool(metrics) and all(m in METRICS for m in metrics), "suite.metrics",
-          f"a non-empty list of {', '.join(METRICS)}", metrics)
+    _need(
+        isinstance(metrics, list) and bool(metrics) and all(m in METRICS for m in metrics),
+        "suite.metrics",
+        f"a non-empty list of {', '.join(METRICS)}",
+        metrics,
+    )
     _check_fields(Rules, suite["rules"], "suite.rules")
     _check_fields(TimingPlan, suite["timing"], "suite.timing")
-    _need(isinstance(suite["cells"], list) and bool(suite["cells"]), "suite.cells", "a non-empty list of cells", suite["cells"])
+    _need(
+        isinstance(suite["cells"], list) and bool(suite["cells"]),
+        "suite.cells",
+        "a non-empty list of cells",
+        suite["cells"],
+    )
     for i, c in enumerate(suite["cells"]):
         _spec(c, f"suite.cells[{i}]")
     reference = data["reference"]
     count = None
     if reference is not None:
         _table(reference, "reference", ("kernel", "rounds_s"))
-        _need(reference["kernel"] == REFERENCE, "reference.kernel", f"this blockprof's reference kernel {_show(REFERENCE)}",
-              reference["kernel"])
+        _need(
+            reference["kernel"] == REFERENCE,
+            "reference.kernel",
+            f"this blockprof's reference kernel {_show(REFERENCE)}",
+            reference["kernel"],
+        )
         _rounds(reference["rounds_s"], "reference.rounds_s")
         count = len(reference["rounds_s"])
     cells = data["cells"]
@@ -301,8 +333,12 @@ def validate(data: Any) -> None:
         _need(key not in seen, where, "listed once", key)
         seen.add(key)
         counts = c["counts"]
-        _need(isinstance(counts, dict) and bool(counts), f"{where}.counts",
-              f"an object of the counts {', '.join(counted or COUNT_METRICS)} (an empty one cannot be compared)", counts)
+        _need(
+            isinstance(counts, dict) and bool(counts),
+            f"{where}.counts",
+            f"an object of the counts {', '.join(counted or COUNT_METRICS)} (an empty one cannot be compared)",
+            counts,
+        )
         for m in counted:
             if m not in counts:
                 raise _Fault(f"{where}.counts.{m} is missing")
@@ -312,7 +348,10 @@ def validate(data: Any) -> None:
         error = c.get("error")
         _need(error is None or _is_str(error), f"{where}.error", "a string or null", error)
         if c["rounds_s"] is not None:
-            _need(count is not None, f"{where}.rounds_s", "null: the baseline has no reference kernel times", c["rounds_s"])
+            _need(
+                count is not None,
+                f"{where}.rounds_s",
+                "null: the baseline has no reference kernel times",
+                c["rounds_s"],
+            )
             _rounds(c["rounds_s"], f"{where}.rounds_s", count=count)
-
-

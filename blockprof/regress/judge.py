@@ -12,8 +12,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from blockprof.errors import BlockprofError
 from blockprof.regress.baseline import Snapshot, load_baseline, machine_class, median
@@ -89,7 +90,9 @@ class CheckResult:
         return pd.DataFrame.from_records(rows, columns=[*Verdict.__dataclass_fields__, "failed"])
 
 
-def check(suite: Suite, baseline: Snapshot | str | Path, *, progress: Callable[[int, int], None] | None = None) -> CheckResult:
+def check(
+    suite: Suite, baseline: Snapshot | str | Path, *, progress: Callable[[int, int], None] | None = None
+) -> CheckResult:
     """Measure ``suite`` now and judge it against ``baseline`` (a snapshot or a path),
     confirming any slower time with a second measurement when the rules say so."""
     from blockprof.regress.measure import measure
@@ -103,7 +106,11 @@ def check(suite: Suite, baseline: Snapshot | str | Path, *, progress: Callable[[
 
 def suspects(result: CheckResult) -> list[str]:
     """The cells whose time was judged slower: the ones a confirming measurement re-times."""
-    return [v.cell for v in result.verdicts if v.metric == TIME_METRIC and v.status == "slower" and v.comparison != "instructions"]
+    return [
+        v.cell
+        for v in result.verdicts
+        if v.metric == TIME_METRIC and v.status == "slower" and v.comparison != "instructions"
+    ]
 
 
 def confirm(result: CheckResult, *, progress: Callable[[int, int], None] | None = None) -> CheckResult:
@@ -117,8 +124,10 @@ def confirm(result: CheckResult, *, progress: Callable[[int, int], None] | None 
     if not cells_again:
         return result
     suite = result.current.suite
-    cells = dict(zip(suite.ids, suite.cells))
-    again = measure(replace(suite, cells=tuple(cells[c] for c in cells_again), metrics=(TIME_METRIC,)), progress=progress)
+    cells = dict(zip(suite.ids, suite.cells, strict=True))
+    again = measure(
+        replace(suite, cells=tuple(cells[c] for c in cells_again), metrics=(TIME_METRIC,)), progress=progress
+    )
     return settle(result, compare(result.baseline, again))
 
 
@@ -129,8 +138,11 @@ def settle(first: CheckResult, second: CheckResult) -> CheckResult:
     for v in first.verdicts:
         if v.metric == TIME_METRIC and v.status == "slower" and v.cell in again:
             w = again[v.cell]
-            seen = f"second measurement {w.change:+.1%}, p={w.p_value:.2g}" if w.change is not None and w.p_value is not None \
+            seen = (
+                f"second measurement {w.change:+.1%}, p={w.p_value:.2g}"
+                if w.change is not None and w.p_value is not None
                 else f"second measurement: {w.note}"
+            )
             if w.status == "slower":
                 v = replace(v, note=f"{v.note}; confirmed ({seen})")
             else:
@@ -145,13 +157,15 @@ def ensure_comparable(suite: Suite, baseline: Snapshot) -> None:
     new = [i for i in suite.ids if i not in baseline.cells]
     if len(new) == len(suite.ids):
         raise BlockprofError(
-            f"the baseline was taken from a different suite ({baseline.suite.name!r}): none of its {len(baseline.cells)} cells "
+            f"the baseline was taken from a different suite ({baseline.suite.name!r}): "
+            f"none of its {len(baseline.cells)} cells "
             f"is among this suite's {len(suite.cells)}; run the check with --update to record a new baseline"
         )
     if new:
         more = f" and {len(new) - 1} more" if len(new) > 1 else ""
         raise BlockprofError(
-            f"the baseline (suite {baseline.suite.name!r}) has no entry for {len(new)} of this suite's {len(suite.ids)} cells "
+            f"the baseline (suite {baseline.suite.name!r}) has no entry for {len(new)} "
+            f"of this suite's {len(suite.ids)} cells "
             f"({new[0]}{more}): they cannot be judged; run with --update to record them"
         )
     if suite.timed and baseline.reference is not None:
@@ -159,7 +173,8 @@ def ensure_comparable(suite: Suite, baseline: Snapshot) -> None:
         for attr in ("mode", "device", "dtype", "clock"):
             if getattr(old, attr) != getattr(new_plan, attr):
                 raise BlockprofError(
-                    f"the baseline timed {attr} {getattr(old, attr)!r} and this suite times {getattr(new_plan, attr)!r}; "
+                    f"the baseline timed {attr} {getattr(old, attr)!r} "
+                    f"and this suite times {getattr(new_plan, attr)!r}; "
                     f"the times are not comparable: run with --update to record a new baseline"
                 )
 
@@ -182,13 +197,20 @@ def compare(baseline: Snapshot, current: Snapshot, *, mode: str = "baseline") ->
             elif metric == TIME_METRIC:
                 verdict = _time_verdict(key, baseline, current, comparison, suite.rules)
                 if not judged and verdict.status in ("ok", "slower", "faster", "~"):
-                    verdict = replace(verdict, status="unjudged", note="reported, not judged: the baseline is from another machine class")
+                    verdict = replace(
+                        verdict,
+                        status="unjudged",
+                        note="reported, not judged: the baseline is from another machine class",
+                    )
                 verdicts.append(verdict)
             else:
                 verdicts.append(_count_verdict(key, metric, old.counts.get(metric), new.counts.get(metric)))
     for key in baseline.cells:
         if key not in current.cells:
-            verdicts += [Verdict(key, m, "missing", note="in the baseline but not in this suite; --update drops it") for m in suite.metrics]
+            verdicts += [
+                Verdict(key, m, "missing", note="in the baseline but not in this suite; --update drops it")
+                for m in suite.metrics
+            ]
     return CheckResult(tuple(verdicts), comparison, reason, baseline, current, mode)
 
 
@@ -203,33 +225,64 @@ def judged_here(rules: Rules, baseline: Snapshot, current: Snapshot, mode: str) 
         return True, ""
     if rules.across_machines:
         return True, ""
-    return False, (f"the baseline was taken on another machine class ({differs}), where times differ for reasons no "
-                   f"normalisation removes; counts are judged; for times use 'check --against REF' (A/B on this machine), "
-                   f"a baseline taken on this class, or {ACROSS_FLAG}")
+    return False, (
+        f"the baseline was taken on another machine class ({differs}), where times differ for reasons no "
+        f"normalisation removes; counts are judged; for times use 'check --against REF' (A/B on this machine), "
+        f"a baseline taken on this class, or {ACROSS_FLAG}"
+    )
 
 
 def choose_comparison(requested: str, baseline: Snapshot, current: Snapshot) -> tuple[str | None, str]:
     """The comparison the rules ask for (``auto``: ``raw`` on the baseline's own
     environment, else ``normalised``), with the reason in words."""
     if current.reference is None or baseline.reference is None:
-        return None, "not compared: " + ("this check does not time" if current.reference is None else "the baseline holds no times")
+        return None, "not compared: " + (
+            "this check does not time" if current.reference is None else "the baseline holds no times"
+        )
     if current.suite.timing.clock == "instructions":
-        return "instructions", "instructions per call (valgrind, deterministic): compared by size alone, no significance test"
+        return (
+            "instructions",
+            "instructions per call (valgrind, deterministic): compared by size alone, no significance test",
+        )
     differences = environment_differences(baseline.environment or {}, current.environment or {})
     if requested == "raw":
-        return "raw", "raw times" + (f", although the environment differs from the baseline's: {differences}" if differences
-                                     else ": same environment as the baseline")
+        return "raw", "raw times" + (
+            f", although the environment differs from the baseline's: {differences}"
+            if differences
+            else ": same environment as the baseline"
+        )
     if requested == "normalised":
-        where = f"the environment differs from the baseline's: {differences}" if differences else "same environment as the baseline"
+        where = (
+            f"the environment differs from the baseline's: {differences}"
+            if differences
+            else "same environment as the baseline"
+        )
         return "normalised", f"times ÷ reference kernel in the same round ({where})"
     if differences:
-        return "normalised", f"times ÷ reference kernel in the same round, because the environment differs from the baseline's: {differences}"
+        return (
+            "normalised",
+            "times ÷ reference kernel in the same round, because the environment differs from the baseline's: "
+            + differences,
+        )
     return "raw", "raw times: same environment as the baseline"
 
 
 #: environment fields that make raw times incomparable when they differ
-_ENV_KEYS = ("torch_version", "device", "device_name", "cpu_model", "cpu_count", "threads", "dtype",
-             "memory_format", "cuda_version", "cudnn_version", "python_version", "host", "allocator")
+_ENV_KEYS = (
+    "torch_version",
+    "device",
+    "device_name",
+    "cpu_model",
+    "cpu_count",
+    "threads",
+    "dtype",
+    "memory_format",
+    "cuda_version",
+    "cudnn_version",
+    "python_version",
+    "host",
+    "allocator",
+)
 
 
 def environment_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -241,7 +294,9 @@ def _count_verdict(cell: str, metric: str, old: int | None, new: int | None) -> 
     if old == new:
         return Verdict(cell, metric, "ok", old, new, 0.0 if old is not None else None)
     change = (new / old - 1) if old and new is not None else None
-    return Verdict(cell, metric, "changed", old, new, change, note="counts must match exactly; --update if the change is intended")
+    return Verdict(
+        cell, metric, "changed", old, new, change, note="counts must match exactly; --update if the change is intended"
+    )
 
 
 def _time_verdict(cell: str, baseline: Snapshot, current: Snapshot, comparison: str | None, rules: Rules) -> Verdict:
@@ -251,7 +306,9 @@ def _time_verdict(cell: str, baseline: Snapshot, current: Snapshot, comparison: 
     if new_cell.error:
         return Verdict(cell, TIME_METRIC, "error", note=new_cell.error)
     if old_cell.rounds is None:
-        return Verdict(cell, TIME_METRIC, "new", note=f"the baseline has no time for this cell ({old_cell.error or 'not timed'})")
+        return Verdict(
+            cell, TIME_METRIC, "new", note=f"the baseline has no time for this cell ({old_cell.error or 'not timed'})"
+        )
     if comparison in ("raw", "instructions"):
         old, new = old_cell.samples(), new_cell.samples()
     else:
@@ -275,8 +332,14 @@ def judge_samples(cell: str, old: Sequence[float], new: Sequence[float], rules: 
     for side, samples in (("baseline", old), ("current", new)):
         why = unusable(samples)
         if why:
-            return Verdict(cell, TIME_METRIC, "error", runs=(len(old), len(new)), comparison=comparison,
-                           note=f"the time cannot be judged: the {side} has {why}")
+            return Verdict(
+                cell,
+                TIME_METRIC,
+                "error",
+                runs=(len(old), len(new)),
+                comparison=comparison,
+                note=f"the time cannot be judged: the {side} has {why}",
+            )
     from scipy.stats import mannwhitneyu
 
     old_median, new_median = median(old), median(new)
@@ -284,10 +347,24 @@ def judge_samples(cell: str, old: Sequence[float], new: Sequence[float], rules: 
     factor = 1 + rules.tolerance
     if comparison == "instructions":
         status = "slower" if ratio > factor else "faster" if ratio < 1 / factor else "ok"
-        note = {"slower": f"more than {rules.tolerance:.0%} more instructions per call",
-                "faster": f"more than {rules.tolerance:.0%} fewer instructions per call: --update to lock it in",
-                "ok": f"instructions within ±{rules.tolerance:.0%}"}[status]
-        return Verdict(cell, TIME_METRIC, status, old_median, new_median, ratio - 1, None, None, (len(old), len(new)), comparison, note)
+        note = {
+            "slower": f"more than {rules.tolerance:.0%} more instructions per call",
+            "faster": f"more than {rules.tolerance:.0%} fewer instructions per call: --update to lock it in",
+            "ok": f"instructions within ±{rules.tolerance:.0%}",
+        }[status]
+        return Verdict(
+            cell,
+            TIME_METRIC,
+            status,
+            old_median,
+            new_median,
+            ratio - 1,
+            None,
+            None,
+            (len(old), len(new)),
+            comparison,
+            note,
+        )
     p_slower = float(mannwhitneyu(new, old, alternative="greater").pvalue)
     p_faster = float(mannwhitneyu(new, old, alternative="less").pvalue)
     if ratio > factor:
@@ -302,8 +379,19 @@ def judge_samples(cell: str, old: Sequence[float], new: Sequence[float], rules: 
         "~": f"beyond ±{rules.tolerance:.0%} but not significant (p ≥ {rules.alpha:g}): noise, passes",
         "ok": f"within ±{rules.tolerance:.0%}",
     }[status]
-    return Verdict(cell, TIME_METRIC, status, old_median, new_median, ratio - 1, p, ratio_interval(old, new),
-                   (len(old), len(new)), comparison, note)
+    return Verdict(
+        cell,
+        TIME_METRIC,
+        status,
+        old_median,
+        new_median,
+        ratio - 1,
+        p,
+        ratio_interval(old, new),
+        (len(old), len(new)),
+        comparison,
+        note,
+    )
 
 
 def ratio_interval(old: Sequence[float], new: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:

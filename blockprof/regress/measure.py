@@ -12,9 +12,10 @@ import datetime as _dt
 import json
 import shutil
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from blockprof.errors import BlockprofError
 from blockprof.regress.baseline import REFERENCE, CellResult, Rounds, Snapshot
@@ -54,8 +55,14 @@ def measure(suite: Suite, *, sessions: int = 1, progress: Progress | None = None
     return snapshot_of(suite, counts, rounds, reference, environment)
 
 
-def snapshot_of(suite: Suite, counts: dict[str, dict[str, int | None]], rounds: dict[str, Rounds | str],
-                reference: Rounds | None, environment: dict[str, Any] | None, git: dict[str, Any] | None | str = "here") -> Snapshot:
+def snapshot_of(
+    suite: Suite,
+    counts: dict[str, dict[str, int | None]],
+    rounds: dict[str, Rounds | str],
+    reference: Rounds | None,
+    environment: dict[str, Any] | None,
+    git: dict[str, Any] | str | None = "here",
+) -> Snapshot:
     """A snapshot from what was measured (``rounds``: a cell's rounds, or its error)."""
     from blockprof import __version__
 
@@ -63,9 +70,21 @@ def snapshot_of(suite: Suite, counts: dict[str, dict[str, int | None]], rounds: 
     for spec in suite.cells:
         key = cell_id(spec)
         result = rounds.get(key)
-        cells[key] = CellResult(spec, counts[key], result if isinstance(result, tuple) else None, result if isinstance(result, str) else None)
-    return Snapshot(suite, cells, environment, reference, __version__, git_info() if git == "here" else git,  # type: ignore[arg-type]
-                    _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        cells[key] = CellResult(
+            spec,
+            counts[key],
+            result if isinstance(result, tuple) else None,
+            result if isinstance(result, str) else None,
+        )
+    return Snapshot(
+        suite,
+        cells,
+        environment,
+        reference,
+        __version__,
+        git_info() if git == "here" else git,  # type: ignore[arg-type]
+        _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    )
 
 
 def check_cells(specs: Sequence[BlockSpec]) -> None:
@@ -109,20 +128,32 @@ def _environment(plan: TimingPlan, allocator: str) -> dict[str, Any]:
     return {**environment(cond.device, cond.dtype, cond.threads, cond.memory_format).as_dict(), "allocator": allocator}
 
 
-def _time_cells(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Progress | None
-                ) -> tuple[Rounds, dict[str, Rounds | str], dict[str, Any]]:
+def _time_cells(
+    specs: Sequence[BlockSpec], plan: TimingPlan, progress: Progress | None
+) -> tuple[Rounds, dict[str, Rounds | str], dict[str, Any]]:
     """Time the reference kernel and every cell round-robin with the timing harness:
     (reference rounds, cell id → rounds or its error, environment)."""
     from blockprof.timing.env import steady_allocator
     from blockprof.timing.harness import measure_cells
 
     allocator = steady_allocator()
-    cells, _ = measure_cells(_jobs(specs), (plan.mode,), _conditions(plan), min_run_time=plan.sample_time * plan.rounds,
-                             min_runs=4, rounds=plan.rounds, progress=progress, clock=_clock(plan), seed=0)
+    cells, _ = measure_cells(
+        _jobs(specs),
+        (plan.mode,),
+        _conditions(plan),
+        min_run_time=plan.sample_time * plan.rounds,
+        min_runs=4,
+        rounds=plan.rounds,
+        progress=progress,
+        clock=_clock(plan),
+        seed=0,
+    )
     reference, *measured = cells.values()
     if reference.error:
         raise RuntimeError(f"the reference kernel failed to run: {reference.error}")
-    rounds: dict[str, Rounds | str] = {c.task.label: c.error or tuple(tuple(m.times) for m in c.parts) for c in measured}
+    rounds: dict[str, Rounds | str] = {
+        c.task.label: c.error or tuple(tuple(m.times) for m in c.parts) for c in measured
+    }
     return tuple(tuple(m.times) for m in reference.parts), rounds, _environment(plan, allocator)
 
 
@@ -139,7 +170,9 @@ class Session:
         from blockprof.timing.harness import build_cells
 
         steady_allocator()
-        built, _ = build_cells(_jobs(suite.cells), (suite.timing.mode,), _conditions(suite.timing), clock=_clock(suite.timing), seed=0)
+        built, _ = build_cells(
+            _jobs(suite.cells), (suite.timing.mode,), _conditions(suite.timing), clock=_clock(suite.timing), seed=0
+        )
         return cls(suite, list(built.values()))
 
     def round(self, number: int, only: Sequence[str] | None = None) -> dict[str, list[float] | str]:
@@ -178,9 +211,17 @@ def counts_of(spec: BlockSpec) -> dict[str, int | None]:
 def git_info(cwd: str | Path | None = None) -> dict[str, Any] | None:
     """The commit the working directory is at and whether it has uncommitted changes; None outside git."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True,
-                                timeout=10, check=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(status.strip())}
@@ -192,11 +233,14 @@ def git_info(cwd: str | Path | None = None) -> dict[str, Any] | None:
 def valgrind_missing() -> str | None:
     """Why the instructions clock cannot run here, or None when it can."""
     if shutil.which("valgrind") is None:
-        return "clock 'instructions' needs valgrind, which is not installed (e.g. apt-get install valgrind); use clock 'thread'"
+        return (
+            "clock 'instructions' needs valgrind, which is not installed (apt-get install valgrind); use clock 'thread'"
+        )
     return None
 
 
-#: run under valgrind: build every step, then count CALLGRIND_REPEATS × CALLGRIND_CALLS calls of each, one dump per repeat
+#: run under valgrind: build every step, then count CALLGRIND_REPEATS × CALLGRIND_CALLS calls of each,
+#: one dump per repeat
 _CALLGRIND_SCRIPT = """
 import json, sys
 import torch
@@ -237,8 +281,9 @@ def callgrind_step(spec: dict[str, Any] | None, mode: str) -> Callable[[], None]
     return call
 
 
-def _count_instructions(specs: Sequence[BlockSpec], plan: TimingPlan, progress: Progress | None
-                        ) -> tuple[Rounds, dict[str, Rounds | str], dict[str, Any]]:
+def _count_instructions(
+    specs: Sequence[BlockSpec], plan: TimingPlan, progress: Progress | None
+) -> tuple[Rounds, dict[str, Rounds | str], dict[str, Any]]:
     """Instructions per call of the reference and each cell, counted by callgrind with torch's valgrind
     bindings (the mechanism of ``Timer.collect_callgrind``) in ONE valgrind process: starting Python and
     torch under valgrind takes minutes on a shared 2-core machine (one ``collect_callgrind`` took 149 s),
@@ -257,14 +302,25 @@ def _count_instructions(specs: Sequence[BlockSpec], plan: TimingPlan, progress: 
     script = _CALLGRIND_SCRIPT.format(repeats=CALLGRIND_REPEATS, calls=CALLGRIND_CALLS)
     with tempfile.TemporaryDirectory(prefix="blockprof-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
-        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--instr-atstart=yes", "--collect-atstart=no",
-                   sys.executable, "-c", script, json.dumps(jobs)]
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            "--instr-atstart=yes",
+            "--collect-atstart=no",
+            sys.executable,
+            "-c",
+            script,
+            json.dumps(jobs),
+        ]
         if progress:
             progress(0, 1)
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         if done.returncode:
             tail = [s for s in done.stderr.strip().splitlines() if s.strip() and not s.startswith("==")]
-            raise BlockprofError(f"counting instructions under valgrind failed: {tail[-1] if tail else f'exit code {done.returncode}'}")
+            raise BlockprofError(
+                f"counting instructions under valgrind failed: {tail[-1] if tail else f'exit code {done.returncode}'}"
+            )
         dumps = sorted(Path(tmp).glob("callgrind.out.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
         totals = []
         for dump in dumps:
@@ -273,11 +329,17 @@ def _count_instructions(specs: Sequence[BlockSpec], plan: TimingPlan, progress: 
     if progress:
         progress(1, 1)
     if len(totals) != len(labels) * CALLGRIND_REPEATS:
-        raise BlockprofError(f"valgrind wrote {len(totals)} instruction counts for {len(labels)} cells × {CALLGRIND_REPEATS}; "
-                             "is valgrind's callgrind tool installed?")
-    rounds = {label: tuple((t,) for t in totals[i * CALLGRIND_REPEATS:(i + 1) * CALLGRIND_REPEATS]) for i, label in enumerate(labels)}
+        raise BlockprofError(
+            f"valgrind wrote {len(totals)} instruction counts for {len(labels)} cells × {CALLGRIND_REPEATS}; "
+            "is valgrind's callgrind tool installed?"
+        )
+    rounds = {
+        label: tuple((t,) for t in totals[i * CALLGRIND_REPEATS : (i + 1) * CALLGRIND_REPEATS])
+        for i, label in enumerate(labels)
+    }
     reference = rounds.pop("reference")
     return reference, dict(rounds), _environment(plan, "valgrind")
+
 
 def save_baseline(suite: Suite, path: str | Path, *, progress: Progress | None = None) -> Snapshot:
     """Measure ``suite`` now (its timing plan's ``baseline_sessions`` runs, pooled) and

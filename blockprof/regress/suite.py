@@ -7,9 +7,10 @@ exit 2, before anything is measured.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from blockprof.errors import BlockprofError
 from blockprof.grid import VARIANT_OPTIONS, Grid, read_toml
@@ -102,15 +103,21 @@ class TimingPlan:
         if self.mode not in ("fwd", "train"):
             raise BlockprofError(f"timing mode must be 'fwd' or 'train', got {self.mode!r}")
         if not (_whole(self.rounds) and 5 <= self.rounds <= MAX_ROUNDS):
-            raise BlockprofError(f"rounds must be a whole number from 5 (the samples of the significance test) to {MAX_ROUNDS}, "
-                                 f"got {self.rounds!r}")
+            raise BlockprofError(
+                f"rounds must be a whole number from 5 (the samples of the significance test) to {MAX_ROUNDS}, "
+                f"got {self.rounds!r}"
+            )
         if not (_number(self.sample_time) and 0 < self.sample_time <= MAX_SAMPLE_TIME):
-            raise BlockprofError(f"sample_time must be a positive number of seconds up to {MAX_SAMPLE_TIME:g}, e.g. 0.05, "
-                                 f"got {self.sample_time!r}")
+            raise BlockprofError(
+                f"sample_time must be a positive number of seconds up to {MAX_SAMPLE_TIME:g}, e.g. 0.05, "
+                f"got {self.sample_time!r}"
+            )
         if not (_whole(self.threads) and 1 <= self.threads <= 1024):
             raise BlockprofError(f"threads must be a positive whole number, got {self.threads!r}")
         if not (_whole(self.baseline_sessions) and 1 <= self.baseline_sessions <= MAX_SESSIONS):
-            raise BlockprofError(f"baseline_sessions must be a whole number from 1 to {MAX_SESSIONS}, got {self.baseline_sessions!r}")
+            raise BlockprofError(
+                f"baseline_sessions must be a whole number from 1 to {MAX_SESSIONS}, got {self.baseline_sessions!r}"
+            )
         if self.device not in ("cpu", "cuda"):
             raise BlockprofError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
@@ -118,8 +125,10 @@ class TimingPlan:
         if self.clock not in CLOCKS:
             raise BlockprofError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
         if self.clock in ("thread", "instructions") and (self.threads != 1 or self.device != "cpu"):
-            raise BlockprofError(f"clock {self.clock!r} measures one CPU thread, but the plan has threads={self.threads} on "
-                                 f"{self.device}; use threads = 1, or clock = \"wall\"")
+            raise BlockprofError(
+                f"clock {self.clock!r} measures one CPU thread, but the plan has threads={self.threads} on "
+                f'{self.device}; use threads = 1, or clock = "wall"'
+            )
 
 
 def check_cell_size(spec: BlockSpec) -> None:
@@ -131,8 +140,10 @@ def check_cell_size(spec: BlockSpec) -> None:
             raise BlockprofError(f"{name} = {value} is beyond the largest supported ({limit:,}); use a smaller value")
     elements = math.prod(spec.input_shape)
     if elements > MAX_INPUT_ELEMENTS:
-        raise BlockprofError(f"the input {'×'.join(map(str, spec.input_shape))} has {elements:,} elements, beyond "
-                             f"{MAX_INPUT_ELEMENTS:,}; use a smaller batch, width or spatial size")
+        raise BlockprofError(
+            f"the input {'×'.join(map(str, spec.input_shape))} has {elements:,} elements, beyond "
+            f"{MAX_INPUT_ELEMENTS:,}; use a smaller batch, width or spatial size"
+        )
 
 
 @dataclass(frozen=True)
@@ -169,8 +180,18 @@ class Suite:
         """This suite without the time metric (``--no-time``)."""
         counts = tuple(m for m in self.metrics if m != TIME_METRIC)
         if not counts:
-            raise BlockprofError(f"suite {self.name!r} compares only times, so --no-time leaves nothing to check; drop --no-time")
+            raise BlockprofError(
+                f"suite {self.name!r} compares only times, so --no-time leaves nothing to check; drop --no-time"
+            )
         return replace(self, metrics=counts)
+
+    def times_only(self) -> Suite:
+        """This suite with only the time metric (``--only-time``: counts judged elsewhere)."""
+        if not self.timed:
+            raise BlockprofError(
+                f"suite {self.name!r} has no time metric, so --only-time leaves nothing to check; drop --only-time"
+            )
+        return replace(self, metrics=(TIME_METRIC,))
 
     @property
     def ids(self) -> list[str]:
@@ -225,18 +246,22 @@ def suite_from_toml(data: Mapping[str, Any], default_name: str = "suite") -> Sui
     _known(data, _SUITE_KEYS, "top-level key")
     tables = data.get("cells")
     if not isinstance(tables, list) or not tables:
-        raise BlockprofError("no [[cells]] tables; add at least one, e.g. [[cells]] blocks = [\"basic\"] channels = [64]")
+        raise BlockprofError('no [[cells]] tables; add at least one, e.g. [[cells]] blocks = ["basic"] channels = [64]')
     specs: list[BlockSpec] = []
     for i, table in enumerate(tables, 1):
         _known(table, (*_GRID_KEYS, *VARIANT_OPTIONS), f"key in [[cells]] #{i}")
         axes = {k: _as_tuple(table[k], k) for k in _GRID_KEYS if k in table}
         if "blocks" not in axes:
-            raise BlockprofError(f"[[cells]] #{i} has no 'blocks'; name the blocks, e.g. blocks = [\"basic\", \"bottleneck\"]")
+            raise BlockprofError(
+                f'[[cells]] #{i} has no \'blocks\'; name the blocks, e.g. blocks = ["basic", "bottleneck"]'
+            )
         for axis in ("channels", "spatial", "batch"):
             limit = MAX_SIZE["in_channels" if axis == "channels" else axis]
             too_big = [v for v in axes.get(axis, ()) if _whole(v) and v > limit]
             if too_big:
-                raise BlockprofError(f"[[cells]] #{i}: {axis} = {too_big[0]} is beyond the largest supported ({limit:,})")
+                raise BlockprofError(
+                    f"[[cells]] #{i}: {axis} = {too_big[0]} is beyond the largest supported ({limit:,})"
+                )
         options = {k: table[k] for k in VARIANT_OPTIONS if k in table}
         specs += [s for s in Grid(options=options, **axes).specs() if s not in specs]
     rules = data.get("rules", {})
@@ -250,9 +275,17 @@ def suite_from_toml(data: Mapping[str, Any], default_name: str = "suite") -> Sui
     return Suite(tuple(specs), metrics, Rules(**rules), TimingPlan(**timing), name)
 
 
-def inline_suite(blocks: Iterable[str], channels: Iterable[int], spatial: Iterable[int], batch: Iterable[int],
-                 options: Mapping[str, Any] | None = None, *, metrics: Iterable[str] = METRICS,
-                 rules: Rules | None = None, timing: TimingPlan | None = None) -> Suite:
+def inline_suite(
+    blocks: Iterable[str],
+    channels: Iterable[int],
+    spatial: Iterable[int],
+    batch: Iterable[int],
+    options: Mapping[str, Any] | None = None,
+    *,
+    metrics: Iterable[str] = METRICS,
+    rules: Rules | None = None,
+    timing: TimingPlan | None = None,
+) -> Suite:
     """A suite from the sweep options (``--blocks --channels --spatial --batch`` and variants)."""
     grid = Grid(tuple(blocks), tuple(channels), tuple(spatial), tuple(batch), dict(options or {}))
     return Suite(tuple(grid.specs()), tuple(metrics), rules or Rules(), timing or TimingPlan())

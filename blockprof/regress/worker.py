@@ -46,8 +46,15 @@ def main() -> None:
     except BlockprofError as e:
         _reply({"error": str(e)})
         return
-    _reply({"counts": counts, "errors": errors, "environment": environment, "version": __version__,
-            "git": git_info(Path.cwd())})
+    _reply(
+        {
+            "counts": counts,
+            "errors": errors,
+            "environment": environment,
+            "version": __version__,
+            "git": git_info(Path.cwd()),
+        }
+    )
     for line in sys.stdin:
         request = json.loads(line)
         assert session is not None, "a round was asked of an untimed suite"

@@ -13,38 +13,65 @@ from blockprof.units import grouped
 if TYPE_CHECKING:
     import pandas as pd
 
-_MARK = {"ok": "✓", "changed": "✗ changed", "slower": "✗ slower", "faster": "faster", "~": "~", "new": "new", "missing": "missing", "error": "✗ error",
-         "unjudged": "(not judged)"}
+_MARK = {
+    "ok": "✓",
+    "changed": "✗ changed",
+    "slower": "✗ slower",
+    "faster": "faster",
+    "~": "~",
+    "new": "new",
+    "missing": "missing",
+    "error": "✗ error",
+    "unjudged": "(not judged)",
+}
 
 
 def headline(result: CheckResult) -> str:
     """One line: passed or failed, and how many of what."""
     failures, faster = result.failures, result.improvements
     kinds = {s: sum(v.status == s for v in failures) for s in ("changed", "slower", "error")}
-    parts = [f"{n} {what}" for what, n in (("changed count(s)", kinds["changed"]), ("slower time(s)", kinds["slower"]), ("error(s)", kinds["error"])) if n]
+    parts = [
+        f"{n} {what}"
+        for what, n in (
+            ("changed count(s)", kinds["changed"]),
+            ("slower time(s)", kinds["slower"]),
+            ("error(s)", kinds["error"]),
+        )
+        if n
+    ]
     verdict = "FAILED: " + ", ".join(parts) if failures else "passed"
     unjudged = sum(v.status == "unjudged" for v in result.verdicts)
     if unjudged and not failures:
         verdict = f"passed on counts ({unjudged} time(s) reported, not judged: baseline from another machine class)"
     tail = f"; {len(faster)} faster (run with --update to lock the gain in)" if faster else ""
-    return f"blockprof check {verdict} — {len(result.current.cells)} cells × {len(result.current.suite.metrics)} metrics{tail}"
+    size = f"{len(result.current.cells)} cells × {len(result.current.suite.metrics)} metrics"
+    return f"blockprof check {verdict} — {size}{tail}"
 
 
 def provenance(result: CheckResult) -> list[str]:
     """What was compared with what (a stored baseline, or a base tree measured now), which time comparison, and why."""
     base = result.baseline
     commit = (base.git or {}).get("commit")
-    where = f"commit {commit[:10]}{' (dirty)' if base.git and base.git.get('dirty') else ''}" if commit else "no git commit recorded"
+    where = (
+        f"commit {commit[:10]}{' (dirty)' if base.git and base.git.get('dirty') else ''}"
+        if commit
+        else "no git commit recorded"
+    )
     if result.mode == "ab":
         lines = [f"A/B on this machine: base ({where}) and this tree measured side by side, interleaved round by round"]
     else:
-        lines = [f"baseline: suite {base.suite.name!r}, taken {base.created}, {where}, blockprof {base.blockprof_version}"]
+        lines = [
+            f"baseline: suite {base.suite.name!r}, taken {base.created}, {where}, blockprof {base.blockprof_version}"
+        ]
     lines.append(f"times: {result.reason}")
     if result.comparison and result.comparison != "instructions":
         rules = result.current.suite.rules
-        lines.append(f"rule: slower/faster = median ratio beyond ±{rules.tolerance:.0%} AND one-sided Mann–Whitney U p < {rules.alpha:g} "
-                     f"over per-round samples{', confirmed by a second measurement' if rules.confirm else ''}; "
-                     f"'~' = beyond the tolerance but not significant{' or not confirmed' if rules.confirm else ''} (passes)")
+        lines.append(
+            f"rule: slower/faster = median ratio beyond ±{rules.tolerance:.0%} "
+            f"AND one-sided Mann–Whitney U p < {rules.alpha:g} "
+            f"over per-round samples{', confirmed by a second measurement' if rules.confirm else ''}; "
+            f"'~' = beyond the tolerance but not significant{' or not confirmed' if rules.confirm else ''} (passes)"
+        )
     return lines
 
 
@@ -121,8 +148,13 @@ def to_markdown(result: CheckResult) -> str:
     from blockprof.tables import render
 
     icon = "✅" if result.passed else "❌"
-    lines = [f"### {icon} {headline(result)}", "", *(f"- {line}" for line in provenance(result)), "",
-             render(grid(result).map(lambda s: s.replace("|", "\\|")), "markdown")]
+    lines = [
+        f"### {icon} {headline(result)}",
+        "",
+        *(f"- {line}" for line in provenance(result)),
+        "",
+        render(grid(result).map(lambda s: s.replace("|", "\\|")), "markdown"),
+    ]
     for title, items in _sections(result):
         if items:
             lines += ["", f"**{title}**", "", *(f"- {item}" for item in items)]
@@ -143,7 +175,9 @@ def to_junit(result: CheckResult) -> str:
     }
     name = f"blockprof check {result.current.suite.name}"
     root = ET.Element("testsuites", name=name, **{k: str(n) for k, n in counts.items()})
-    suite = ET.SubElement(root, "testsuite", name=name, timestamp=result.current.created, **{k: str(n) for k, n in counts.items()})
+    suite = ET.SubElement(
+        root, "testsuite", name=name, timestamp=result.current.created, **{k: str(n) for k, n in counts.items()}
+    )
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", name="comparison", value=result.comparison or "none")
     ET.SubElement(properties, "property", name="reason", value=result.reason)
