@@ -214,6 +214,7 @@ def modes(suite: Suite, runs: int, hog_runs: int, trials: int) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         base, head = _tree(Path(tmp) / "base"), _tree(Path(tmp) / "head")
         here = measure(suite, sessions=suite.timing.baseline_sessions)
+        print(f"  baseline here taken ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
         tally: dict[tuple[str, str], list[int]] = {}
 
         def note(key: tuple[str, str], failed: bool) -> None:
@@ -340,6 +341,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8, help="runs per mode, quiet (modes)")
     parser.add_argument("--hog-runs", type=int, default=4, help="runs per mode beside a CPU hog (modes)")
     parser.add_argument("--ab-trials", type=int, default=3, help="A/B detection trials per slowdown (modes)")
+    parser.add_argument("--modes-rounds", type=int, default=None, help="rounds per check in 'modes' (default: the suite's)")
+    parser.add_argument("--modes-sample-time", type=float, default=None, help="seconds per cell per round in 'modes'")
     parser.add_argument("--sections", default="allocator,false-alarms,detection,duration", help="comma-separated sections to run "
                         "(also: modes, the CI modes' false alarms and A/B detection)")
     args = parser.parse_args()
@@ -361,7 +364,9 @@ def main() -> None:
         print("\n".join(detection(args.trials, suite.timing.rounds, suite.timing.sample_time)) + "\n")
     if "modes" in sections:
         print("## False alarms per CI mode, and A/B detection\n")
-        print("\n".join(modes(suite, args.runs, args.hog_runs, args.ab_trials)) + "\n")
+        plan = replace(suite.timing, rounds=args.modes_rounds or suite.timing.rounds,
+                       sample_time=args.modes_sample_time or suite.timing.sample_time)
+        print("\n".join(modes(replace(suite, timing=plan), args.runs, args.hog_runs, args.ab_trials)) + "\n")
     if "duration" in sections:
         print("## Duration of a check of the default suite (end to end, subprocess)\n")
         print("\n".join(duration(args.durations)) + "\n")

@@ -184,6 +184,8 @@ def compare(baseline: Snapshot, current: Snapshot, *, mode: str = "baseline") ->
     ``mode``: ``baseline`` (a stored snapshot) or ``ab`` (both measured now, interleaved, on this machine)."""
     suite = current.suite
     comparison, reason = choose_comparison(suite.rules.comparison, baseline, current)
+    if mode == "ab":
+        reason = reason.replace("same environment as the baseline", "base and change measured here, interleaved")
     judged, why_not = judged_here(suite.rules, baseline, current, mode)
     if comparison is not None and not judged:
         reason = f"{reason}; NOT JUDGED: {why_not}"

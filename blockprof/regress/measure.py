@@ -9,6 +9,7 @@ check in :mod:`blockprof.regress.ab`). The ``instructions`` clock counts instruc
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import shutil
 import subprocess
@@ -52,7 +53,7 @@ def measure(suite: Suite, *, sessions: int = 1, progress: Progress | None = None
                 before = rounds.get(key, ())
                 if not isinstance(before, str):  # a cell that failed in one session keeps that error
                     rounds[key] = result if isinstance(result, str) else before + result
-    return snapshot_of(suite, counts, rounds, reference, environment)
+    return snapshot_of(suite, counts, rounds, reference, environment, git_info())
 
 
 def snapshot_of(
@@ -61,7 +62,7 @@ def snapshot_of(
     rounds: dict[str, Rounds | str],
     reference: Rounds | None,
     environment: dict[str, Any] | None,
-    git: dict[str, Any] | str | None = "here",
+    git: dict[str, Any] | None,
 ) -> Snapshot:
     """A snapshot from what was measured (``rounds``: a cell's rounds, or its error)."""
     from blockprof import __version__
@@ -82,7 +83,7 @@ def snapshot_of(
         environment,
         reference,
         __version__,
-        git_info() if git == "here" else git,  # type: ignore[arg-type]
+        git,
         _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     )
 
@@ -102,10 +103,10 @@ def _jobs(specs: Sequence[BlockSpec]) -> list[Job]:
     from blockprof.blocks.registry import resolve
     from blockprof.timing.harness import Job
 
-    jobs = [Job("reference", None, reference_module, tuple(REFERENCE["input"]))]  # type: ignore[arg-type]
+    jobs = [Job("reference", None, reference_module, tuple(REFERENCE["input"]))]
     for spec in specs:
         definition, resolved = resolve(spec)
-        jobs.append(Job(cell_id(spec), spec, lambda d=definition, s=resolved: d.module(s), resolved.input_shape))
+        jobs.append(Job(cell_id(spec), spec, functools.partial(definition.module, resolved), resolved.input_shape))
     return jobs
 
 
@@ -194,8 +195,8 @@ def reference_module() -> nn.Module:
     import torch
 
     torch.manual_seed(0)
-    _, c_in, _, _ = REFERENCE["input"]  # type: ignore[misc]
-    c_out, _, k, _ = REFERENCE["weight"]  # type: ignore[misc]
+    _, c_in, _, _ = REFERENCE["input"]
+    c_out, _, k, _ = REFERENCE["weight"]
     return torch.nn.Conv2d(c_in, c_out, k, padding=REFERENCE["padding"], bias=False)
 
 
@@ -266,8 +267,9 @@ def callgrind_step(spec: dict[str, Any] | None, mode: str) -> Callable[[], None]
 
     cond = conditions("cpu", "float32", threads=1)
     torch.manual_seed(0)
+    shape: tuple[int, ...]
     if spec is None:
-        module, shape = reference_module(), tuple(REFERENCE["input"])  # type: ignore[arg-type]
+        module, shape = reference_module(), tuple(REFERENCE["input"])
     else:
         definition, resolved = resolve(BlockSpec(**spec))
         module, shape = definition.module(resolved), resolved.input_shape

@@ -76,6 +76,7 @@ def provenance(result: CheckResult) -> list[str]:
 
 
 def _span(v: Verdict, digits: str = ".3g") -> str:
+    assert v.old is not None and v.new is not None, "only verdicts with both medians have a span"
     if v.comparison == "normalised":
         return f"{v.old:{digits}} → {v.new:{digits}} ×ref"
     if v.comparison == "instructions":
@@ -174,10 +175,9 @@ def to_junit(result: CheckResult) -> str:
         "skipped": sum(v.status in ("new", "missing", "unjudged") for v in verdicts),
     }
     name = f"blockprof check {result.current.suite.name}"
-    root = ET.Element("testsuites", name=name, **{k: str(n) for k, n in counts.items()})
-    suite = ET.SubElement(
-        root, "testsuite", name=name, timestamp=result.current.created, **{k: str(n) for k, n in counts.items()}
-    )
+    attributes = {k: str(n) for k, n in counts.items()}
+    root = ET.Element("testsuites", {"name": name, **attributes})
+    suite = ET.SubElement(root, "testsuite", {"name": name, "timestamp": result.current.created, **attributes})
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", name="comparison", value=result.comparison or "none")
     ET.SubElement(properties, "property", name="reason", value=result.reason)
