@@ -23,7 +23,13 @@ from blockprof.spec import BlockSpec
 SCHEMA_VERSION = 1
 #: the reference kernel: a fixed 3×3 convolution, timed in every round beside the cells
 #: (timed with the same step as the cells: forward, or forward + backward for ``train``)
-REFERENCE: dict[str, Any] = {"op": "conv2d", "input": [1, 64, 28, 28], "weight": [64, 64, 3, 3], "padding": 1, "bias": False}
+REFERENCE: dict[str, Any] = {
+    "op": "conv2d",
+    "input": [1, 64, 28, 28],
+    "weight": [64, 64, 3, 3],
+    "padding": 1,
+    "bias": False,
+}
 #: the environment fields that make a machine class: stored timings compare only within one
 MACHINE_KEYS = ("cpu_model", "cpu_count", "torch_version", "device_name", "threads")
 #: fewest rounds a stored timing may hold (the significance test needs them)

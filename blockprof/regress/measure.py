@@ -122,7 +122,8 @@ def _conditions(plan: TimingPlan) -> Conditions:
     return conditions(plan.device, plan.dtype, threads=plan.threads)
 
 
-def _environment(plan: TimingPlan, allocator: str) -> dict[str, Any]:
+def environment_of(plan: TimingPlan, allocator: str) -> dict[str, Any]:
+    """The environment a snapshot records: torch, CPU, threads, dtype ..., and the allocator setting."""
     from blockprof.timing.env import environment
 
     cond = _conditions(plan)
@@ -155,7 +156,7 @@ def _time_cells(
     rounds: dict[str, Rounds | str] = {
         c.task.label: c.error or tuple(tuple(m.times) for m in c.parts) for c in measured
     }
-    return tuple(tuple(m.times) for m in reference.parts), rounds, _environment(plan, allocator)
+    return tuple(tuple(m.times) for m in reference.parts), rounds, environment_of(plan, allocator)
 
 
 @dataclass
@@ -340,7 +341,7 @@ def _count_instructions(
         for i, label in enumerate(labels)
     }
     reference = rounds.pop("reference")
-    return reference, dict(rounds), _environment(plan, "valgrind")
+    return reference, dict(rounds), environment_of(plan, "valgrind")
 
 
 def save_baseline(suite: Suite, path: str | Path, *, progress: Progress | None = None) -> Snapshot:

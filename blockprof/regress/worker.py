@@ -38,10 +38,10 @@ def main() -> None:
         session = Session.start(suite) if suite.timed else None
         environment = None
         if session is not None:
-            from blockprof.regress.measure import _environment
+            from blockprof.regress.measure import environment_of
             from blockprof.timing.env import steady_allocator
 
-            environment = _environment(suite.timing, steady_allocator())
+            environment = environment_of(suite.timing, steady_allocator())
             errors.update({c.task.label: c.error for c in session.cells if c.error and c.task.label != "reference"})
     except BlockprofError as e:
         _reply({"error": str(e)})
