@@ -32,6 +32,16 @@ def variant_grid(spatial: int = 16) -> list[BlockSpec]:
     specs += [
         BlockSpec("bottleneck", 256, groups=32, width_per_group=4, spatial=spatial),  # ResNeXt-50 32×4d stage 1
         BlockSpec("bottleneck", 512, groups=32, width_per_group=4, stride=2, se=1 / 16, spatial=spatial),
+        # sizes the stride does not divide: (H − 1) // s + 1, torchvision's arithmetic (57 → 29)
+        BlockSpec("basic", 64, out_channels=128, stride=2, spatial=57),
+        BlockSpec("bottleneck", 64, out_channels=256, stride=2, spatial=57, se=0.25),
+        BlockSpec("inverted_residual", 24, out_channels=32, stride=2, spatial=57),
+        BlockSpec("inverted_residual", 24, stride=2, spatial=15, kernel=5, se=0.25),
+        # the new variant fields: the depthwise kernel and the activation
+        BlockSpec("inverted_residual", 40, kernel=7, activation="hardswish", spatial=spatial),
+        BlockSpec("inverted_residual", 40, kernel=5, activation="silu", stride=2, spatial=spatial),
+        BlockSpec("basic", 32, activation="silu", spatial=spatial),
+        BlockSpec("bottleneck", 64, activation="relu6", groups=2, stride=2, spatial=spatial),
     ]
     return specs
 

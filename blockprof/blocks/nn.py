@@ -9,8 +9,29 @@ torchvision (``conv1``, ``bn1``, ``downsample``) and timm (``conv_pw``,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from blockprof.blocks.shapes import SEPlan
+
+#: activation name (blockprof.schema.ACTIVATIONS, plus the SE gates) → module; ReLU/ReLU6 in
+#: place as torchvision has them, the others out of place (see formulas._SAVED)
+_ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
+    "hardswish": nn.Hardswish,
+    "silu": nn.SiLU,
+    "sigmoid": nn.Sigmoid,
+    "hardsigmoid": nn.Hardsigmoid,
+}
+
+
+def activation(name: str) -> nn.Module:
+    """A fresh activation module by name."""
+    return _ACTIVATIONS[name]()
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -27,13 +48,13 @@ def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
 class SqueezeExcite(nn.Module):
     """Squeeze-and-Excitation (Hu et al., 2018): channel weights from a global pool."""
 
-    def __init__(self, channels: int, rd_channels: int) -> None:
+    def __init__(self, plan: SEPlan) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(channels, rd_channels, 1, bias=True)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(rd_channels, channels, 1, bias=True)
-        self.gate = nn.Sigmoid()
+        self.fc1 = nn.Conv2d(plan.channels, plan.rd_channels, 1, bias=True)
+        self.act = activation(plan.act)
+        self.fc2 = nn.Conv2d(plan.rd_channels, plan.channels, 1, bias=True)
+        self.gate = activation(plan.gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
@@ -42,16 +63,16 @@ class SqueezeExcite(nn.Module):
 class BasicBlock(nn.Module):
     """ResNet-18/34 block (He et al., 2016): 3×3 conv-BN-ReLU, 3×3 conv-BN, add, ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, se_channels: int = 0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, se: SEPlan | None = None, act: str = "relu") -> None:
         super().__init__()
         self.conv1 = _conv(in_channels, out_channels, 3, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.act1 = nn.ReLU(inplace=True)
+        self.act1 = activation(act)
         self.conv2 = _conv(out_channels, out_channels, 3)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.se = SqueezeExcite(out_channels, se_channels) if se_channels else nn.Identity()
+        self.se = SqueezeExcite(se) if se else nn.Identity()
         self.downsample = _shortcut(in_channels, out_channels, stride)
-        self.act2 = nn.ReLU(inplace=True)
+        self.act2 = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = self.downsample(x)
@@ -65,20 +86,21 @@ class Bottleneck(nn.Module):
     3×3 (grouped for ResNeXt), 1×1 expand, BN after each, add, ReLU."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, width: int, stride: int = 1, groups: int = 1, se_channels: int = 0
+        self, in_channels: int, out_channels: int, width: int, stride: int = 1, groups: int = 1,
+        se: SEPlan | None = None, act: str = "relu",
     ) -> None:
         super().__init__()
         self.conv1 = _conv(in_channels, width, 1)
         self.bn1 = nn.BatchNorm2d(width)
-        self.act1 = nn.ReLU(inplace=True)
+        self.act1 = activation(act)
         self.conv2 = _conv(width, width, 3, stride, groups)
         self.bn2 = nn.BatchNorm2d(width)
-        self.act2 = nn.ReLU(inplace=True)
+        self.act2 = activation(act)
         self.conv3 = _conv(width, out_channels, 1)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.se = SqueezeExcite(out_channels, se_channels) if se_channels else nn.Identity()
+        self.se = SqueezeExcite(se) if se else nn.Identity()
         self.downsample = _shortcut(in_channels, out_channels, stride)
-        self.act3 = nn.ReLU(inplace=True)
+        self.act3 = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = self.downsample(x)
@@ -89,23 +111,26 @@ class Bottleneck(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block (Sandler et al., 2018): 1×1 expand + ReLU6, 3×3
-    depthwise + ReLU6, optional SE (MBConv), 1×1 linear projection; the
-    residual add only when stride is 1 and the widths match."""
+    """MobileNetV2 block (Sandler et al., 2018): 1×1 expand + ReLU6, k×k
+    depthwise (k = 3 in MobileNetV2) + ReLU6, optional SE (MBConv), 1×1 linear
+    projection; the residual add only when stride is 1 and the widths match."""
 
-    def __init__(self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, se_channels: int = 0) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, se: SEPlan | None = None,
+        kernel: int = 3, act: str = "relu6",
+    ) -> None:
         super().__init__()
         self.has_skip = stride == 1 and in_channels == out_channels
         if hidden != in_channels:
             self.conv_pw = _conv(in_channels, hidden, 1)
             self.bn1 = nn.BatchNorm2d(hidden)
-            self.act1 = nn.ReLU6(inplace=True)
+            self.act1 = activation(act)
         else:  # t = 1: MobileNetV2's first block has no expansion conv
             self.conv_pw, self.bn1, self.act1 = nn.Identity(), nn.Identity(), nn.Identity()
-        self.conv_dw = _conv(hidden, hidden, 3, stride, groups=hidden)
+        self.conv_dw = _conv(hidden, hidden, kernel, stride, groups=hidden)
         self.bn2 = nn.BatchNorm2d(hidden)
-        self.act2 = nn.ReLU6(inplace=True)
-        self.se = SqueezeExcite(hidden, se_channels) if se_channels else nn.Identity()
+        self.act2 = activation(act)
+        self.se = SqueezeExcite(se) if se else nn.Identity()
         self.conv_pwl = _conv(hidden, out_channels, 1)
         self.bn3 = nn.BatchNorm2d(out_channels)
 

@@ -147,7 +147,7 @@ def _elementwise(layer: Layer, n: int) -> Cost:
     return Cost(0, 0, 0, 0, 0, layer.out_numel(n), "0", "0")
 
 
-for _op in ("relu", "relu6", "sigmoid", "add", "mul"):
+for _op in ("relu", "relu6", "hardswish", "silu", "sigmoid", "hardsigmoid", "add", "mul"):
     register(_op)(_elementwise)
 
 
@@ -201,6 +201,10 @@ _SAVED: dict[str, Callable[[Layer, int], Saved]] = {
     "relu": lambda l, n: Saved(l.out_numel(n)),  # its output (the mask)
     "relu6": lambda l, n: Saved(l.out_numel(n)),  # its output (hardtanh_ saves the result)
     "sigmoid": lambda l, n: Saved(l.out_numel(n)),  # its output: σ' = σ(1 − σ)
+    # out of place (as blockprof's modules run them): the backward needs the input
+    "hardswish": lambda l, n: Saved(l.in_numel(n)),
+    "silu": lambda l, n: Saved(l.in_numel(n)),
+    "hardsigmoid": lambda l, n: Saved(l.in_numel(n)),
     # the SE rescale x · gate (a per-channel gate, as every block here uses it) saves both factors
     "mul": lambda l, n: Saved(l.out_numel(n) + n * l.out_channels),
     "add": lambda l, n: Saved(0),  # the gradient passes through unchanged

@@ -94,6 +94,10 @@ class Worker:
             stderr=subprocess.PIPE,
         )
         self.hello = self._ask({"suite": suite.as_dict()})
+        # the two trees may name a cell differently (ids are built by each tree's own code): map by position
+        theirs = self.hello.get("ids", suite.ids)
+        self.ours = {**dict(zip(theirs, suite.ids, strict=True)), "reference": "reference"}
+        self.theirs = {mine: other for other, mine in self.ours.items()}
 
     def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
         stdin, stdout = self.process.stdin, self.process.stdout
@@ -120,7 +124,9 @@ class Worker:
         return lines[-1] if lines else f"exit code {self.process.returncode}"
 
     def round(self, number: int, only: list[str] | None = None) -> dict[str, Any]:
-        return self._ask({"round": number, "only": only})["times"]
+        asked = None if only is None else [self.theirs[i] for i in only]
+        times = self._ask({"round": number, "only": asked})["times"]
+        return {self.ours.get(label, label): t for label, t in times.items()}
 
     def close(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -162,10 +168,10 @@ def _snapshot(suite: Suite, worker: Worker, times: dict[str, Any]) -> Snapshot:
     if isinstance(reference, str):
         raise BlockprofError(f"the {worker.name} side's reference kernel failed to run: {reference}")
     rounds = {k: v for k, v in times.items() if k != "reference"}
-    errors = hello.get("errors", {})
-    for key, message in errors.items():
-        rounds[key] = message
-    snapshot = snapshot_of(suite, hello["counts"], rounds, reference, hello["environment"], git=hello.get("git"))
+    for key, message in hello.get("errors", {}).items():
+        rounds[worker.ours.get(key, key)] = message
+    counts = {worker.ours.get(key, key): c for key, c in hello["counts"].items()}
+    snapshot = snapshot_of(suite, counts, rounds, reference, hello["environment"], git=hello.get("git"))
     return replace(snapshot, blockprof_version=hello.get("version", "?"))
 
 

@@ -12,22 +12,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.grid import VARIANT_OPTIONS, Grid, read_toml
-from blockprof.spec import BlockSpec
+from blockprof.spec import BlockSpec, ResolvedSpec
 
 #: counts compared exactly (see blockprof.records.COUNT_FIELDS for their units)
-COUNT_METRICS = ("params", "params_conv", "macs", "train_flops")
+COUNT_METRICS = schema.COUNT_METRICS
 TIME_METRIC = "time"
 METRICS = (*COUNT_METRICS, TIME_METRIC)
 COMPARISONS = ("auto", "raw", "normalised")
 #: what a timing reads: the timing thread's CPU time, the wall clock, or instructions executed (callgrind)
 CLOCKS = ("thread", "wall", "instructions")
-#: the largest suite values accepted: beyond them a check would not end or not fit in memory
+#: the largest suite values accepted: beyond them a check would not end (sizes: see blockprof.schema's bounds)
 MAX_SAMPLE_TIME = 60.0
 MAX_ROUNDS = 1000
 MAX_SESSIONS = 20
-MAX_SIZE = {"in_channels": 65536, "out_channels": 65536, "spatial": 4096, "batch": 4096}
 #: the largest input a cell may take (elements): 2³¹, 8 GiB of float32
 MAX_INPUT_ELEMENTS = 2**31
 
@@ -132,12 +132,8 @@ class TimingPlan:
 
 
 def check_cell_size(spec: BlockSpec) -> None:
-    """Refuse a cell too large to build here (sizes beyond :data:`MAX_SIZE`, or an input over
-    :data:`MAX_INPUT_ELEMENTS`), before torch is asked to allocate it."""
-    for name, limit in MAX_SIZE.items():
-        value = getattr(spec, name)
-        if value is not None and value > limit:
-            raise BlockprofError(f"{name} = {value} is beyond the largest supported ({limit:,}); use a smaller value")
+    """Refuse a cell whose input is over :data:`MAX_INPUT_ELEMENTS` before torch is asked to allocate it
+    (each size on its own is bounded by the spec)."""
     elements = math.prod(spec.input_shape)
     if elements > MAX_INPUT_ELEMENTS:
         raise BlockprofError(
@@ -218,10 +214,15 @@ class Suite:
         )
 
 
-def cell_id(spec: BlockSpec) -> str:
-    """A cell's stable name in reports and baselines, e.g. ``bottleneck 64→64 @ 1×64×28×28``."""
-    n, c, h, w = spec.input_shape
-    return f"{spec.label} @ {n}×{c}×{h}×{w}"
+def cell_id(spec: BlockSpec | ResolvedSpec) -> str:
+    """A cell's stable name in reports and baselines, e.g. ``bottleneck 64→64 @ 1×64×28×28``:
+    built from the resolved spec, so spelling out a block default (``expansion = 4`` for a
+    bottleneck) names the same cell."""
+    from blockprof.blocks.registry import resolve
+
+    resolved = resolve(spec)[1]
+    n, c, h, w = resolved.input_shape
+    return f"{resolved.label} @ {n}×{c}×{h}×{w}"
 
 
 # --- suites: TOML files and inline options ---
@@ -255,15 +256,9 @@ def suite_from_toml(data: Mapping[str, Any], default_name: str = "suite") -> Sui
             raise BlockprofError(
                 f'[[cells]] #{i} has no \'blocks\'; name the blocks, e.g. blocks = ["basic", "bottleneck"]'
             )
-        for axis in ("channels", "spatial", "batch"):
-            limit = MAX_SIZE["in_channels" if axis == "channels" else axis]
-            too_big = [v for v in axes.get(axis, ()) if _whole(v) and v > limit]
-            if too_big:
-                raise BlockprofError(
-                    f"[[cells]] #{i}: {axis} = {too_big[0]} is beyond the largest supported ({limit:,})"
-                )
         options = {k: table[k] for k in VARIANT_OPTIONS if k in table}
-        specs += [s for s in Grid(options=options, **axes).specs() if s not in specs]
+        seen = {cell_id(s) for s in specs}  # a cell spelled twice (a default written out) is one cell
+        specs += [s for s in Grid(options=options, **axes).specs() if cell_id(s) not in seen]
     rules = data.get("rules", {})
     timing = data.get("timing", {})
     _known(rules, tuple(Rules.__dataclass_fields__), "key in [rules]")

@@ -1,9 +1,9 @@
 """One side of an A/B check (:mod:`blockprof.regress.ab`), run as ``python -m blockprof.regress.worker``.
 
-A line-per-message JSON protocol on stdin/stdout, kept small and stable because the base side is an older
-tree: first ``{"suite": ...}`` → counts, cell errors, environment, version, git; then ``{"round": r, "only":
-ids | null}`` → ``{"times": {label: per-call times | error}}`` until stdin closes. Errors are
-``{"error": one line}``; nothing else is written to stdout.
+A line-per-message JSON protocol on stdin/stdout, kept small and stable because the base side is an
+older tree: first ``{"suite": ...}`` → its cell ids (in the suite's order), counts, cell errors,
+environment, version, git; then ``{"round": r, "only": ids | null}`` → ``{"times": {label: per-call
+times | error}}`` until stdin closes. Errors are ``{"error": one line}``; nothing else goes to stdout.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def main() -> None:
             "counts": counts,
             "errors": errors,
             "environment": environment,
+            "ids": [cell_id(spec) for spec in suite.cells],
             "version": __version__,
             "git": git_info(Path.cwd()),
         }
