@@ -246,10 +246,12 @@ def make_step(module: nn.Module, shape: Sequence[int], mode: str, cond: Conditio
 
 def _timer(step: _Step, task: Task, clock: Callable[[], float] | None = None) -> Timer:
     """The Timer of one cell; ``clock`` replaces its wall clock (e.g. ``time.thread_time``)."""
+    import timeit
+
     from torch.utils.benchmark import Timer
 
-    extra = {"timer": clock} if clock is not None else {}
-    return Timer("step()", globals={"step": step.fn}, num_threads=task.threads, label=task.label, description=task.mode, **extra)
+    return Timer("step()", globals={"step": step.fn}, num_threads=task.threads, label=task.label, description=task.mode,
+                 timer=clock or timeit.default_timer)
 
 
 # --- warm-up, memory, errors ---
@@ -463,7 +465,8 @@ def _time(jobs: list[Job], modes: Sequence[str], cond: Conditions, min_run_time:
           progress: Callable[[int, int], None] | None) -> list[BlockTiming]:
     check_budget(modes, min_run_time, min_runs, rounds)
     env = environment(cond.device, cond.dtype, cond.threads, cond.memory_format)
-    cells, memory = measure_cells(jobs, modes, cond, min_run_time=min_run_time, min_runs=min_runs, rounds=rounds, progress=progress)
+    cells, memory = measure_cells(jobs, modes, cond, min_run_time=min_run_time, min_runs=min_runs, rounds=rounds,
+                                  progress=progress)
     out = []
     for j, job in enumerate(jobs):
         errors = [cells[(j, m)].error for m in modes if cells[(j, m)].error]
@@ -484,7 +487,8 @@ def _time(jobs: list[Job], modes: Sequence[str], cond: Conditions, min_run_time:
     return out
 
 
-def measure_cells(jobs: Sequence[Job], modes: Sequence[str], cond: Conditions, *, min_run_time: float, min_runs: int = MIN_RUNS,
+def measure_cells(jobs: Sequence[Job], modes: Sequence[str], cond: Conditions, *, min_run_time: float,
+                  min_runs: int = MIN_RUNS,
                   rounds: int = DEFAULT_ROUNDS, progress: Callable[[int, int], None] | None = None,
                   clock: Callable[[], float] | None = None, seed: int | None = None
                   ) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
@@ -493,12 +497,14 @@ def measure_cells(jobs: Sequence[Job], modes: Sequence[str], cond: Conditions, *
     steady_allocator()  # no page faults per call from glibc handing activations back to the OS
     with _cudnn_benchmark(cond.device == "cuda"):
         cells, memory = build_cells(jobs, modes, cond, clock=clock, seed=seed)
-        run_interleaved(list(cells.values()), min_run_time=min_run_time, min_runs=min_runs, rounds=rounds, progress=progress)
+        run_interleaved(list(cells.values()), min_run_time=min_run_time, min_runs=min_runs, rounds=rounds,
+                        progress=progress)
     return cells, memory
 
 
 def build_cells(jobs: Sequence[Job], modes: Sequence[str], cond: Conditions, *, clock: Callable[[], float] | None = None,
-                seed: int | None = None) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
+                seed: int | None = None
+                ) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
     """One warmed-up Cell per (job, mode), ready for :func:`run_interleaved`, and the memory each step used.
 
     ``clock`` replaces the Timer's wall clock; ``seed`` seeds torch before each module is built, so that
