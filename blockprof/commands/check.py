@@ -41,7 +41,8 @@ def suite_from_options(ctx: click.Context, params: dict[str, Any]) -> Suite:
     else:
         suite = inline_suite((*params["blocks"], *params["extra_blocks"]), params["channels"], params["spatial"], params["batch"],
                              options.variant_options(**params))
-    rules = {k: params[k] for k in _RULES if params.get(k) is not None and not (k == "across_machines" and not params[k])}
+    given = {k: params[k] for k in _RULES if params.get(k) is not None}
+    rules = {k: v for k, v in given.items() if k != "across_machines" or v}  # the flag's absence keeps the suite's
     timing = {k: params[k] for k in _TIMING if params.get(k) is not None}
     suite = replace(suite, rules=replace(suite.rules, **rules), timing=replace(suite.timing, **timing))
     if params.get("no_time") and params.get("only_time"):
@@ -76,27 +77,33 @@ def _write(path: Path, text: str, what: str) -> None:
 def clock_option(f: Any) -> Any:
     """``--clock``: what a timing reads (the suite's ``[timing] clock``)."""
     return click.option("--clock", type=click.Choice(("thread", "wall", "instructions")), default=None,
-                        help="thread: CPU time of the timing thread (default); wall; instructions: instructions per call "
+                        help="thread: CPU time of the timing thread (default); wall; "
+                             "instructions: instructions per call "
                              "under valgrind (deterministic counts of work; needs valgrind).")(f)
 
 
 @click.command("check")
 @options.suite
 @clock_option
-@click.option("--against", "against", metavar="REF", help="A/B: measure git REF (e.g. origin/main, HEAD~1) and this tree side by side, "
-              "interleaved, in this job: no stored timing crosses machines (the recommended CI mode).")
-@click.option("--against-path", type=click.Path(file_okay=False, path_type=Path), help="A/B against a second checkout at DIR instead of a git ref.")
-@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path), help="Baseline JSON written by 'blockprof baseline save'.")
+@click.option("--against", "against", metavar="REF",
+              help="A/B: measure git REF (e.g. origin/main, HEAD~1) and this tree side by side, interleaved, in this "
+                   "job: no stored timing crosses machines (the recommended CI mode).")
+@click.option("--against-path", type=click.Path(file_okay=False, path_type=Path),
+              help="A/B against a second checkout at DIR instead of a git ref.")
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Baseline JSON written by 'blockprof baseline save'.")
 @click.option("--judge-across-machines", "across_machines", is_flag=True, default=None,
-              help="Judge times against a baseline of another machine class (CPU model, cores, torch build); by default they are only reported.")
+              help="Judge times against a baseline of another machine class (CPU model, cores, torch build); "
+                   "by default they are only reported.")
 @click.option("--no-time", is_flag=True, help="Compare counts only (seconds instead of a timing run).")
-@click.option("--only-time", is_flag=True, help="Compare times only (e.g. A/B times while counts are checked against the committed baseline).")
+@click.option("--only-time", is_flag=True,
+              help="Compare times only (e.g. A/B times while counts are checked against the committed baseline).")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as Markdown (e.g. for $GITHUB_STEP_SUMMARY).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML: one testcase per cell × metric.")
 @click.option("--update", is_flag=True, help="Rewrite the baseline with this run's measurements (deliberately accept the changes).")
 @click.pass_context
-def cli_command(ctx: click.Context, against: str | None, against_path: Path | None, baseline_path: Path | None, markdown: Path | None,
-                junit: Path | None, update: bool, **params: Any) -> None:
+def cli_command(ctx: click.Context, against: str | None, against_path: Path | None, baseline_path: Path | None,
+                markdown: Path | None, junit: Path | None, update: bool, **params: Any) -> None:
     """Check counts and times against a base commit (A/B) or a baseline; exit 1 on a regression.
 
     Counts (params, conv weights, MACs, train FLOPs) must match exactly. A time
@@ -106,23 +113,26 @@ def cli_command(ctx: click.Context, against: str | None, against_path: Path | No
     tree are timed side by side in this job; a stored baseline's times are
     judged only on the machine class that took it.
 
-    Examples: blockprof check --suite benchmarks/suite.toml --against origin/main
-
-              blockprof check --suite benchmarks/suite.toml --baseline benchmarks/baseline.json
+    \b
+    Examples:
+      blockprof check --suite benchmarks/suite.toml --against origin/main
+      blockprof check --suite benchmarks/suite.toml --baseline benchmarks/baseline.json
     """
     from blockprof.errors import BlockprofError
     from blockprof.io import check_writable
     from blockprof.regress import ab_check, base_tree, check, ensure_comparable, load_baseline, measure, write_baseline
     from blockprof.render.check import to_junit, to_markdown, to_text
 
-    sources = [flag for flag, value in (("--against", against), ("--against-path", against_path), ("--baseline", baseline_path)) if value]
+    given = (("--against", against), ("--against-path", against_path), ("--baseline", baseline_path))
+    sources = [flag for flag, value in given if value]
     if len(sources) != 1:
         hint = f"not {' and '.join(sources)}" if sources else "none was given"
         raise click.UsageError(f"give one of --against REF, --against-path DIR or --baseline FILE ({hint})")
     if update and baseline_path is None:
         raise click.BadParameter("--update rewrites a stored baseline; it needs --baseline", param_hint="--update")
     suite = suite_from_options(ctx, params)
-    for path, what in ((markdown, "the Markdown summary"), (junit, "JUnit XML"), (baseline_path if update else None, "the baseline")):
+    outputs = ((markdown, "the Markdown summary"), (junit, "JUnit XML"), (baseline_path if update else None, "the baseline"))
+    for path, what in outputs:
         if path is not None:
             check_writable(path, what)  # before any measuring: a bad path is exit 2 now, not after "passed"
     if suite.timed and suite.timing.clock == "instructions":
@@ -131,7 +141,8 @@ def cli_command(ctx: click.Context, against: str | None, against_path: Path | No
         if why := valgrind_missing():
             raise BlockprofError(why)
     if baseline_path is None:
-        with progress_bar(f"A/B: timing {len(suite.cells)} cells + reference, base and this tree interleaved") as progress:
+        what = f"A/B: timing {len(suite.cells)} cells + reference, base and this tree interleaved"
+        with progress_bar(what) as progress:
             if against_path is not None:
                 result = ab_check(suite, against_path, progress=progress)
             else:
