@@ -1,0 +1,1 @@
+"""Renderers: tables, text and documents built from records (presentation last)."""
