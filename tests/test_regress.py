@@ -25,7 +25,7 @@ from blockprof.regress import (
     SCHEMA_VERSION, Rules, Snapshot, Suite, TimingPlan, cell_id, check, compare, confirm, inline_suite, judge_samples, load_baseline,
     load_suite, measure, ratio_interval, save_baseline, suite_from_toml, write_baseline,
 )
-from blockprof.regress_report import to_junit, to_markdown, to_text
+from blockprof.render.check import to_junit, to_markdown, to_text
 from blockprof.spec import BlockSpec
 from tests.regress_blocks import Repeated
 
@@ -244,7 +244,7 @@ def test_baseline_round_trips_as_plain_json(tmp_path: Path, timed: tuple[Suite, 
     ("{\"schema_version\": 1, \"cells\": [", "is not valid JSON"),
     ("[1, 2]", "is not a blockprof baseline (no schema_version)"),
     ("{\"schema_version\": 99}", "has schema version 99; this blockprof reads version 1: upgrade blockprof"),
-    ("{\"schema_version\": 1, \"cells\": []}", "is damaged (missing field"),
+    ("{\"schema_version\": 1, \"cells\": []}", "baseline.json: blockprof_version is missing"),
 ])
 def test_a_missing_corrupt_or_wrong_version_baseline_exits_2(tmp_path: Path, damage: str | None, message: str) -> None:
     path = tmp_path / "baseline.json"
@@ -377,7 +377,7 @@ def test_the_committed_baseline_matches_the_suite_and_the_counts() -> None:
     ({}, "no [[cells]] tables"),
     ({"cells": [{"blocks": "basic"}], "rules": {"tolerence": 0.1}}, "unknown key in [rules] 'tolerence'"),
     ({"cells": [{"blocks": "basic"}], "rules": {"tolerance": -1}}, "tolerance must be a fraction above 0"),
-    ({"cells": [{"blocks": "basic"}], "timing": {"rounds": 2}}, "rounds must be a whole number of at least 5"),
+    ({"cells": [{"blocks": "basic"}], "timing": {"rounds": 2}}, "rounds must be a whole number from 5"),
     ({"cells": [{"blocks": "basic"}], "metrics": ["flops"]}, "unknown metric(s) ['flops']"),
     ({"cells": [{"blocks": ["basic"], "groups": 4}]}, "option 'groups' applies to none of the blocks basic"),
 ])

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from blockprof.commands import options
+from blockprof.commands.check import clock_option
 
 
 @click.group("baseline")
@@ -17,6 +18,7 @@ def cli_command() -> None:
 
 @cli_command.command("save")
 @options.suite
+@clock_option
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Baseline JSON to write, e.g. benchmarks/baseline.json.")
 @click.option("--no-time", is_flag=True, help="Record counts only (a check then compares no times).")
 @click.pass_context
@@ -26,12 +28,11 @@ def save(ctx: click.Context, output: Path, **params: Any) -> None:
     Example: blockprof baseline save --suite benchmarks/suite.toml -o benchmarks/baseline.json
     """
     from blockprof.commands.check import progress_bar, suite_from_options
+    from blockprof.io import check_writable
     from blockprof.regress import save_baseline
 
-    from blockprof.io import check_writable
-
     suite = suite_from_options(ctx, params)
-    check_writable(output)  # before measuring: minutes of timing never end in "cannot write"
+    check_writable(output, "the baseline")  # before measuring, not after
     with progress_bar(f"timing {len(suite.cells)} cells + reference") as progress:
         snapshot = save_baseline(suite, output, progress=progress)
     timed = "counts and times" if snapshot.reference is not None else "counts only"

@@ -1,7 +1,9 @@
-"""``blockprof check``: counts exactly, times with a statistical rule, against a saved baseline.
+"""``blockprof check``: counts exactly, times with a statistical rule, against a base commit or a saved baseline.
 
 Exit codes: 0 passed, 1 a regression (a changed count, a significantly slower
-time, a cell that failed to run), 2 bad input (suite, baseline, options).
+time, a cell that failed to run, a time that cannot be judged), 2 bad input
+(suite, baseline, options, an output path that cannot be written), all decided
+before "passed" is printed: every output path is checked before measuring.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ if TYPE_CHECKING:
     from blockprof.regress import Suite
 
 _INLINE = ("blocks", "extra_blocks", "channels", "spatial", "batch", *schema.VARIANT_NAMES)
-_RULES = ("tolerance", "alpha", "comparison", "confirm")
-_TIMING = ("rounds", "sample_time", "threads", "mode")
+_RULES = ("tolerance", "alpha", "comparison", "confirm", "across_machines")
+_TIMING = ("rounds", "sample_time", "threads", "mode", "clock")
 
 
 def suite_from_options(ctx: click.Context, params: dict[str, Any]) -> Suite:
@@ -39,9 +41,14 @@ def suite_from_options(ctx: click.Context, params: dict[str, Any]) -> Suite:
     else:
         suite = inline_suite((*params["blocks"], *params["extra_blocks"]), params["channels"], params["spatial"], params["batch"],
                              options.variant_options(**params))
-    rules = {k: params[k] for k in _RULES if params.get(k) is not None}
+    given = {k: params[k] for k in _RULES if params.get(k) is not None}
+    rules = {k: v for k, v in given.items() if k != "across_machines" or v}  # the flag's absence keeps the suite's
     timing = {k: params[k] for k in _TIMING if params.get(k) is not None}
     suite = replace(suite, rules=replace(suite.rules, **rules), timing=replace(suite.timing, **timing))
+    if params.get("no_time") and params.get("only_time"):
+        raise click.BadParameter("--no-time and --only-time leave nothing to check; give one", param_hint="--only-time")
+    if params.get("only_time"):
+        return suite.times_only()
     return suite.counts_only() if params.get("no_time") else suite
 
 
@@ -67,34 +74,82 @@ def _write(path: Path, text: str, what: str) -> None:
     click.echo(f"wrote {what} to {path}", err=True)
 
 
+def clock_option(f: Any) -> Any:
+    """``--clock``: what a timing reads (the suite's ``[timing] clock``)."""
+    return click.option("--clock", type=click.Choice(("thread", "wall", "instructions")), default=None,
+                        help="thread: CPU time of the timing thread (default); wall; "
+                             "instructions: instructions per call "
+                             "under valgrind (deterministic counts of work; needs valgrind).")(f)
+
+
 @click.command("check")
 @options.suite
-@click.option("--baseline", "baseline_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Baseline JSON written by 'blockprof baseline save'.")
+@clock_option
+@click.option("--against", "against", metavar="REF",
+              help="A/B: measure git REF (e.g. origin/main, HEAD~1) and this tree side by side, interleaved, in this "
+                   "job: no stored timing crosses machines (the recommended CI mode).")
+@click.option("--against-path", type=click.Path(file_okay=False, path_type=Path),
+              help="A/B against a second checkout at DIR instead of a git ref.")
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Baseline JSON written by 'blockprof baseline save'.")
+@click.option("--judge-across-machines", "across_machines", is_flag=True, default=None,
+              help="Judge times against a baseline of another machine class (CPU model, cores, torch build); "
+                   "by default they are only reported.")
 @click.option("--no-time", is_flag=True, help="Compare counts only (seconds instead of a timing run).")
+@click.option("--only-time", is_flag=True,
+              help="Compare times only (e.g. A/B times while counts are checked against the committed baseline).")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as Markdown (e.g. for $GITHUB_STEP_SUMMARY).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML: one testcase per cell × metric.")
 @click.option("--update", is_flag=True, help="Rewrite the baseline with this run's measurements (deliberately accept the changes).")
 @click.pass_context
-def cli_command(ctx: click.Context, baseline_path: Path, markdown: Path | None, junit: Path | None, update: bool, **params: Any) -> None:
-    """Check counts and times against a baseline; exit 1 on a regression.
+def cli_command(ctx: click.Context, against: str | None, against_path: Path | None, baseline_path: Path | None,
+                markdown: Path | None, junit: Path | None, update: bool, **params: Any) -> None:
+    """Check counts and times against a base commit (A/B) or a baseline; exit 1 on a regression.
 
     Counts (params, conv weights, MACs, train FLOPs) must match exactly. A time
-    is slower only when its median (over the reference kernel's, by default) is
-    more than the tolerance slower AND a Mann–Whitney U test over the timing
-    rounds says it is significant, in a first and in a confirming measurement.
+    is slower only when its median is more than the tolerance slower AND a
+    Mann–Whitney U test over the timing rounds says it is significant, in a
+    first and in a confirming measurement. With --against the base and this
+    tree are timed side by side in this job; a stored baseline's times are
+    judged only on the machine class that took it.
 
-    Example: blockprof check --suite benchmarks/suite.toml --baseline benchmarks/baseline.json
+    \b
+    Examples:
+      blockprof check --suite benchmarks/suite.toml --against origin/main
+      blockprof check --suite benchmarks/suite.toml --baseline benchmarks/baseline.json
     """
     from blockprof.errors import BlockprofError
-    from blockprof.regress import check, ensure_comparable, load_baseline, measure, write_baseline
-    from blockprof.regress_report import to_junit, to_markdown, to_text
-
     from blockprof.io import check_writable
+    from blockprof.regress import ab_check, base_tree, check, ensure_comparable, load_baseline, measure, write_baseline
+    from blockprof.render.check import to_junit, to_markdown, to_text
 
+    given = (("--against", against), ("--against-path", against_path), ("--baseline", baseline_path))
+    sources = [flag for flag, value in given if value]
+    if len(sources) != 1:
+        hint = f"not {' and '.join(sources)}" if sources else "none was given"
+        raise click.UsageError(f"give one of --against REF, --against-path DIR or --baseline FILE ({hint})")
+    if update and baseline_path is None:
+        raise click.BadParameter("--update rewrites a stored baseline; it needs --baseline", param_hint="--update")
     suite = suite_from_options(ctx, params)
-    for path in (markdown, junit, baseline_path if update else None):
+    outputs = ((markdown, "the Markdown summary"), (junit, "JUnit XML"), (baseline_path if update else None, "the baseline"))
+    for path, what in outputs:
         if path is not None:
-            check_writable(path)  # before measuring: a check never ends in "cannot write"
+            check_writable(path, what)  # before any measuring: a bad path is exit 2 now, not after "passed"
+    if suite.timed and suite.timing.clock == "instructions":
+        from blockprof.regress import valgrind_missing
+
+        if why := valgrind_missing():
+            raise BlockprofError(why)
+    if baseline_path is None:
+        what = f"A/B: timing {len(suite.cells)} cells + reference, base and this tree interleaved"
+        with progress_bar(what) as progress:
+            if against_path is not None:
+                result = ab_check(suite, against_path, progress=progress)
+            else:
+                with base_tree(against) as tree:  # type: ignore[arg-type]
+                    result = ab_check(suite, tree, progress=progress)
+        _report(result, markdown, junit, to_text, to_markdown, to_junit)
+        ctx.exit(result.exit_code)
     try:
         baseline = load_baseline(baseline_path)
         ensure_comparable(suite, baseline)
@@ -108,11 +163,7 @@ def cli_command(ctx: click.Context, baseline_path: Path, markdown: Path | None, 
         return
     with progress_bar(f"timing {len(suite.cells)} cells + reference") as progress:
         result = check(suite, baseline, progress=progress)
-    click.echo(to_text(result))
-    if markdown is not None:
-        _write(markdown, to_markdown(result), "the Markdown summary")
-    if junit is not None:
-        _write(junit, to_junit(result), "JUnit XML")
+    _report(result, markdown, junit, to_text, to_markdown, to_junit)
     if update:
         accepted = len(result.failures) + len(result.improvements)
         sessions = suite.timing.baseline_sessions if suite.timed else 1
@@ -121,3 +172,13 @@ def cli_command(ctx: click.Context, baseline_path: Path, markdown: Path | None, 
         click.echo(f"--update: rewrote {baseline_path} ({accepted} change(s) accepted)", err=True)
         return
     ctx.exit(result.exit_code)
+
+
+def _report(result: Any, markdown: Path | None, junit: Path | None, *renderers: Callable[[Any], str]) -> None:
+    """Write the files first (their paths were checked before measuring), then print the verdict."""
+    to_text, to_markdown, to_junit = renderers
+    if markdown is not None:
+        _write(markdown, to_markdown(result), "the Markdown summary")
+    if junit is not None:
+        _write(junit, to_junit(result), "JUnit XML")
+    click.echo(to_text(result))

@@ -254,7 +254,8 @@ def make_step(module: nn.Module, shape: Sequence[int], mode: str, cond: Conditio
     return _Step(train, contextlib.nullcontext, model, x)
 
 
-def _timer(step: _Step, task: Task, clock: CpuClock | None) -> Timer:
+def _timer(step: _Step, task: Task, clock: Callable[[], float] | None = None) -> Timer:
+    """The Timer of one cell; ``clock`` replaces torch's default timer (e.g. a CpuClock, or ``time.thread_time``)."""
     from torch.utils.benchmark import Timer
 
     kwargs: dict[str, Any] = {"timer": clock} if clock is not None else {}
@@ -393,7 +394,9 @@ def _round(cell: Cell, share: float, min_runs: int, rounds_left: int) -> None:
 
 
 @dataclass
-class _Job:
+class Job:
+    """One module to time: its label, its spec (None for a bare module), how to build it, its input shape."""
+
     label: str
     spec: BlockSpec | None
     make: Callable[[], nn.Module]
@@ -429,7 +432,7 @@ def time_blocks(
     jobs = []
     for spec in specs:
         definition, spec = resolve(spec)
-        jobs.append(_Job(spec.label, spec, lambda d=definition, s=spec: d.module(s), spec.input_shape))
+        jobs.append(Job(spec.label, spec, lambda d=definition, s=spec: d.module(s), spec.input_shape))
     cond = conditions(device, dtype, channels_last, threads, compile)
     check_budget(modes, min_run_time, min_runs, rounds)
     check_fits([job.spec for job in jobs if job.spec is not None], modes, cond.device, cond.dtype)  # before anything is allocated
@@ -449,7 +452,7 @@ def time_module(module: nn.Module, input_shape: Sequence[int], *, label: str | N
                 min_run_time: float = DEFAULT_MIN_RUN_TIME, min_runs: int = MIN_RUNS, rounds: int = DEFAULT_ROUNDS,
                 compile: bool = False) -> BlockTiming:
     """Time any module at ``input_shape`` (a deep copy: ``module`` is left as handed in)."""
-    job = _Job(label or type(module).__name__, None, lambda: module, tuple(input_shape))
+    job = Job(label or type(module).__name__, None, lambda: module, tuple(input_shape))
     (timing,) = _time([job], modes, conditions(device, dtype, channels_last, threads, compile), min_run_time, min_runs, rounds, None, None)
     if timing.error:
         raise BlockprofError(timing.error)
@@ -479,33 +482,14 @@ def _cudnn_benchmark(on: bool) -> Any:
         torch.backends.cudnn.benchmark = before
 
 
-def _time(jobs: list[_Job], modes: Sequence[str], cond: Conditions, min_run_time: float, min_runs: int, rounds: int,
+def _time(jobs: list[Job], modes: Sequence[str], cond: Conditions, min_run_time: float, min_runs: int, rounds: int,
           progress: Callable[[int, int], None] | None, announce: Callable[[Task], None] | None) -> list[BlockTiming]:
     check_budget(modes, min_run_time, min_runs, rounds)
-    steady_allocator()  # no page faults per call from glibc handing activations back to the OS
     env = environment(cond.device, cond.dtype, cond.threads, cond.memory_format)
-    cells: dict[tuple[int, str], Cell] = {}
-    memory: dict[tuple[int, str], tuple[int | None, int | None]] = {}
-    with _cudnn_benchmark(cond.device == "cuda"):
-        for j, job in enumerate(jobs):
-            for mode in modes:
-                batch = job.shape[0] if job.shape else 1
-                task = Task(job.label, mode, cond.device, cond.dtype, cond.threads, cond.memory_format, batch, cond.compile)
-                cell = Cell(task)
-                try:
-                    step = make_step(job.make(), job.shape, mode, cond)
-                    memory[(j, mode)] = warm_up(step, cond, mode)
-                    # on CPU the timed code is the host's; on CUDA the host waits on the GPU, so its CPU share says nothing
-                    cell.clock = CpuClock(cond.threads) if cond.device == "cpu" else None
-                    cell.timer, cell.context = _timer(step, task, cell.clock), step.context
-                except Exception as e:  # recorded per cell; the other cells go on
-                    cell.error = describe_error(e, task)
-                    _release(cond.device)
-                cells[(j, mode)] = cell
-        ticks = cpu_ticks()
-        run_interleaved(list(cells.values()), min_run_time=min_run_time, min_runs=min_runs, rounds=rounds, progress=progress,
-                        announce=announce)
-        steal, load_after = steal_share(ticks, cpu_ticks()), load_average()
+    ticks = cpu_ticks()
+    cells, memory = measure_cells(jobs, modes, cond, min_run_time=min_run_time, min_runs=min_runs, rounds=rounds,
+                                  progress=progress, announce=announce)
+    steal, load_after = steal_share(ticks, cpu_ticks()), load_average()
     out = []
     for j, job in enumerate(jobs):
         errors = [cells[(j, m)].error for m in modes if cells[(j, m)].error]
@@ -526,3 +510,51 @@ def _time(jobs: list[_Job], modes: Sequence[str], cond: Conditions, min_run_time
             steal_share=steal,
         ))
     return out
+
+
+def measure_cells(jobs: Sequence[Job], modes: Sequence[str], cond: Conditions, *, min_run_time: float,
+                  min_runs: int = MIN_RUNS,
+                  rounds: int = DEFAULT_ROUNDS, progress: Callable[[int, int], None] | None = None,
+                  clock: Callable[[], float] | None = None, seed: int | None = None,
+                  announce: Callable[[Task], None] | None = None,
+                  ) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
+    """Build every (job, mode) cell and measure them all interleaved: the cells (their rounds in ``parts``) and
+    each step's memory. ``clock`` and ``seed`` as :func:`build_cells`; ``announce`` is told each task as it starts."""
+    steady_allocator()  # no page faults per call from glibc handing activations back to the OS
+    with _cudnn_benchmark(cond.device == "cuda"):
+        cells, memory = build_cells(jobs, modes, cond, clock=clock, seed=seed)
+        run_interleaved(list(cells.values()), min_run_time=min_run_time, min_runs=min_runs, rounds=rounds,
+                        progress=progress, announce=announce)
+    return cells, memory
+
+
+def build_cells(jobs: Sequence[Job], modes: Sequence[str], cond: Conditions, *, clock: Callable[[], float] | None = None,
+                seed: int | None = None
+                ) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
+    """One warmed-up Cell per (job, mode), ready for :func:`run_interleaved`, and the memory each step used.
+
+    ``clock`` replaces the Timer's wall clock; ``seed`` seeds torch before each module is built, so that
+    every run times the same weights and input. A cell that fails to build keeps its error."""
+    import torch
+
+    cells: dict[tuple[int, str], Cell] = {}
+    memory: dict[tuple[int, str], tuple[int | None, int | None]] = {}
+    for j, job in enumerate(jobs):
+        for mode in modes:
+            batch = job.shape[0] if job.shape else 1
+            task = Task(job.label, mode, cond.device, cond.dtype, cond.threads, cond.memory_format, batch, cond.compile)
+            cell = Cell(task)
+            try:
+                if seed is not None:
+                    torch.manual_seed(seed)
+                step = make_step(job.make(), job.shape, mode, cond)
+                memory[(j, mode)] = warm_up(step, cond, mode)
+                # on CPU the timed code is the host's, so its CPU share of the wall time shows contention;
+                # on CUDA the host waits on the GPU, so its CPU share says nothing
+                cell.clock = CpuClock(cond.threads, wall=clock) if cond.device == "cpu" else None
+                cell.timer, cell.context = _timer(step, task, cell.clock or clock), step.context
+            except Exception as e:  # recorded per cell; the other cells go on
+                cell.error = describe_error(e, task)
+                _release(cond.device)
+            cells[(j, mode)] = cell
+    return cells, memory

@@ -1,0 +1,210 @@
+"""The A/B check: the base and the change measured in the same job, round by round, so no timing crosses machines.
+
+asv's ``continuous`` idea: build the base commit beside the working tree and time both on the same machine in
+the same stretch of its load. Each side runs in its own worker process that imports its own tree
+(``python -m blockprof.regress.worker`` with that tree first on ``sys.path``); the parent asks them for one
+round at a time, alternating which goes first, so slow drift in the machine's load falls on both alike.
+Counts come from each side's own tree and are compared exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any
+
+from blockprof.errors import BlockprofError
+from blockprof.regress.baseline import Rounds, Snapshot
+from blockprof.regress.judge import CheckResult, compare, settle, suspects
+from blockprof.regress.suite import TIME_METRIC, Suite
+
+Progress = Callable[[int, int], None]
+#: seconds a worker may take to build its cells (imports, counts, warm-up) and to answer one round
+_START_TIMEOUT = 600
+
+
+def head_tree() -> Path:
+    """The tree this blockprof was imported from (the change under test)."""
+    import blockprof
+
+    return Path(blockprof.__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def base_tree(ref: str, repo: Path | None = None) -> Iterator[Path]:
+    """``ref`` checked out (detached) into a temporary git worktree, removed afterwards."""
+    repo = repo or head_tree()
+    git = ["git", "-C", str(repo)]
+    try:
+        top = subprocess.run(
+            [*git, "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+        subprocess.run(
+            [*git, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], capture_output=True, check=True, timeout=30
+        )
+    except FileNotFoundError:
+        raise BlockprofError(
+            "--against needs git, which is not installed; give a second checkout with --against-path"
+        ) from None
+    except subprocess.CalledProcessError:
+        raise BlockprofError(
+            f"--against {ref}: not a commit of the git repository at {repo} (is it fetched? "
+            "on CI check out with fetch-depth: 0 or fetch the base)"
+        ) from None
+    with tempfile.TemporaryDirectory(prefix="blockprof-base-") as tmp:
+        where = Path(tmp) / "base"
+        done = subprocess.run(
+            ["git", "-C", top, "worktree", "add", "--detach", str(where), ref],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode:
+            raise BlockprofError(f"--against {ref}: git worktree add failed: {done.stderr.strip().splitlines()[-1]}")
+        try:
+            yield where
+        finally:
+            subprocess.run(
+                ["git", "-C", top, "worktree", "remove", "--force", str(where)], capture_output=True, timeout=120
+            )
+
+
+class Worker:
+    """One side of the A/B check: a process that imported ``tree``'s blockprof and built the suite's cells."""
+
+    def __init__(self, tree: Path, suite: Suite, name: str) -> None:
+        self.tree, self.name = tree, name
+        if not (tree / "blockprof" / "__init__.py").is_file():
+            raise BlockprofError(f"{name} tree {tree} holds no blockprof package; give a checkout of this repository")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "blockprof.regress.worker"],
+            cwd=tree,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.hello = self._ask({"suite": suite.as_dict()})
+        # the two trees may name a cell differently (ids are built by each tree's own code): map by position
+        theirs = self.hello.get("ids", suite.ids)
+        self.ours = {**dict(zip(theirs, suite.ids, strict=True)), "reference": "reference"}
+        self.theirs = {mine: other for other, mine in self.ours.items()}
+
+    def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(json.dumps(message) + "\n")
+            stdin.flush()
+            line = stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            raise BlockprofError(f"the {self.name} side ({self.tree}) stopped: {self._stderr_tail()}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise BlockprofError(f"the {self.name} side ({self.tree}): {reply['error']}")
+        return reply
+
+    def _stderr_tail(self) -> str:
+        self.process.kill()
+        _, err = self.process.communicate(timeout=30)
+        lines = [s for s in (err or "").strip().splitlines() if s.strip()]
+        if any("No module named blockprof.regress.worker" in s for s in lines):
+            return "its blockprof has no A/B worker (it predates 'check --against'); compare against a stored baseline"
+        return lines[-1] if lines else f"exit code {self.process.returncode}"
+
+    def round(self, number: int, only: list[str] | None = None) -> dict[str, Any]:
+        asked = None if only is None else [self.theirs[i] for i in only]
+        times = self._ask({"round": number, "only": asked})["times"]
+        return {self.ours.get(label, label): t for label, t in times.items()}
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            stdin: IO[str] | None = self.process.stdin
+            if stdin is not None:
+                stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _measure_pair(
+    base: Worker, head: Worker, rounds: int, only: list[str] | None, progress: Progress | None, done: int, total: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``rounds`` rounds, the two sides alternating which goes first: per side, label → rounds or error."""
+    times: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+    for r in range(rounds):
+        order = ((0, base), (1, head)) if r % 2 == 0 else ((1, head), (0, base))
+        for side, worker in order:
+            for label, result in worker.round(r, only).items():
+                before = times[side].get(label, ())
+                if isinstance(result, str) or isinstance(before, str):
+                    times[side][label] = before if isinstance(before, str) else result
+                else:
+                    times[side][label] = (*before, tuple(result))
+            done += 1
+            if progress:
+                progress(done, total)
+    return times
+
+
+def _snapshot(suite: Suite, worker: Worker, times: dict[str, Any]) -> Snapshot:
+    from blockprof.regress.measure import snapshot_of
+
+    hello = worker.hello
+    reference: Rounds | None = times.get("reference") if suite.timed else None
+    if isinstance(reference, str):
+        raise BlockprofError(f"the {worker.name} side's reference kernel failed to run: {reference}")
+    rounds = {k: v for k, v in times.items() if k != "reference"}
+    for key, message in hello.get("errors", {}).items():
+        rounds[worker.ours.get(key, key)] = message
+    counts = {worker.ours.get(key, key): c for key, c in hello["counts"].items()}
+    snapshot = snapshot_of(suite, counts, rounds, reference, hello["environment"], git=hello.get("git"))
+    return replace(snapshot, blockprof_version=hello.get("version", "?"))
+
+
+def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Progress | None = None) -> CheckResult:
+    """Measure ``base`` and ``head`` (default: this tree) side by side, interleaved round by round, and judge head
+    against base (counts exactly; times by the suite's rules, with a confirming re-measurement of slower cells)."""
+    head = head or head_tree()
+    if base.resolve() == head.resolve():
+        raise BlockprofError(f"the base and the change are the same tree ({head}); give another commit or checkout")
+    if suite.timed and suite.timing.clock == "instructions":
+        raise BlockprofError(
+            "the A/B check times with the thread or wall clock; use 'check --baseline' with clock 'instructions'"
+        )
+    workers: list[Worker] = []
+    try:
+        workers.append(Worker(base, suite, "base"))
+        workers.append(Worker(head, suite, "change"))
+        old, new = workers
+        rounds = suite.timing.rounds if suite.timed else 0
+        first = _measure_pair(old, new, rounds, None, progress, 0, 2 * rounds)
+        result = compare(_snapshot(suite, old, first[0]), _snapshot(suite, new, first[1]), mode="ab")
+        again = suspects(result) if suite.rules.confirm else []
+        if again:
+            second = _measure_pair(old, new, rounds, again, progress, 0, 2 * rounds)
+            sub = replace(
+                suite, metrics=(TIME_METRIC,), cells=tuple(s for s in suite.cells if s in _specs(suite, again))
+            )
+            result = settle(result, compare(_snapshot(sub, old, second[0]), _snapshot(sub, new, second[1]), mode="ab"))
+        return result
+    finally:
+        for w in workers:
+            w.close()
+
+
+def _specs(suite: Suite, ids: list[str]) -> list[Any]:
+    return [s for s, i in zip(suite.cells, suite.ids, strict=True) if i in ids]
