@@ -41,8 +41,8 @@ def suite_from_options(ctx: click.Context, params: dict[str, Any]) -> Suite:
     else:
         suite = inline_suite((*params["blocks"], *params["extra_blocks"]), params["channels"], params["spatial"], params["batch"],
                              options.variant_options(**params))
-    given = {k: params[k] for k in _RULES if params.get(k) is not None}
-    rules = {k: v for k, v in given.items() if k != "across_machines" or v}  # the flag's absence keeps the suite's
+    chosen = {k: params[k] for k in _RULES if params.get(k) is not None}
+    rules = {k: v for k, v in chosen.items() if k != "across_machines" or v}  # the flag's absence keeps the suite's
     timing = {k: params[k] for k in _TIMING if params.get(k) is not None}
     suite = replace(suite, rules=replace(suite.rules, **rules), timing=replace(suite.timing, **timing))
     if params.get("no_time") and params.get("only_time"):

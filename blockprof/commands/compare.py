@@ -255,7 +255,7 @@ def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
-def _number(value: object) -> str:
+def _number(value: Any) -> str:
     """Three significant figures without exponents: 0.0123, 1.23, 12.3, 123, 1234."""
     if value is None or value != value:
         return "-"

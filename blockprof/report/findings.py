@@ -73,7 +73,7 @@ class Spread:
         import numpy as np
 
         median = row.get(f"{mode}_ms")
-        if not given(median):
+        if median is None or not given(median):
             return None
         samples = row.get(f"{mode}_samples_ms")
         if isinstance(samples, (list, tuple, np.ndarray)) and len(samples):
@@ -82,7 +82,7 @@ class Spread:
             half = float(row[f"{mode}_iqr_ms"]) / 2 if given(row.get(f"{mode}_iqr_ms")) else 0.0
             q1, q3 = median - half, median + half
         runs = row.get(f"{mode}_runs")
-        return cls(float(median), q1, q3, int(runs) if given(runs) else None, bool(row.get(f"{mode}_noisy")) if given(row.get(f"{mode}_noisy")) else False)
+        return cls(float(median), q1, q3, int(runs) if runs is not None and given(runs) else None, bool(row.get(f"{mode}_noisy")) if given(row.get(f"{mode}_noisy")) else False)
 
 
 def speedup(reference: Spread, other: Spread) -> tuple[float, float, float]:

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Sequence, cast
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
-from blockprof.spec import BlockSpec
+from blockprof.spec import BlockSpec, ResolvedSpec
 from blockprof.timing.contention import CpuClock, cpu_ticks, load_average, steal_share
 from blockprof.timing.env import Environment, environment, steady_allocator
 from blockprof.timing.measurement import MIN_RUNS, MODES, Measurement, Task
@@ -89,7 +90,7 @@ class BlockTiming:
     one training step, and the one-line error of any mode that failed."""
 
     label: str
-    spec: BlockSpec | None
+    spec: BlockSpec | ResolvedSpec | None
     env: Environment
     compile: bool = False
     fwd: Measurement | None = None
@@ -204,9 +205,9 @@ def place(module: nn.Module, cond: Conditions, mode: str) -> nn.Module:
 
     model = copy.deepcopy(module).to(cond.device)
     if cond.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     model.train(mode == "train")
-    return torch.compile(model) if cond.compile else model
+    return cast("nn.Module", torch.compile(model)) if cond.compile else model
 
 
 @dataclass
@@ -378,6 +379,7 @@ def _round(cell: Cell, share: float, min_runs: int, rounds_left: int) -> None:
     per_sample = cell.sample_seconds()
     missing = max(0, min_runs - cell.runs)
     budget = max(share, math.ceil(missing / rounds_left) * per_sample if per_sample else 0.0)
+    assert cell.timer is not None  # a cell without an error has its Timer
     try:
         with cell.context():
             part = cell.timer.blocked_autorange(min_run_time=budget)
@@ -398,7 +400,7 @@ class Job:
     """One module to time: its label, its spec (None for a bare module), how to build it, its input shape."""
 
     label: str
-    spec: BlockSpec | None
+    spec: BlockSpec | ResolvedSpec | None
     make: Callable[[], nn.Module]
     shape: tuple[int, ...]
 
@@ -426,13 +428,12 @@ def time_blocks(
     BlockTiming's ``error`` and the others go on; bad options raise BlockprofError.
     """
     from blockprof.blocks.registry import resolve
-
     from blockprof.timing.memory import check_fits
 
     jobs = []
     for spec in specs:
-        definition, spec = resolve(spec)
-        jobs.append(Job(spec.label, spec, lambda d=definition, s=spec: d.module(s), spec.input_shape))
+        definition, resolved = resolve(spec)
+        jobs.append(Job(resolved.label, resolved, functools.partial(definition.module, resolved), resolved.input_shape))
     cond = conditions(device, dtype, channels_last, threads, compile)
     check_budget(modes, min_run_time, min_runs, rounds)
     check_fits([job.spec for job in jobs if job.spec is not None], modes, cond.device, cond.dtype)  # before anything is allocated

@@ -18,7 +18,7 @@ from typing import Any
 from blockprof.counting.formulas import minimum_traffic_bytes, saved_for_backward
 from blockprof.errors import BlockprofError
 from blockprof.schema import DTYPE_BYTES
-from blockprof.spec import BlockSpec
+from blockprof.spec import BlockSpec, ResolvedSpec
 from blockprof.timing.measurement import MODES
 from blockprof.units import si
 
@@ -50,7 +50,7 @@ class MemoryEstimate:
         return ", ".join(f"{what} {si(n, 'B')}" for what, n in parts if n)
 
 
-def estimate(specs: Iterable[BlockSpec], modes: Sequence[str] = MODES, dtype: str = "float32") -> MemoryEstimate | None:
+def estimate(specs: Iterable[BlockSpec | ResolvedSpec], modes: Sequence[str] = MODES, dtype: str = "float32") -> MemoryEstimate | None:
     """The peak bytes of timing ``specs`` together; None when a block has no closed form (a user block)."""
     inputs = params = peak_saved = peak_transient = 0
     value = DTYPE_BYTES[dtype]
@@ -91,7 +91,7 @@ def available(device: str) -> int | None:
 
 
 def check_fits(
-    specs: Sequence[BlockSpec],
+    specs: Sequence[BlockSpec | ResolvedSpec],
     modes: Sequence[str] = MODES,
     device: str = "cpu",
     dtype: str = "float32",
@@ -113,7 +113,9 @@ def check_fits(
     )
 
 
-def _smaller(specs: Sequence[BlockSpec], modes: Sequence[str], dtype: str, free: int, biggest: BlockSpec) -> str:
+def _smaller(
+    specs: Sequence[BlockSpec | ResolvedSpec], modes: Sequence[str], dtype: str, free: int, biggest: BlockSpec | ResolvedSpec
+) -> str:
     """A suggestion that fits: halve the batch, then the spatial size down to 56, then the
     width, then the spatial size again, until the estimate fits."""
     batch, spatial, channels = biggest.batch, biggest.spatial, biggest.in_channels
@@ -136,7 +138,9 @@ def _smaller(specs: Sequence[BlockSpec], modes: Sequence[str], dtype: str, free:
     return "try fewer channels, a smaller --spatial and --batch 1"
 
 
-def _shrink(spec: BlockSpec, batch: int, spatial: int, width: float) -> BlockSpec:
+def _shrink(spec: BlockSpec | ResolvedSpec, batch: int, spatial: int, width: float) -> BlockSpec:
+    if isinstance(spec, ResolvedSpec):
+        spec = spec.unresolved()
     scaled = {
         k: max(1, round(getattr(spec, k) * width))
         for k in ("in_channels", "out_channels")
@@ -145,7 +149,7 @@ def _shrink(spec: BlockSpec, batch: int, spatial: int, width: float) -> BlockSpe
     return spec.replace(batch=min(spec.batch, batch), spatial=min(spec.spatial, spatial), **scaled)
 
 
-def memory_model(spec: BlockSpec, dtype: str) -> dict[str, Any]:
+def memory_model(spec: BlockSpec | ResolvedSpec, dtype: str) -> dict[str, Any]:
     """The analytic memory columns and FLOPs of a registered block (all None for a user block)."""
     from blockprof.counting.analytic import closed_form
 

@@ -20,7 +20,7 @@ from blockprof.timing.memory import memory_model
 if TYPE_CHECKING:
     import pandas as pd
 
-    from blockprof.spec import BlockSpec
+    from blockprof.spec import BlockSpec, ResolvedSpec
     from blockprof.timing.calibrate import Peaks
 
 #: field → what it holds (units in the name or the text)
@@ -79,7 +79,7 @@ TIMING_FIELDS: dict[str, str] = {
 }
 
 
-def _spec_fields(spec: BlockSpec | None) -> dict[str, Any]:
+def _spec_fields(spec: BlockSpec | ResolvedSpec | None) -> dict[str, Any]:
     return spec.as_dict() if spec is not None else {}
 
 
