@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
@@ -110,7 +110,7 @@ def point_keys(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
     return [k for k in axes if k in df.columns]
 
 
-def variant_text(row: dict[str, Any]) -> str:
+def variant_text(row: Mapping[str, Any]) -> str:
     """``t2 g32`` for a row's variant fields other than stride that differ from its block's defaults."""
     from blockprof.blocks.registry import defaults_of
 

@@ -328,14 +328,14 @@ def layer_sections(records: list[dict[str, Any]], reference: str | None, axes: S
     df = pd.DataFrame.from_records(ok)
     point = findings.headline_point(df, reference, axes) if reference else None
     anchor = point.iloc[0].to_dict() if point is not None else max(ok, key=lambda r: (r["in_channels"], r.get("spatial") or 0))
-    chosen: dict[tuple[str, ...], dict[str, Any]] = {}
+    chosen: dict[tuple[str, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
     for r in ok:
         key = (str(r["block"]), repr(_plain(r.get("stride"))), repr(_plain(r.get("out_channels") == r["in_channels"])), findings.variant_text(r))
         rank = tuple(_plain(r.get(k)) == _plain(anchor.get(k)) for k in ("in_channels", "spatial", "batch")) + (r["in_channels"], r.get("spatial") or 0)
         if key not in chosen or rank > chosen[key][0]:
-            chosen[key] = (rank, r)  # type: ignore[assignment]
+            chosen[key] = (rank, r)
     sections = []
-    for _, r in chosen.values():  # type: ignore[misc]
+    for _, r in chosen.values():
         name = f"{r['block']} {findings.variant_text(r)}".strip()
         where = findings.point_text(r)
         try:
