@@ -13,6 +13,44 @@ import torch
 from torch import nn
 
 
+#: activation name → module (the op names of :mod:`blockprof.counting.formulas`)
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "hardswish": nn.Hardswish,
+    "silu": nn.SiLU,
+    "sigmoid": nn.Sigmoid,
+    "hardsigmoid": nn.Hardsigmoid,
+}
+
+
+def activation(name: str) -> nn.Module:
+    """The activation ``name``, in place where torch allows it (as torchvision builds them)."""
+    return nn.Sigmoid() if name == "sigmoid" else ACTIVATIONS[name](inplace=True)
+
+
+class StochasticDepth(nn.Module):
+    """Stochastic depth (Huang et al., 2016) in torchvision's "row" mode, as
+    ``torchvision.ops.StochasticDepth``: in training, each sample's residual branch is
+    dropped with probability ``p`` and the kept ones are scaled by 1/(1−p); identity in eval."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        noise = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False)
 
@@ -27,13 +65,13 @@ def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
 class SqueezeExcite(nn.Module):
     """Squeeze-and-Excitation (Hu et al., 2018): channel weights from a global pool."""
 
-    def __init__(self, channels: int, rd_channels: int) -> None:
+    def __init__(self, channels: int, rd_channels: int, act: str = "relu", gate: str = "sigmoid") -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Conv2d(channels, rd_channels, 1, bias=True)
-        self.act = nn.ReLU(inplace=True)
+        self.act = activation(act)
         self.fc2 = nn.Conv2d(rd_channels, channels, 1, bias=True)
-        self.gate = nn.Sigmoid()
+        self.gate = activation(gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
@@ -89,29 +127,98 @@ class Bottleneck(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block (Sandler et al., 2018): 1×1 expand + ReLU6, 3×3
-    depthwise + ReLU6, optional SE (MBConv), 1×1 linear projection; the
-    residual add only when stride is 1 and the widths match."""
+    """MobileNetV2 block (Sandler et al., 2018): 1×1 expand + act, k×k depthwise
+    + act, optional SE (MBConv: MobileNetV3, EfficientNet), 1×1 linear projection;
+    the residual add only when stride is 1 and the widths match. ``drop_path`` is the
+    residual branch's stochastic depth (a network sets it; identity otherwise)."""
 
-    def __init__(self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, se_channels: int = 0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        hidden: int,
+        stride: int = 1,
+        se_channels: int = 0,
+        kernel: int = 3,
+        act: str = "relu6",
+        se_act: str = "relu",
+        se_gate: str = "sigmoid",
+    ) -> None:
         super().__init__()
         self.has_skip = stride == 1 and in_channels == out_channels
         if hidden != in_channels:
             self.conv_pw = _conv(in_channels, hidden, 1)
             self.bn1 = nn.BatchNorm2d(hidden)
-            self.act1 = nn.ReLU6(inplace=True)
+            self.act1 = activation(act)
         else:  # t = 1: MobileNetV2's first block has no expansion conv
             self.conv_pw, self.bn1, self.act1 = nn.Identity(), nn.Identity(), nn.Identity()
-        self.conv_dw = _conv(hidden, hidden, 3, stride, groups=hidden)
+        self.conv_dw = _conv(hidden, hidden, kernel, stride, groups=hidden)
         self.bn2 = nn.BatchNorm2d(hidden)
-        self.act2 = nn.ReLU6(inplace=True)
-        self.se = SqueezeExcite(hidden, se_channels) if se_channels else nn.Identity()
+        self.act2 = activation(act)
+        self.se = SqueezeExcite(hidden, se_channels, se_act, se_gate) if se_channels else nn.Identity()
         self.conv_pwl = _conv(hidden, out_channels, 1)
         self.bn3 = nn.BatchNorm2d(out_channels)
+        self.drop_path: nn.Module = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x = self.act1(self.bn1(self.conv_pw(x)))
         x = self.act2(self.bn2(self.conv_dw(x)))
         x = self.bn3(self.conv_pwl(self.se(x)))
-        return x + shortcut if self.has_skip else x
+        return self.drop_path(x) + shortcut if self.has_skip else x
+
+
+class FusedMBConv(nn.Module):
+    """EfficientNetV2's Fused-MBConv (Tan & Le, 2021): the 1×1 expansion and the
+    depthwise k×k fused into one k×k conv (carrying the stride) + act, then the 1×1
+    linear projection; with no expansion, the k×k conv alone (+ act). Residual add
+    (behind stochastic depth) when stride is 1 and the widths match."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, kernel: int = 3, act: str = "silu") -> None:
+        super().__init__()
+        self.has_skip = stride == 1 and in_channels == out_channels
+        if hidden != in_channels:
+            self.conv_exp = _conv(in_channels, hidden, kernel, stride)
+            self.bn1 = nn.BatchNorm2d(hidden)
+            self.act1 = activation(act)
+            self.conv_pwl = _conv(hidden, out_channels, 1)
+            self.bn2: nn.Module = nn.BatchNorm2d(out_channels)
+        else:  # t = 1: one k×k conv straight to the output width
+            self.conv_exp = _conv(in_channels, out_channels, kernel, stride)
+            self.bn1 = nn.BatchNorm2d(out_channels)
+            self.act1 = activation(act)
+            self.conv_pwl, self.bn2 = nn.Identity(), nn.Identity()
+        self.drop_path: nn.Module = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.bn2(self.conv_pwl(self.act1(self.bn1(self.conv_exp(x)))))
+        return self.drop_path(x) + shortcut if self.has_skip else x
+
+
+class RegNetBottleneck(nn.Module):
+    """RegNet's X / Y block (Radosavovic et al., 2020), torchvision's ResBottleneckBlock:
+    1×1 to the bottleneck width, 3×3 grouped conv (fixed group width, carrying the
+    stride), SE on the bottleneck width for Y, 1×1 to the output, projection shortcut
+    when the shape changes, add, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, width: int, stride: int, groups: int, se_channels: int = 0) -> None:
+        super().__init__()
+        self.conv1 = _conv(in_channels, width, 1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = _conv(width, width, 3, stride, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.act2 = nn.ReLU(inplace=True)
+        self.se = SqueezeExcite(width, se_channels) if se_channels else nn.Identity()
+        self.conv3 = _conv(width, out_channels, 1)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.downsample = _shortcut(in_channels, out_channels, stride)
+        self.act3 = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.se(self.act2(self.bn2(self.conv2(x))))
+        x = self.bn3(self.conv3(x))
+        return self.act3(x + shortcut)

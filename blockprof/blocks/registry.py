@@ -94,3 +94,4 @@ def _load_builtins() -> None:
     # Imported here, not at the top, so that the registry module has no import cycle.
     from blockprof.blocks import resnet  # noqa: F401  (first: the registry lists in import order)
     from blockprof.blocks import mobilenet  # noqa: F401
+    from blockprof.blocks import regnet  # noqa: F401

@@ -25,14 +25,15 @@ def conv_bn(conv_name: str, bn_name: str, cin: int, cout: int, size: int, kernel
     return [c, pointwise(bn_name, "batchnorm2d", cout, c.out_size)]
 
 
-def squeeze_excite(prefix: str, channels: int, rd_channels: int, size: int) -> list[Layer]:
-    """SE (Hu et al.): global pool, 1×1 reduce + ReLU, 1×1 expand + sigmoid, rescale."""
+def squeeze_excite(prefix: str, channels: int, rd_channels: int, size: int, act: str = "relu", gate: str = "sigmoid") -> list[Layer]:
+    """SE (Hu et al.): global pool, 1×1 reduce + ``act``, 1×1 expand + ``gate``, rescale.
+    MobileNetV3 gates with hardsigmoid, EfficientNet reduces with SiLU."""
     return [
         Layer(f"{prefix}.pool", "avgpool", channels, channels, size, 1),
         conv(f"{prefix}.fc1", channels, rd_channels, 1, 1, bias=True),
-        pointwise(f"{prefix}.act", "relu", rd_channels, 1),
+        pointwise(f"{prefix}.act", act, rd_channels, 1),
         conv(f"{prefix}.fc2", rd_channels, channels, 1, 1, bias=True),
-        pointwise(f"{prefix}.gate", "sigmoid", channels, 1),
+        pointwise(f"{prefix}.gate", gate, channels, 1),
         pointwise(f"{prefix}.mul", "mul", channels, size),
     ]
 
@@ -47,3 +48,11 @@ def projection_shortcut(cin: int, cout: int, size: int, stride: int) -> list[Lay
 def squeeze_channels(in_channels: int, se: float) -> int:
     """SE squeeze width: ``max(1, int(in_channels · se))`` (se=0.25 is EfficientNet's MBConv, 1/16 SENet's)."""
     return max(1, int(in_channels * se))
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """The TF MobileNet rounding torchvision uses for widths (``_make_divisible``): the nearest
+    multiple of ``divisor`` (at least ``min_value``), one step up if that lost more than 10%."""
+    floor = divisor if min_value is None else min_value
+    rounded = max(floor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
