@@ -13,7 +13,7 @@ the fields of ``/work/coord/fields.md``. Each style's squeeze width is torchvisi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from blockprof.blocks.shapes import make_divisible
 from blockprof.errors import BlockprofError
@@ -85,3 +85,49 @@ def check_se_style(block: str, spec: object, allowed: tuple[str, ...]) -> None:
     value = field(spec, "se_style")
     if value is not None and value not in allowed:
         raise BlockprofError(f"{block}: se_style {value!r} is not allowed; choose from {', '.join(allowed)}")
+
+
+# --- until the schema branch adds these fields to BlockSpec (fields.md); removed at that merge ---
+
+from dataclasses import fields as _fields  # noqa: E402
+
+from blockprof.spec import BlockSpec  # noqa: E402
+
+
+@dataclass(frozen=True)
+class VariantSpec(BlockSpec):
+    """A BlockSpec with the three variant fields (transitional: BlockSpec gains them in main)."""
+
+    kernel: int | None = None
+    activation: str | None = None
+    se_style: str | None = None
+
+    def __post_init__(self) -> None:
+        # main's BlockSpec still requires spatial % stride == 0; torchvision's padding arithmetic does not
+        size, stride = self.spatial, self.stride
+        if isinstance(size, int) and isinstance(stride, int) and size > 0 and stride > 0 and size % stride:
+            object.__setattr__(self, "spatial", size + stride - size % stride)
+            super().__post_init__()
+            object.__setattr__(self, "spatial", size)
+        else:
+            super().__post_init__()
+
+    @property
+    def output_spatial(self) -> int:
+        return (self.spatial - 1) // self.stride + 1
+
+    @property
+    def label(self) -> str:
+        marks = [f"k{self.kernel}" if self.kernel else "", self.activation or "", f":{self.se_style}" if self.se_style else ""]
+        base = super().label
+        if self.se_style and f"se{self.se:g}" in base:
+            base, marks[2] = base.replace(f"se{self.se:g}", f"se{self.se:g}:{self.se_style}"), ""
+        return " ".join([base, *(m for m in marks if m)])
+
+
+def variant_spec(**values: Any) -> BlockSpec:
+    """A BlockSpec, or a VariantSpec where a variant field is given."""
+    plain = {f.name for f in _fields(BlockSpec)}
+    given = {k: v for k, v in values.items() if v is not None or k in plain}
+    divisible = values.get("spatial", 56) % values.get("stride", 1) == 0  # type: ignore[operator]
+    return BlockSpec(**given) if set(given) <= plain and divisible else VariantSpec(**given)
