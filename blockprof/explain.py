@@ -120,16 +120,21 @@ def explain_network_text(count: NetworkCount) -> str:
 
 
 def _explain_command(spec: BlockSpec) -> str:
-    """The ``blockprof explain`` command line that derives ``spec``'s block."""
+    """The ``blockprof explain`` command line that derives ``spec``'s block: every option the
+    block takes whose value is not the CLI's default."""
     from blockprof.blocks.registry import get
 
+    accepts = get(spec.block).accepts
     parts = [f"blockprof explain {spec.block} --channels {spec.in_channels}"]
     if spec.out_channels != spec.in_channels:
         parts.append(f"--out-channels {spec.out_channels}")
     if spec.stride != 1:
         parts.append(f"--stride {spec.stride}")
-    if spec.expansion is not None and "expansion" in get(spec.block).accepts:
-        parts.append(f"--expansion {spec.expansion:g}")
+    for field, value in (("expansion", spec.expansion), ("groups", spec.groups), ("width_per_group", spec.width_per_group), ("se", spec.se),
+                         ("kernel", getattr(spec, "kernel", None)), ("activation", getattr(spec, "activation", None)),
+                         ("se_style", getattr(spec, "se_style", None))):  # fmt: skip
+        if field in accepts and value not in (None, 0, 0.0) and not (field == "groups" and value == 1):
+            parts.append(f"--{field.replace('_', '-')} {value:g}" if isinstance(value, float) else f"--{field.replace('_', '-')} {value}")
     parts.append(f"--spatial {spec.spatial}")
     return " ".join(parts)
 

@@ -45,7 +45,7 @@ class _RegNetDef(BlockDef):
             raise BlockprofError("regnet_x has no squeeze-excitation; use regnet_y (SE after the grouped 3×3)")
         else:
             se = 0.0
-        return spec.replace(expansion=1.0, width_per_group=group_width, se=se)
+        return spec.replace(width_per_group=group_width, se=se)
 
     @staticmethod
     def groups(spec: BlockSpec) -> int:
@@ -56,7 +56,7 @@ class _RegNetDef(BlockDef):
         return variants.SE_STYLES["regnet"].squeeze(spec.in_channels, spec.out_channels, spec.se) if spec.se else 0
 
     def inner_widths(self, spec: BlockSpec) -> dict[str, int]:
-        widths = {"inner": spec.out_channels, "groups": self.groups(spec)}
+        widths = {"inner": spec.out_channels}
         if spec.se:
             widths["squeeze"] = self.squeeze(spec)
         return widths
