@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _API = {
     "BlockSpec": "blockprof.spec",
+    "ResolvedSpec": "blockprof.spec",
     "BlockprofError": "blockprof.errors",
     "Grid": "blockprof.grid",
     "count": "blockprof.api",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
+from blockprof import schema
 from blockprof.blocks.registry import BlockDef, resolve
 from blockprof.counting.analytic import AnalyticCount, count_layers
 from blockprof.counting.reconcile import reconcile, reconcile_train
@@ -159,10 +160,10 @@ def compare(
     for spec in specs:  # fail fast, with the block named, before the slow part
         resolve(spec)
     df = to_frame([count(spec, tools) for spec in specs])
-    metrics = ("params", "params_conv", "macs", "train_flops")
+    metrics = schema.COUNT_METRICS
     if time:
         df = add_timings(df, **(timing or {}))
-        metrics += ("fwd_ms", "train_ms")
+        metrics += schema.TIME_METRICS
     return add_relative(df, reference or grid.blocks[0], metrics)
 
 
@@ -178,7 +179,7 @@ def add_timings(df: pd.DataFrame, **timing: Any) -> pd.DataFrame:
     from blockprof.tables import to_records
     from blockprof.timing.records import timing_table
 
-    fields = [f.name for f in dataclasses.fields(BlockSpec)]
+    fields = [f.name for f in dataclasses.fields(BlockSpec)]  # the record's spec columns
     records = to_records(df)
     ok = [i for i, r in enumerate(records) if r.get("status") == "ok"]
     if not ok:
@@ -197,7 +198,7 @@ def add_timings(df: pd.DataFrame, **timing: Any) -> pd.DataFrame:
 
 
 def add_relative(
-    df: pd.DataFrame, reference: str, metrics: tuple[str, ...] = ("params", "params_conv", "macs", "train_flops"),
+    df: pd.DataFrame, reference: str, metrics: tuple[str, ...] = schema.COUNT_METRICS,
     keys: tuple[str, ...] = ("in_channels", "spatial", "batch"),
 ) -> pd.DataFrame:
     """Add ``<metric>_rel``: each row over the ``reference`` block's row with the same ``keys``
@@ -208,7 +209,7 @@ def add_relative(
     keys = [k for k in keys if k in df.columns]
     ref = df[df["block"] == reference]
     if ref.duplicated(keys).any():
-        varying = [c for c in ("stride", "expansion", "groups", "width_per_group", "se", "out_channels") if c in ref and ref[c].nunique() > 1]
+        varying = [c for c in schema.VARIANT_NAMES if c in ref and ref[c].nunique() > 1]
         raise BlockprofError(f"reference block {reference!r} has several rows per {', '.join(keys)} ({', '.join(varying) or 'duplicates'} vary); filter the rows first")
     ref = ref.set_index(keys)
     out = df.copy()
@@ -219,7 +220,7 @@ def add_relative(
 
 
 #: a sweep's cells match the reference block's at the same point of every axis blocks share
-SWEEP_KEYS = ("in_channels", "out_channels", "stride", "spatial", "batch", "dtype", "device")
+SWEEP_KEYS = schema.POINT_KEYS
 
 
 def relative(df: pd.DataFrame, reference: str, metrics: Iterable[str] | None = None) -> pd.DataFrame:
@@ -271,7 +272,7 @@ def pivot(df: pd.DataFrame, metric: str, index: str = "block", columns: str = "i
     rows = select(df, **where)
     if rows.duplicated([index, columns]).any():
         within = rows.groupby([index, columns], dropna=False)
-        axes = [c for c in ("spatial", "batch", "stride", "expansion", "groups", "width_per_group", "se", "out_channels", "dtype", "device")
+        axes = [c for c in ("spatial", "batch", *schema.VARIANT_NAMES, "dtype", "device")
                 if c in rows and c not in (index, columns) and (within[c].nunique() > 1).any()]
         fix = ", ".join(f"{c}={_plain(rows[c].dropna().iloc[0])}" for c in axes) or "the axis that repeats"
         raise BlockprofError(f"several rows per ({index}, {columns}): {', '.join(axes) or 'some axis'} vary; fix them, e.g. {fix}")

@@ -14,7 +14,7 @@ from blockprof.units import grouped
 
 if TYPE_CHECKING:
     from blockprof.networks.count import NetworkCount
-    from blockprof.spec import BlockSpec
+    from blockprof.spec import ResolvedSpec
 
 
 def _sum_line(label: str, terms: list[str], total: int) -> str:
@@ -119,21 +119,20 @@ def explain_network_text(count: NetworkCount) -> str:
     return "\n".join(lines)
 
 
-def _explain_command(spec: BlockSpec) -> str:
+def _explain_command(spec: ResolvedSpec) -> str:
     """The ``blockprof explain`` command line that derives ``spec``'s block: every option the
-    block takes whose value is not the CLI's default."""
-    from blockprof.blocks.registry import get
+    block takes whose value is not the block's own default."""
+    from blockprof.blocks.registry import defaults_of, get
 
-    accepts = get(spec.block).accepts
+    accepts, defaults = get(spec.block).accepts, defaults_of(spec.block)
     parts = [f"blockprof explain {spec.block} --channels {spec.in_channels}"]
     if spec.out_channels != spec.in_channels:
         parts.append(f"--out-channels {spec.out_channels}")
     if spec.stride != 1:
         parts.append(f"--stride {spec.stride}")
-    for field, value in (("expansion", spec.expansion), ("groups", spec.groups), ("width_per_group", spec.width_per_group), ("se", spec.se),
-                         ("kernel", getattr(spec, "kernel", None)), ("activation", getattr(spec, "activation", None)),
-                         ("se_style", getattr(spec, "se_style", None))):  # fmt: skip
-        if field in accepts and value not in (None, 0, 0.0) and not (field == "groups" and value == 1):
+    for field in ("expansion", "groups", "width_per_group", "se", "kernel", "activation", "se_style"):
+        value = getattr(spec, field)
+        if field in accepts and value is not None and value != defaults.get(field):
             parts.append(f"--{field.replace('_', '-')} {value:g}" if isinstance(value, float) else f"--{field.replace('_', '-')} {value}")
     parts.append(f"--spatial {spec.spatial}")
     return " ".join(parts)

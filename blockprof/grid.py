@@ -20,14 +20,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
 from blockprof.timing.harness import DEVICES, DTYPES
 
 DEFAULT_BLOCKS = ("basic", "bottleneck", "inverted_residual")
-#: variant option → the type of its values (the BlockSpec field it sets)
-OPTION_TYPES: dict[str, type] = {"out_channels": int, "stride": int, "expansion": float, "groups": int, "width_per_group": int, "se": float}
-VARIANT_OPTIONS = tuple(OPTION_TYPES)
+#: variant option → the type of its values (the BlockSpec field it sets), from the schema
+OPTION_TYPES: dict[str, type] = {f.name: f.kind for f in schema.VARIANT_FIELDS}
+VARIANT_OPTIONS = schema.VARIANT_NAMES
 #: the keys a grid file may hold besides the variant options
 GRID_KEYS = ("blocks", "channels", "spatial", "batch", "dtype", "device")
 
@@ -50,13 +51,13 @@ class Grid:
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
         set_("blocks", _names("blocks", self.blocks))
-        for axis in ("channels", "spatial", "batch"):
-            set_(axis, _values(axis, getattr(self, axis), int))
+        for axis, name in (("channels", "in_channels"), ("spatial", "spatial"), ("batch", "batch")):
+            set_(axis, _values(axis, getattr(self, axis), name))
         unknown = sorted(set(self.options) - set(VARIANT_OPTIONS))
         if unknown:
             raise BlockprofError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(VARIANT_OPTIONS)}")
         # canonical: every given option a tuple of values of its type, in VARIANT_OPTIONS order
-        set_("options", {k: _values(k, self.options[k], OPTION_TYPES[k]) for k in VARIANT_OPTIONS if self.options.get(k) is not None})
+        set_("options", {k: _values(k, self.options[k]) for k in VARIANT_OPTIONS if self.options.get(k) is not None})
         set_("dtype", _choices("dtype", self.dtype, DTYPES))
         set_("device", _choices("device", self.device, DEVICES))
 
@@ -67,7 +68,13 @@ class Grid:
         definitions = {name: get(name) for name in self.blocks}
         for option in self.options:
             if not any(option in d.accepts for d in definitions.values()):
-                raise BlockprofError(f"option {option!r} applies to none of the blocks {', '.join(self.blocks)}")
+                from blockprof.blocks.registry import names
+
+                takers = [n for n in names() if option in get(n).accepts]
+                raise BlockprofError(
+                    f"option {option!r} applies to none of the blocks {', '.join(self.blocks)}; "
+                    f"{'it applies to ' + ', '.join(takers) if takers else 'no block takes it yet'}"
+                )
         for name in self.blocks:
             axes = {k: v for k, v in self.options.items() if k in definitions[name].accepts}
             for c, s, n, *values in itertools.product(self.channels, self.spatial, self.batch, *axes.values()):
@@ -152,8 +159,9 @@ class Cell:
         """Short, for progress lines: ``bottleneck 256 @56² b32 t2 float32/cpu``."""
         f = dict(self.fields)
         parts = [f["block"], str(f["in_channels"]), f"@{f['spatial']}²", f"b{f['batch']}"]
-        short = {"out_channels": "→", "stride": "s", "expansion": "t", "groups": "g", "width_per_group": "w", "se": "se"}
-        parts += [f"{short[k]}{f[k]:g}" for k in VARIANT_OPTIONS if k in f]
+        if "out_channels" in f:
+            parts.append(f"→{f['out_channels']}")
+        parts += schema.marks({k: v for k, v in f.items() if k in VARIANT_OPTIONS}, defaults={k: None for k in VARIANT_OPTIONS})
         return " ".join(parts) + f" {self.dtype}/{self.device}"
 
 
@@ -193,21 +201,15 @@ def _names(axis: str, value: Any) -> tuple[str, ...]:
     return values
 
 
-#: what each numeric axis accepts, as (check, what to write in the error)
-_RULES: dict[str, tuple[Any, str]] = {
-    "expansion": (lambda v: v > 0, "positive numbers, e.g. [2, 4, 6]"),
-    "se": (lambda v: 0 <= v < 1, "squeeze ratios in [0, 1), e.g. 0.25"),
-}
-_WHOLE = (lambda v: v > 0, "positive whole numbers, e.g. [64, 128, 256]")
-
-
-def _values(axis: str, value: Any, kind: type) -> tuple:
+def _values(axis: str, value: Any, name: str | None = None) -> tuple:
+    """One value or a list of them, each checked by the schema's rule for field ``name`` (default: ``axis``)."""
     values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    check, what = _RULES.get(axis, _WHOLE)
-    number = (int,) if kind is int else (int, float)
-    if not values or not all(isinstance(v, number) and not isinstance(v, bool) and check(v) for v in values):
-        raise BlockprofError(f"{axis} must be one or a list of {what}; got {value!r}")
-    return tuple(kind(v) for v in values)
+    try:
+        if not values:
+            raise BlockprofError("no values")
+        return tuple(schema.coerce(name or axis, v, axis) for v in values)
+    except BlockprofError:
+        raise BlockprofError(f"{axis} must be {schema.field(name or axis).rule()} (or a list of them); got {value!r}") from None
 
 
 def _choices(axis: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:

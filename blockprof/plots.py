@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
 
 if TYPE_CHECKING:
@@ -30,14 +31,20 @@ if TYPE_CHECKING:
     from plotly.graph_objects import Figure
 
 #: axes that can tell two series of one block apart, in label order
-SERIES_AXES = ("out_channels", "stride", "expansion", "groups", "width_per_group", "se", "spatial", "batch", "dtype", "device")
+SERIES_AXES = (*schema.VARIANT_NAMES, "spatial", "batch", "dtype", "device")
 #: axes a parameter count does not depend on
 INPUT_AXES = ("spatial", "batch", "dtype", "device")
 WIDTH = "in_channels"
 WIDTH_TITLE = "width C (channels, log scale)"
 MODE_TITLES = {"fwd": "forward (eval, inference mode)", "train": "training step (forward + backward)"}
-_SHORT = {"out_channels": "→{:g}", "stride": "s{:g}", "expansion": "t{:g}", "groups": "g{:g}", "width_per_group": "w{:g}",
-          "se": "se{:g}", "spatial": "{:g}²", "batch": "b{:g}", "dtype": "{}", "device": "{}"}
+_SHORT = {"out_channels": "→{}", "spatial": "{}²", "batch": "b{}", "dtype": "{}", "device": "{}"}
+
+
+def _short(axis: str, value: object) -> str:
+    """An axis value as a legend shows it: the schema's mark (``s2``, ``t4``), ``28²``, ``b32``."""
+    if axis in schema.BY_NAME and schema.BY_NAME[axis].mark:
+        return schema.BY_NAME[axis].format(value)
+    return _SHORT[axis].format(f"{value:g}" if isinstance(value, (int, float)) else value)
 
 
 def _rows(df: pd.DataFrame, needs: tuple[str, ...], what: str) -> pd.DataFrame:
@@ -68,7 +75,7 @@ def _series(rows: pd.DataFrame, ignore: tuple[str, ...] = ()) -> list[tuple[str,
             continue
         for key, part in cells.groupby(axes, sort=False, dropna=False):
             key = key if isinstance(key, tuple) else (key,)
-            name = " · ".join([str(block), *(_SHORT[a].format(v) for a, v in zip(axes, key) if v == v)])
+            name = " · ".join([str(block), *(_short(a, v) for a, v in zip(axes, key) if v == v)])
             out.append((name, part.sort_values(WIDTH)))
     return out
 
@@ -272,7 +279,7 @@ def cost_latency(df: pd.DataFrame, cost: str = "params", mode: str = "fwd") -> F
         part = part.reset_index(drop=True)
         idx = pareto_front(list(part[cost].astype(float)), list(part[f"{mode}_ms"].astype(float)))
         front = part.iloc[idx]
-        label = " ".join(_SHORT[a].format(v) for a, v in zip(inputs, key if isinstance(key, tuple) else (key,)))
+        label = " ".join(_short(a, v) for a, v in zip(inputs, key if isinstance(key, tuple) else (key,)))
         fig.add_trace(go.Scatter(
             x=front[f"{mode}_ms"], y=front[cost], mode="lines", line=dict(dash="dot", color="black", shape="hv"),
             name=f"Pareto front · {label}", text=_cell_text(front),

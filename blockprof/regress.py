@@ -33,9 +33,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.grid import VARIANT_OPTIONS, Grid, read_toml
-from blockprof.spec import BlockSpec
+from blockprof.spec import BlockSpec, ResolvedSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 #: bump when the baseline layout changes; a baseline of another version is refused
 SCHEMA_VERSION = 1
 #: counts compared exactly (see blockprof.records.COUNT_FIELDS for their units)
-COUNT_METRICS = ("params", "params_conv", "macs", "train_flops")
+COUNT_METRICS = schema.COUNT_METRICS
 TIME_METRIC = "time"
 METRICS = (*COUNT_METRICS, TIME_METRIC)
 COMPARISONS = ("auto", "raw", "normalised")
@@ -185,10 +186,15 @@ class Suite:
         )
 
 
-def cell_id(spec: BlockSpec) -> str:
-    """A cell's stable name in reports and baselines, e.g. ``bottleneck 64→64 @ 1×64×28×28``."""
-    n, c, h, w = spec.input_shape
-    return f"{spec.label} @ {n}×{c}×{h}×{w}"
+def cell_id(spec: BlockSpec | ResolvedSpec) -> str:
+    """A cell's stable name in reports and baselines, e.g. ``bottleneck 64→64 @ 1×64×28×28``:
+    built from the resolved spec, so spelling out a block default (``expansion = 4`` for a
+    bottleneck) names the same cell."""
+    from blockprof.blocks.registry import resolve
+
+    resolved = resolve(spec)[1]
+    n, c, h, w = resolved.input_shape
+    return f"{resolved.label} @ {n}×{c}×{h}×{w}"
 
 
 # --- suites: TOML files and inline options ---
@@ -221,7 +227,8 @@ def suite_from_toml(data: Mapping[str, Any], default_name: str = "suite") -> Sui
         if "blocks" not in axes:
             raise BlockprofError(f"[[cells]] #{i} has no 'blocks'; name the blocks, e.g. blocks = [\"basic\", \"bottleneck\"]")
         options = {k: table[k] for k in VARIANT_OPTIONS if k in table}
-        specs += [s for s in Grid(options=options, **axes).specs() if s not in specs]
+        seen = {cell_id(s) for s in specs}  # a cell spelled twice (a default written out) is one cell
+        specs += [s for s in Grid(options=options, **axes).specs() if cell_id(s) not in seen]
     rules = data.get("rules", {})
     timing = data.get("timing", {})
     _known(rules, tuple(Rules.__dataclass_fields__), "key in [rules]")

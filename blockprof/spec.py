@@ -9,20 +9,25 @@ expansions a block accepts, the inner width that follows) live with the block in
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
 
 
 @dataclass(frozen=True)
 class BlockSpec:
-    """One block at one width and one input size.
+    """One block at one width and one input size, as the user gave it.
 
     ``block`` is a registry name (``basic``, ``bottleneck``,
     ``inverted_residual``) or a user block ``"package.module:callable"``.
     ``out_channels`` defaults to ``in_channels``; ``expansion`` and the other
-    ``None`` fields default per block (see :func:`blockprof.blocks.resolve`).
-    The input is ``batch × in_channels × spatial × spatial``.
+    ``None`` fields default per block: :func:`blockprof.blocks.resolve` turns a
+    BlockSpec into a :class:`ResolvedSpec`, the only thing ids, labels and keys
+    are built from. The input is ``batch × in_channels × spatial × spatial``.
+    Every value passes :func:`blockprof.schema.coerce` (type and bounds).
     """
 
     block: str
@@ -35,24 +40,18 @@ class BlockSpec:
     se: float = 0.0
     spatial: int = 56
     batch: int = 1
+    kernel: int | None = None
+    activation: str | None = None
+    se_style: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("in_channels", "stride", "groups", "spatial", "batch"):
-            _positive_int(name, getattr(self, name))
+        if not isinstance(self.block, str) or not self.block:
+            raise BlockprofError(f"block must be a block name, got {self.block!r}")
+        for f in dataclasses.fields(self):
+            if f.name != "block":
+                object.__setattr__(self, f.name, schema.coerce(f.name, getattr(self, f.name)))
         if self.out_channels is None:
             object.__setattr__(self, "out_channels", self.in_channels)
-        _positive_int("out_channels", self.out_channels)
-        if self.width_per_group is not None:
-            _positive_int("width_per_group", self.width_per_group)
-        if self.expansion is not None and not self.expansion > 0:
-            raise BlockprofError(f"expansion must be a positive number, got {self.expansion!r}")
-        if not 0.0 <= self.se < 1.0:
-            raise BlockprofError(f"se must be a squeeze ratio in [0, 1) (e.g. 0.25), got {self.se!r}")
-        if self.spatial % self.stride:
-            raise BlockprofError(
-                f"spatial size {self.spatial} is not divisible by stride {self.stride}; "
-                f"use a multiple of {self.stride}, e.g. {self.spatial + self.stride - self.spatial % self.stride}"
-            )
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -60,9 +59,9 @@ class BlockSpec:
 
     @property
     def output_spatial(self) -> int:
-        return self.spatial // self.stride
+        return output_side(self.spatial, self.stride)
 
-    def replace(self, **changes: object) -> BlockSpec:
+    def replace(self, **changes: Any) -> BlockSpec:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, object]:
@@ -70,19 +69,67 @@ class BlockSpec:
 
     @property
     def label(self) -> str:
-        """Short human name, e.g. ``bottleneck 256→256 s2 t4``."""
-        parts = [self.block, f"{self.in_channels}→{self.out_channels}"]
-        if self.stride != 1:
-            parts.append(f"s{self.stride}")
-        if self.expansion is not None and self.block != "basic":  # basic's expansion is always 1
-            parts.append(f"t{self.expansion:g}")
-        if self.groups != 1:
-            parts.append(f"g{self.groups}")
-        if self.width_per_group is not None:
-            parts.append(f"w{self.width_per_group}")
-        if self.se:
-            parts.append(f"se{self.se:g}")
-        return " ".join(parts)
+        """Short human name of the spec as given, e.g. ``bottleneck 256→256 s2 t2``; a cell's
+        canonical name is its :class:`ResolvedSpec`'s label (block defaults left out)."""
+        return schema.label(self.as_dict())
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """A :class:`BlockSpec` with every default of its block filled in (made by
+    :func:`blockprof.blocks.resolve` only): what the counters, the timer, records,
+    ids and baselines use. Two specs that differ only in spelling a default
+    (``bottleneck 64`` and ``bottleneck 64, expansion=4``) resolve to equal ones.
+
+    ``defaults`` (the block's own defaults) is not part of the identity: it only
+    lets :attr:`label` leave them out. ``None`` remains only where a value does not
+    apply (``width_per_group`` unless given; a user block's kernel, activation, ...).
+    """
+
+    block: str
+    in_channels: int
+    out_channels: int
+    stride: int
+    expansion: float | None
+    groups: int
+    width_per_group: int | None
+    se: float
+    spatial: int
+    batch: int
+    kernel: int | None
+    activation: str | None
+    se_style: str | None
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, self.in_channels, self.spatial, self.spatial)
+
+    @property
+    def output_spatial(self) -> int:
+        return output_side(self.spatial, self.stride)
+
+    def replace(self, **changes: Any) -> ResolvedSpec:
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The spec's fields (the record's first columns); ``defaults`` left out."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "defaults"}
+
+    def unresolved(self) -> BlockSpec:
+        """The same block as a BlockSpec (every value explicit)."""
+        return BlockSpec(**self.as_dict())
+
+    @property
+    def label(self) -> str:
+        """The cell's canonical name: ``bottleneck 256→256 s2 g32``; the block's defaults are left out."""
+        return schema.label(self.as_dict(), self.defaults)
+
+
+def output_side(size: int, stride: int, kernel: int = 3) -> int:
+    """Output side of a conv with padding ``kernel // 2``: ``(size − 1) // stride + 1`` for odd kernels
+    (57 → 29 at stride 2)."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
 @dataclass(frozen=True)
@@ -99,7 +146,7 @@ class NetworkSpec:
 
     def __post_init__(self) -> None:
         for name in ("spatial", "batch"):
-            _positive_int(name, getattr(self, name))
+            object.__setattr__(self, name, schema.coerce(name, getattr(self, name)))
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -115,8 +162,3 @@ class NetworkSpec:
     def label(self) -> str:
         """``resnet50`` or ``resnet50 with inverted_residual``."""
         return self.network if self.block is None else f"{self.network} with {self.block}"
-
-
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise BlockprofError(f"{name} must be a positive whole number, got {value!r}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from blockprof.blocks.variants import VariantSpec
 from blockprof.spec import BlockSpec
 
 WIDTHS = (8, 24, 100, 256, 1024)  # includes widths that are not powers of two
@@ -33,6 +32,16 @@ def variant_grid(spatial: int = 16) -> list[BlockSpec]:
     specs += [
         BlockSpec("bottleneck", 256, groups=32, width_per_group=4, spatial=spatial),  # ResNeXt-50 32×4d stage 1
         BlockSpec("bottleneck", 512, groups=32, width_per_group=4, stride=2, se=1 / 16, spatial=spatial),
+        # sizes the stride does not divide: (H − 1) // s + 1, torchvision's arithmetic (57 → 29)
+        BlockSpec("basic", 64, out_channels=128, stride=2, spatial=57),
+        BlockSpec("bottleneck", 64, out_channels=256, stride=2, spatial=57, se=0.25),
+        BlockSpec("inverted_residual", 24, out_channels=32, stride=2, spatial=57),
+        BlockSpec("inverted_residual", 24, stride=2, spatial=15, kernel=5, se=0.25),
+        # the new variant fields: the depthwise kernel and the activation
+        BlockSpec("inverted_residual", 40, kernel=7, activation="hardswish", spatial=spatial),
+        BlockSpec("inverted_residual", 40, kernel=5, activation="silu", stride=2, spatial=spatial),
+        BlockSpec("basic", 32, activation="silu", spatial=spatial),
+        BlockSpec("bottleneck", 64, activation="relu6", groups=2, stride=2, spatial=spatial),
     ]
     return specs + variant_specs(spatial)
 
@@ -45,19 +54,19 @@ def variant_specs(spatial: int = 16) -> list[BlockSpec]:
         (16, 1, 3, "relu", "mobilenetv3"), (24, 2, 5, "hardswish", "mobilenetv3"), (40, 1, 5, "silu", "efficientnet"),
         (100, 2, 7, "silu", "efficientnet"), (8, 1, 3, "relu6", "standard"), (112, 2, 5, "hardswish", None),
     ):  # fmt: skip
-        specs.append(VariantSpec("inverted_residual", c, stride=stride, kernel=kernel, activation=act, se_style=style, spatial=spatial))
+        specs.append(BlockSpec("inverted_residual", c, stride=stride, kernel=kernel, activation=act, se_style=style, spatial=spatial))
     specs += [
-        VariantSpec("inverted_residual", 24, out_channels=40, stride=2, expansion=88 / 24, kernel=5, activation="hardswish",
+        BlockSpec("inverted_residual", 24, out_channels=40, stride=2, expansion=88 / 24, kernel=5, activation="hardswish",
                     se_style="mobilenetv3", spatial=spatial + 1),  # MobileNetV3-Small's t = 88/24, at an odd size
-        VariantSpec("inverted_residual", 16, expansion=1, se_style="mobilenetv3", spatial=spatial),  # no expansion conv
-        VariantSpec("fused_mbconv", 24, spatial=spatial),
-        VariantSpec("fused_mbconv", 24, expansion=1, kernel=5, spatial=spatial),  # t = 1: one k×k conv
-        VariantSpec("fused_mbconv", 48, out_channels=64, stride=2, kernel=3, activation="relu", spatial=spatial + 1),
-        VariantSpec("regnet_x", 32, out_channels=64, stride=2, width_per_group=16, spatial=spatial),
-        VariantSpec("regnet_x", 48, width_per_group=24, spatial=spatial),
-        VariantSpec("regnet_y", 48, out_channels=104, stride=2, width_per_group=8, spatial=spatial + 1),
-        VariantSpec("regnet_y", 232, width_per_group=232, spatial=spatial),  # RegNetY-32GF: one group per block
-        VariantSpec("regnet_y", 8, width_per_group=16, spatial=spatial, batch=2),  # group width capped at the width, 8
+        BlockSpec("inverted_residual", 16, expansion=1, se_style="mobilenetv3", spatial=spatial),  # no expansion conv
+        BlockSpec("fused_mbconv", 24, spatial=spatial),
+        BlockSpec("fused_mbconv", 24, expansion=1, kernel=5, spatial=spatial),  # t = 1: one k×k conv
+        BlockSpec("fused_mbconv", 48, out_channels=64, stride=2, kernel=3, activation="relu", spatial=spatial + 1),
+        BlockSpec("regnet_x", 32, out_channels=64, stride=2, width_per_group=16, spatial=spatial),
+        BlockSpec("regnet_x", 48, width_per_group=24, spatial=spatial),
+        BlockSpec("regnet_y", 48, out_channels=104, stride=2, width_per_group=8, spatial=spatial + 1),
+        BlockSpec("regnet_y", 232, width_per_group=232, spatial=spatial),  # RegNetY-32GF: one group per block
+        BlockSpec("regnet_y", 8, width_per_group=16, spatial=spatial, batch=2),  # group width capped at the width, 8
     ]  # fmt: skip
     return specs
 

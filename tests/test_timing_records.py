@@ -30,6 +30,10 @@ MEMORY_SPECS = [
     BlockSpec("inverted_residual", 16, spatial=8, batch=2),
     BlockSpec("inverted_residual", 16, expansion=1, spatial=8),
     BlockSpec("inverted_residual", 16, out_channels=24, stride=2, se=0.25, spatial=8),
+    # the activations beyond ReLU/ReLU6 (out of place: each saves its input), at an odd size
+    BlockSpec("inverted_residual", 16, kernel=5, activation="hardswish", stride=2, spatial=9),
+    BlockSpec("inverted_residual", 16, activation="silu", spatial=8),
+    BlockSpec("bottleneck", 32, activation="silu", spatial=7, stride=2),
 ]
 
 

@@ -9,14 +9,19 @@ torchvision (``conv1``, ``bn1``, ``downsample``) and timm (``conv_pw``,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from blockprof.blocks.shapes import SEPlan
 
-#: activation name → module (the op names of :mod:`blockprof.counting.formulas`)
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "relu6": nn.ReLU6,
+#: activation name (blockprof.schema.ACTIVATIONS, plus the SE gates) → module; ReLU/ReLU6 in
+#: place as torchvision has them, the others out of place (see formulas._SAVED)
+_ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
     "hardswish": nn.Hardswish,
     "silu": nn.SiLU,
     "sigmoid": nn.Sigmoid,
@@ -25,8 +30,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def activation(name: str) -> nn.Module:
-    """The activation ``name``, in place where torch allows it (as torchvision builds them)."""
-    return nn.Sigmoid() if name == "sigmoid" else ACTIVATIONS[name](inplace=True)
+    """A fresh activation module by name."""
+    return _ACTIVATIONS[name]()
 
 
 class StochasticDepth(nn.Module):
@@ -65,13 +70,13 @@ def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
 class SqueezeExcite(nn.Module):
     """Squeeze-and-Excitation (Hu et al., 2018): channel weights from a global pool."""
 
-    def __init__(self, channels: int, rd_channels: int, act: str = "relu", gate: str = "sigmoid") -> None:
+    def __init__(self, plan: SEPlan) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(channels, rd_channels, 1, bias=True)
-        self.act = activation(act)
-        self.fc2 = nn.Conv2d(rd_channels, channels, 1, bias=True)
-        self.gate = activation(gate)
+        self.fc1 = nn.Conv2d(plan.channels, plan.rd_channels, 1, bias=True)
+        self.act = activation(plan.act)
+        self.fc2 = nn.Conv2d(plan.rd_channels, plan.channels, 1, bias=True)
+        self.gate = activation(plan.gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
@@ -80,16 +85,16 @@ class SqueezeExcite(nn.Module):
 class BasicBlock(nn.Module):
     """ResNet-18/34 block (He et al., 2016): 3×3 conv-BN-ReLU, 3×3 conv-BN, add, ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, se_channels: int = 0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, se: SEPlan | None = None, act: str = "relu") -> None:
         super().__init__()
         self.conv1 = _conv(in_channels, out_channels, 3, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.act1 = nn.ReLU(inplace=True)
+        self.act1 = activation(act)
         self.conv2 = _conv(out_channels, out_channels, 3)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.se = SqueezeExcite(out_channels, se_channels) if se_channels else nn.Identity()
+        self.se = SqueezeExcite(se) if se else nn.Identity()
         self.downsample = _shortcut(in_channels, out_channels, stride)
-        self.act2 = nn.ReLU(inplace=True)
+        self.act2 = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = self.downsample(x)
@@ -103,20 +108,21 @@ class Bottleneck(nn.Module):
     3×3 (grouped for ResNeXt), 1×1 expand, BN after each, add, ReLU."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, width: int, stride: int = 1, groups: int = 1, se_channels: int = 0
+        self, in_channels: int, out_channels: int, width: int, stride: int = 1, groups: int = 1,
+        se: SEPlan | None = None, act: str = "relu",
     ) -> None:
         super().__init__()
         self.conv1 = _conv(in_channels, width, 1)
         self.bn1 = nn.BatchNorm2d(width)
-        self.act1 = nn.ReLU(inplace=True)
+        self.act1 = activation(act)
         self.conv2 = _conv(width, width, 3, stride, groups)
         self.bn2 = nn.BatchNorm2d(width)
-        self.act2 = nn.ReLU(inplace=True)
+        self.act2 = activation(act)
         self.conv3 = _conv(width, out_channels, 1)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.se = SqueezeExcite(out_channels, se_channels) if se_channels else nn.Identity()
+        self.se = SqueezeExcite(se) if se else nn.Identity()
         self.downsample = _shortcut(in_channels, out_channels, stride)
-        self.act3 = nn.ReLU(inplace=True)
+        self.act3 = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = self.downsample(x)
@@ -127,22 +133,13 @@ class Bottleneck(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block (Sandler et al., 2018): 1×1 expand + act, k×k depthwise
-    + act, optional SE (MBConv: MobileNetV3, EfficientNet), 1×1 linear projection;
-    the residual add only when stride is 1 and the widths match. ``drop_path`` is the
-    residual branch's stochastic depth (a network sets it; identity otherwise)."""
+    """MobileNetV2 block (Sandler et al., 2018): 1×1 expand + ReLU6, k×k
+    depthwise (k = 3 in MobileNetV2) + ReLU6, optional SE (MBConv), 1×1 linear
+    projection; the residual add only when stride is 1 and the widths match."""
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        hidden: int,
-        stride: int = 1,
-        se_channels: int = 0,
-        kernel: int = 3,
-        act: str = "relu6",
-        se_act: str = "relu",
-        se_gate: str = "sigmoid",
+        self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, se: SEPlan | None = None,
+        kernel: int = 3, act: str = "relu6",
     ) -> None:
         super().__init__()
         self.has_skip = stride == 1 and in_channels == out_channels
@@ -155,10 +152,10 @@ class InvertedResidual(nn.Module):
         self.conv_dw = _conv(hidden, hidden, kernel, stride, groups=hidden)
         self.bn2 = nn.BatchNorm2d(hidden)
         self.act2 = activation(act)
-        self.se = SqueezeExcite(hidden, se_channels, se_act, se_gate) if se_channels else nn.Identity()
+        self.se = SqueezeExcite(se) if se else nn.Identity()
         self.conv_pwl = _conv(hidden, out_channels, 1)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.drop_path: nn.Module = nn.Identity()
+        self.drop_path: nn.Module = nn.Identity()  # a network's stochastic depth (EfficientNet's)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -172,7 +169,7 @@ class FusedMBConv(nn.Module):
     """EfficientNetV2's Fused-MBConv (Tan & Le, 2021): the 1×1 expansion and the
     depthwise k×k fused into one k×k conv (carrying the stride) + act, then the 1×1
     linear projection; with no expansion, the k×k conv alone (+ act). Residual add
-    (behind stochastic depth) when stride is 1 and the widths match."""
+    (behind a network's stochastic depth) when stride is 1 and the widths match."""
 
     def __init__(self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, kernel: int = 3, act: str = "silu") -> None:
         super().__init__()
@@ -181,7 +178,7 @@ class FusedMBConv(nn.Module):
             self.conv_exp = _conv(in_channels, hidden, kernel, stride)
             self.bn1 = nn.BatchNorm2d(hidden)
             self.act1 = activation(act)
-            self.conv_pwl = _conv(hidden, out_channels, 1)
+            self.conv_pwl: nn.Module = _conv(hidden, out_channels, 1)
             self.bn2: nn.Module = nn.BatchNorm2d(out_channels)
         else:  # t = 1: one k×k conv straight to the output width
             self.conv_exp = _conv(in_channels, out_channels, kernel, stride)
@@ -202,7 +199,7 @@ class RegNetBottleneck(nn.Module):
     stride), SE on the bottleneck width for Y, 1×1 to the output, projection shortcut
     when the shape changes, add, ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, width: int, stride: int, groups: int, se_channels: int = 0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, width: int, stride: int, groups: int, se: SEPlan | None = None) -> None:
         super().__init__()
         self.conv1 = _conv(in_channels, width, 1)
         self.bn1 = nn.BatchNorm2d(width)
@@ -210,7 +207,7 @@ class RegNetBottleneck(nn.Module):
         self.conv2 = _conv(width, width, 3, stride, groups)
         self.bn2 = nn.BatchNorm2d(width)
         self.act2 = nn.ReLU(inplace=True)
-        self.se = SqueezeExcite(width, se_channels) if se_channels else nn.Identity()
+        self.se = SqueezeExcite(se) if se else nn.Identity()
         self.conv3 = _conv(width, out_channels, 1)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.downsample = _shortcut(in_channels, out_channels, stride)

@@ -3,18 +3,19 @@
 The bottleneck family with RegNet's parametrisation: bottleneck width = output width
 (multiplier 1), the 3×3 conv grouped at a fixed *group width* (``width_per_group``;
 groups = width / group width), and for Y a squeeze-excitation after the grouped 3×3 whose
-squeeze width comes from the block's input width (``int(round(0.25 · in_channels))``).
+squeeze width comes from the block's input width (``int(round(0.25 · in_channels))``,
+se_style ``regnet``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from blockprof.blocks import shapes, variants
+from blockprof.blocks import shapes
 from blockprof.blocks.registry import BlockDef, register
 from blockprof.counting.formulas import Layer
 from blockprof.errors import BlockprofError
-from blockprof.spec import BlockSpec
+from blockprof.spec import ResolvedSpec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -26,62 +27,50 @@ DEFAULT_GROUP_WIDTH = 16
 class _RegNetDef(BlockDef):
     has_se: ClassVar[bool]
 
-    def check(self, spec: BlockSpec) -> BlockSpec:
-        if spec.expansion not in (None, 1):
-            raise BlockprofError(f"{self.name}'s bottleneck width is its output width (expansion 1, as torchvision's RegNets); drop expansion")
-        if spec.groups != 1:
-            raise BlockprofError(f"{self.name} takes its grouping as a group width: give width_per_group (groups = out_channels / width_per_group)")
-        # torchvision's _adjust_widths_groups_compatibilty: a group never wider than the block
-        group_width = min(spec.width_per_group or DEFAULT_GROUP_WIDTH, spec.out_channels)
+    def check(self, spec: ResolvedSpec) -> None:
+        group_width = self.group_width(spec)
         if spec.out_channels % group_width:
             raise BlockprofError(
                 f"{self.name}: out_channels {spec.out_channels} is not a multiple of the group width {group_width}; "
                 f"use a width_per_group that divides it, or out_channels {-(-spec.out_channels // group_width) * group_width}"
             )
-        if self.has_se:
-            variants.check_se_style(self.name, spec, ("regnet",))
-            se = spec.se or variants.DEFAULT_SE
-        elif spec.se:
-            raise BlockprofError("regnet_x has no squeeze-excitation; use regnet_y (SE after the grouped 3×3)")
-        else:
-            se = 0.0
-        return spec.replace(width_per_group=group_width, se=se)
+        if self.has_se and spec.se_style != "regnet":
+            raise BlockprofError(f"regnet_y's SE is RegNet's (squeeze from the block's input width): se_style regnet, not {spec.se_style!r}")
 
     @staticmethod
-    def groups(spec: BlockSpec) -> int:
-        return spec.out_channels // spec.width_per_group  # type: ignore[operator]
+    def group_width(spec: ResolvedSpec) -> int:
+        """The group width, never wider than the block (torchvision's ``min(group_width, width)``)."""
+        return min(spec.width_per_group or DEFAULT_GROUP_WIDTH, spec.out_channels)
 
-    @staticmethod
-    def squeeze(spec: BlockSpec) -> int:
-        return variants.SE_STYLES["regnet"].squeeze(spec.in_channels, spec.out_channels, spec.se) if spec.se else 0
+    def groups(self, spec: ResolvedSpec) -> int:
+        return spec.out_channels // self.group_width(spec)
 
-    def inner_widths(self, spec: BlockSpec) -> dict[str, int]:
-        widths = {"inner": spec.out_channels}
-        if spec.se:
-            widths["squeeze"] = self.squeeze(spec)
-        return widths
+    def inner_widths(self, spec: ResolvedSpec) -> dict[str, int]:
+        plan = shapes.se_plan(spec, spec.out_channels)
+        return {"inner": spec.out_channels, **({"squeeze": plan.rd_channels} if plan else {})}
 
-    def layers(self, spec: BlockSpec) -> list[Layer]:
+    def layers(self, spec: ResolvedSpec) -> list[Layer]:
         c_in, w, s = spec.in_channels, spec.out_channels, spec.stride
         mid = shapes.conv_bn("conv2", "bn2", w, w, spec.spatial, 3, s, self.groups(spec))
         size = mid[0].out_size
-        se = shapes.squeeze_excite("se", w, self.squeeze(spec), size) if spec.se else []
+        plan = shapes.se_plan(spec, w)
         return [
             *shapes.conv_bn("conv1", "bn1", c_in, w, spec.spatial, 1),
             shapes.pointwise("act1", "relu", w, spec.spatial),
             *mid,
             shapes.pointwise("act2", "relu", w, size),
-            *se,
+            *(shapes.squeeze_excite("se", plan, size) if plan else []),
             *shapes.conv_bn("conv3", "bn3", w, w, size, 1),
             *shapes.projection_shortcut(c_in, w, spec.spatial, s),
             shapes.pointwise("add", "add", w, size),
             shapes.pointwise("act3", "relu", w, size),
         ]
 
-    def module(self, spec: BlockSpec) -> nn.Module:
+    def module(self, spec: ResolvedSpec) -> nn.Module:
         from blockprof.blocks.nn import RegNetBottleneck
 
-        return RegNetBottleneck(spec.in_channels, spec.out_channels, spec.out_channels, spec.stride, self.groups(spec), self.squeeze(spec))
+        w = spec.out_channels
+        return RegNetBottleneck(spec.in_channels, w, w, spec.stride, self.groups(spec), shapes.se_plan(spec, w))
 
 
 @register
@@ -89,6 +78,7 @@ class RegNetX(_RegNetDef):
     name = "regnet_x"
     summary = "RegNetX block: 1×1, 3×3 grouped at a fixed group width (stride), 1×1, add, ReLU (bottleneck width = out)"
     accepts = frozenset({"stride", "out_channels", "width_per_group"})
+    defaults = {**BlockDef.defaults, "expansion": 1.0, "width_per_group": DEFAULT_GROUP_WIDTH}
     has_se = False
 
 
@@ -97,4 +87,5 @@ class RegNetY(_RegNetDef):
     name = "regnet_y"
     summary = "RegNetY block: RegNetX's with SE after the grouped 3×3 (squeeze = round(0.25 · in_channels))"
     accepts = frozenset({"stride", "out_channels", "width_per_group", "se", "se_style"})
+    defaults = {**BlockDef.defaults, "expansion": 1.0, "width_per_group": DEFAULT_GROUP_WIDTH, "se": 0.25, "se_style": "regnet"}
     has_se = True

@@ -7,7 +7,14 @@ same names the torch modules in :mod:`blockprof.blocks.nn` use.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from blockprof.counting.formulas import Layer, conv_output_size
+from blockprof.errors import BlockprofError
+
+if TYPE_CHECKING:
+    from blockprof.spec import ResolvedSpec
 
 
 def conv(name: str, cin: int, cout: int, size: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False) -> Layer:
@@ -25,15 +32,50 @@ def conv_bn(conv_name: str, bn_name: str, cin: int, cout: int, size: int, kernel
     return [c, pointwise(bn_name, "batchnorm2d", cout, c.out_size)]
 
 
-def squeeze_excite(prefix: str, channels: int, rd_channels: int, size: int, act: str = "relu", gate: str = "sigmoid") -> list[Layer]:
-    """SE (Hu et al.): global pool, 1×1 reduce + ``act``, 1×1 expand + ``gate``, rescale.
-    MobileNetV3 gates with hardsigmoid, EfficientNet reduces with SiLU."""
+@dataclass(frozen=True)
+class SEPlan:
+    """One squeeze-excitation: the width it gates, its squeeze width and its two activations."""
+
+    channels: int
+    rd_channels: int
+    act: str = "relu"
+    gate: str = "sigmoid"
+
+
+def se_plan(spec: ResolvedSpec, channels: int) -> SEPlan | None:
+    """The SE of ``spec`` gating ``channels`` values, or None without one: the one place where
+    ``se_style`` chooses the squeeze width and the activations (both the shape list and the
+    module read this plan). Each style is torchvision's (``se`` = 0.25 in all three):
+
+    * ``standard``     ``max(1, int(in_channels · se))``, ReLU + sigmoid (blockprof's SE);
+    * ``mobilenetv3``  ``make_divisible(int(channels · se), 8)`` = ``_make_divisible(expanded // 4, 8)``,
+      ReLU + hardsigmoid;
+    * ``efficientnet`` ``max(1, int(in_channels · se))`` = ``max(1, in_channels // 4)``, SiLU + sigmoid;
+    * ``regnet``       ``int(round(se · in_channels))`` of the block's input width, ReLU + sigmoid.
+    """
+    if not spec.se:
+        return None
+    style = spec.se_style or "standard"
+    if style == "standard":
+        return SEPlan(channels, squeeze_channels(spec.in_channels, spec.se))
+    if style == "mobilenetv3":
+        return SEPlan(channels, make_divisible(int(channels * spec.se), 8), "relu", "hardsigmoid")
+    if style == "efficientnet":
+        return SEPlan(channels, squeeze_channels(spec.in_channels, spec.se), "silu", "sigmoid")
+    if style == "regnet":
+        return SEPlan(channels, int(round(spec.se * spec.in_channels)), "relu", "sigmoid")
+    raise BlockprofError(f"{spec.block}: unknown se_style {style!r}")
+
+
+def squeeze_excite(prefix: str, plan: SEPlan, size: int) -> list[Layer]:
+    """SE (Hu et al.): global pool, 1×1 reduce + act, 1×1 expand + gate, rescale."""
+    channels, rd_channels = plan.channels, plan.rd_channels
     return [
         Layer(f"{prefix}.pool", "avgpool", channels, channels, size, 1),
         conv(f"{prefix}.fc1", channels, rd_channels, 1, 1, bias=True),
-        pointwise(f"{prefix}.act", act, rd_channels, 1),
+        pointwise(f"{prefix}.act", plan.act, rd_channels, 1),
         conv(f"{prefix}.fc2", rd_channels, channels, 1, 1, bias=True),
-        pointwise(f"{prefix}.gate", gate, channels, 1),
+        pointwise(f"{prefix}.gate", plan.gate, channels, 1),
         pointwise(f"{prefix}.mul", "mul", channels, size),
     ]
 

@@ -17,19 +17,19 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from blockprof.blocks.registry import BlockDef
 from blockprof.counting.formulas import Layer
 from blockprof.errors import BlockprofError
-from blockprof.spec import BlockSpec
+from blockprof.spec import ResolvedSpec
 
 if TYPE_CHECKING:
     from torch import nn
 
 EXAMPLE = "examples.user_blocks:convnext_block"
 #: BlockSpec fields that describe built-in blocks only; a user block's callable takes none of them
-_NOT_APPLICABLE = {"expansion": None, "groups": 1, "width_per_group": None, "se": 0.0}
+_NOT_APPLICABLE = {"expansion": None, "groups": 1, "width_per_group": None, "se": 0.0, "kernel": None, "activation": None, "se_style": None}
 
 
 class UserBlock(BlockDef):
@@ -37,6 +37,7 @@ class UserBlock(BlockDef):
 
     analytic = False
     accepts = frozenset({"stride", "out_channels"})
+    defaults: ClassVar[Mapping[str, Any]] = {}  # nothing to fill in: the callable has its own
 
     def __init__(self, path: str) -> None:
         self.name = path  # type: ignore[misc]  # per instance: each path is its own block
@@ -53,7 +54,7 @@ class UserBlock(BlockDef):
             self._factory = _load(self.name)
         return self._factory
 
-    def check(self, spec: BlockSpec) -> BlockSpec:
+    def check(self, spec: ResolvedSpec) -> None:
         given = [k for k, default in _NOT_APPLICABLE.items() if getattr(spec, k) != default]
         if given:
             raise BlockprofError(
@@ -61,15 +62,14 @@ class UserBlock(BlockDef):
                 f"drop {', '.join(given)} (build such options into the callable instead)"
             )
         self.factory()
-        return spec
 
-    def layers(self, spec: BlockSpec) -> list[Layer]:
+    def layers(self, spec: ResolvedSpec) -> list[Layer]:
         raise BlockprofError(
             f"user block {self.name!r} has no analytic formula: blockprof cannot see inside it; "
             "its counts come from the tools (module.parameters() and PyTorch's flop counter)"
         )
 
-    def module(self, spec: BlockSpec) -> nn.Module:
+    def module(self, spec: ResolvedSpec) -> nn.Module:
         from torch import nn
 
         call = f"calling it with (in_channels={spec.in_channels}, out_channels={spec.out_channels}, stride={spec.stride})"
@@ -114,7 +114,7 @@ def _load(path: str) -> Callable[..., Any]:
     return target
 
 
-def _check_output_shape(name: str, block: nn.Module, spec: BlockSpec) -> None:
+def _check_output_shape(name: str, block: nn.Module, spec: ResolvedSpec) -> None:
     """The block must map (N, C_in, H, W) to (N, C_out, H/stride, W/stride).
 
     Checked on the meta device (shapes without memory or compute); a forward that

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
+from blockprof import schema
 from blockprof.commands import options
 
 if TYPE_CHECKING:
     from blockprof.regress import Suite
 
-_INLINE = ("blocks", "extra_blocks", "channels", "spatial", "batch", "stride", "out_channels", "expansion", "groups", "width_per_group", "se")
+_INLINE = ("blocks", "extra_blocks", "channels", "spatial", "batch", *schema.VARIANT_NAMES)
 _RULES = ("tolerance", "alpha", "comparison", "confirm")
 _TIMING = ("rounds", "sample_time", "threads", "mode")
 

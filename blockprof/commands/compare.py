@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from blockprof import schema
 from blockprof.commands import options
 from blockprof.commands.render import emit, emit_many
 
@@ -165,8 +166,8 @@ def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels
     emit_many(parts, fmt, output, footer=footer)
 
 
-REL_METRICS = ("params", "params_conv", "macs", "train_flops")
-TIME_METRICS = ("fwd_ms", "train_ms")
+REL_METRICS = schema.COUNT_METRICS
+TIME_METRICS = schema.TIME_METRICS
 
 
 def _ms(median: object, iqr: object, noisy: object) -> str:

@@ -1,7 +1,9 @@
 """Click options shared by the commands, each defined once (pip-tools style).
 
-The parameter types turn ``256`` or ``32,64,128`` into tuples and reject bad
-values with click's BadParameter, which the CLI shows as one line, exit 2.
+The variant options are one loop over :data:`blockprof.schema.VARIANT_FIELDS`;
+the parameter types turn ``256`` or ``32,64,128`` into tuples and reject bad
+values (by the schema's bounds) with click's BadParameter, which the CLI shows
+as one line, exit 2.
 """
 
 from __future__ import annotations
@@ -14,31 +16,6 @@ import click
 from blockprof.tables import TEXT_FORMATS
 
 F = Callable[..., Any]
-
-
-class NumberList(click.ParamType):
-    """A comma-separated list of positive numbers: ``256`` or ``32,64,128``."""
-
-    def __init__(self, kind: type = int, allow_zero: bool = False) -> None:
-        self.kind = kind
-        self.allow_zero = allow_zero
-        self.name = "int list" if kind is int else "number list"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
-        if isinstance(value, tuple):
-            return value
-        items = [v.strip() for v in str(value).split(",")]
-        out = []
-        for item in items:
-            try:
-                number = self.kind(item)
-            except ValueError:
-                what = "whole numbers" if self.kind is int else "numbers"
-                self.fail(f"{item!r} is not a number; give positive {what}, comma-separated, e.g. 64,128,256", param, ctx)
-            if not (number >= 0 if self.allow_zero else number > 0):
-                self.fail(f"{item!r} must be {'0 or more' if self.allow_zero else 'greater than 0'}", param, ctx)
-            out.append(number)
-        return tuple(out)
 
 
 class NameList(click.ParamType):
@@ -65,40 +42,65 @@ def blocks(f: F) -> F:
 
 
 def grid_axes(f: F) -> F:
-    for name, default, helptext in reversed((
-        ("--channels", "256", "Residual-stream width(s): every block maps C → C (comma-separated list allowed)."),
-        ("--spatial", "56", "Input height = width, e.g. 56 or 56,28."),
-        ("--batch", "1", "Batch size(s)."),
+    for name, field, default, helptext in reversed((
+        ("--channels", "in_channels", "256", "Residual-stream width(s): every block maps C → C (comma-separated list allowed)."),
+        ("--spatial", "spatial", "56", "Input height = width, e.g. 56 or 56,28."),
+        ("--batch", "batch", "1", "Batch size(s)."),
     )):
-        f = click.option(name, type=NumberList(int), default=default, show_default=True, help=helptext)(f)
+        f = click.option(name, type=FieldValue(field, many=True), default=default, show_default=True, help=helptext)(f)
     return f
 
 
-#: the variant options: (flag, scalar type, help)
-_VARIANTS = (
-    ("--stride", click.IntRange(min=1), "Stride of the block (on the 3×3 conv)."),
-    ("--out-channels", click.IntRange(min=1), "Output width when it differs from --channels."),
-    ("--expansion", click.FloatRange(min=0, min_open=True), "Bottleneck: out/inner (default 4). Inverted residual: t (default 6)."),
-    ("--groups", click.IntRange(min=1), "Bottleneck: groups of the 3×3 conv (ResNeXt)."),
-    ("--width-per-group", click.IntRange(min=1), "Bottleneck: torchvision's width_per_group (ResNeXt 32×4d: --groups 32 --width-per-group 4)."),
-    ("--se", click.FloatRange(min=0, max=1, max_open=True), "Squeeze-excitation ratio (squeeze width = int(C_in·se)), e.g. 0.25."),
-)
+class FieldValue(click.ParamType):
+    """One value of a schema field (``blockprof.schema``), checked by the schema's own rule;
+    with ``many``, a comma-separated list of them (an axis: ``--stride 1,2``)."""
+
+    def __init__(self, name: str, many: bool = False, what: str | None = None) -> None:
+        from blockprof import schema
+
+        self.field = schema.field(name)
+        self.many = many
+        self.what = what
+        kind = "int" if self.field.kind is int else "number" if self.field.kind is float else "name"
+        self.name = f"{kind} list" if many else kind
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
+        if self.field.choices is not None:
+            return "[" + "|".join(map(str, self.field.choices)) + "]" + (",..." if self.many else "")
+        return None
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from blockprof import schema
+        from blockprof.errors import BlockprofError
+
+        if self.many and isinstance(value, tuple):
+            return value
+        items = [v.strip() for v in str(value).split(",")] if self.many else [value]
+        try:
+            out = tuple(schema.coerce(self.field.name, item, self.what or (param.name if param else None)) for item in items)
+        except BlockprofError as e:
+            self.fail(str(e), param, ctx)
+        return out if self.many else out[0]
+
+
+def _variant_options(f: F, many: bool) -> F:
+    from blockprof import schema
+
+    for fld in reversed(schema.VARIANT_FIELDS):
+        helptext = fld.help + (" A list sweeps it." if many else "")
+        f = click.option(fld.option, fld.name, type=FieldValue(fld.name, many), default=None, help=helptext)(f)
+    return f
 
 
 def variants(f: F) -> F:
-    """Variant options; each applies only to the blocks that take it."""
-    for decl, kind, helptext in reversed(_VARIANTS):
-        f = click.option(decl, type=kind, default=None, help=helptext)(f)
-    return f
+    """Variant options (one per schema variant field); each applies only to the blocks that take it."""
+    return _variant_options(f, many=False)
 
 
 def variant_axes(f: F) -> F:
     """Variant options as axes: each takes a comma-separated list (e.g. --stride 1,2)
     and applies only to the blocks that take it."""
-    for decl, kind, helptext in reversed(_VARIANTS):
-        number = float if isinstance(kind, click.FloatRange) else int
-        f = click.option(decl, type=NumberList(number, allow_zero=decl == "--se"), default=None, help=helptext + " A list sweeps it.")(f)
-    return f
+    return _variant_options(f, many=True)
 
 
 def output(formats: tuple[str, ...] = TEXT_FORMATS) -> Callable[[F], F]:
@@ -110,8 +112,9 @@ def output(formats: tuple[str, ...] = TEXT_FORMATS) -> Callable[[F], F]:
 
 def variant_options(**kwargs: Any) -> dict[str, Any]:
     """The variant options the user actually gave, keyed as BlockSpec fields."""
-    keys = ("stride", "out_channels", "expansion", "groups", "width_per_group", "se")
-    return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+    from blockprof import schema
+
+    return schema.variant_values(kwargs)
 
 
 def suite(f: F) -> F:

@@ -8,11 +8,11 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from blockprof import schema
 from blockprof.commands import options
 from blockprof.sweep import Settings
 
-GRID_PARAMS = ("blocks", "extra_blocks", "channels", "spatial", "batch", "dtype", "device",
-               "stride", "out_channels", "expansion", "groups", "width_per_group", "se")
+GRID_PARAMS = ("blocks", "extra_blocks", "channels", "spatial", "batch", "dtype", "device", *schema.VARIANT_NAMES)
 SETTING_PARAMS = ("tools", "time", "modes", "threads", "min_run_time", "rounds", "min_runs")
 
 

@@ -213,10 +213,10 @@ _SAVED: dict[str, Callable[[Layer, int], Saved]] = {
     "relu": lambda l, n: Saved(l.out_numel(n)),  # its output (the mask)
     "relu6": lambda l, n: Saved(l.out_numel(n)),  # its output (hardtanh_ saves the result)
     "sigmoid": lambda l, n: Saved(l.out_numel(n)),  # its output: σ' = σ(1 − σ)
-    # these three differentiate through their input (in place, autograd keeps a copy of it)
+    # out of place (as blockprof's modules run them): the backward needs the input
     "hardswish": lambda l, n: Saved(l.in_numel(n)),
-    "hardsigmoid": lambda l, n: Saved(l.in_numel(n)),
     "silu": lambda l, n: Saved(l.in_numel(n)),
+    "hardsigmoid": lambda l, n: Saved(l.in_numel(n)),
     # the SE rescale x · gate (a per-channel gate, as every block here uses it) saves both factors
     "mul": lambda l, n: Saved(l.out_numel(n) + n * l.out_channels),
     "add": lambda l, n: Saved(0),  # the gradient passes through unchanged

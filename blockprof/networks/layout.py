@@ -57,10 +57,9 @@ from typing import Any, Callable
 
 from blockprof.blocks import shapes
 from blockprof.blocks.registry import resolve
-from blockprof.blocks.variants import variant_spec
 from blockprof.counting.formulas import Layer, conv_output_size
 from blockprof.errors import BlockprofError
-from blockprof.spec import BlockSpec, NetworkSpec
+from blockprof.spec import BlockSpec, NetworkSpec, ResolvedSpec
 
 NUM_CLASSES = 1000
 #: (t, c, n, s) of MobileNetV2's inverted-residual stages (Sandler et al., Table 2)
@@ -221,7 +220,7 @@ class BlockEntry:
     depth of its residual branch (EfficientNet's; 0 elsewhere)."""
 
     name: str
-    spec: BlockSpec
+    spec: ResolvedSpec
     layers: tuple[Layer, ...]
     drop_path: float = 0.0
 
@@ -303,15 +302,10 @@ def _stage(name: str, modules: tuple[str, ...], layers: list[Layer] | None = Non
     layers = layers if layers is not None else [l for b in blocks for l in b.layers]
     if blocks:
         last = blocks[-1].spec
-        channels, size = last.out_channels, conv_output_size(last.spatial, 3, last.stride)
+        channels, size = last.out_channels, last.output_spatial
     else:
         channels, size = layers[-1].out_channels, layers[-1].out_size
     return Stage(name, modules, tuple(layers), tuple(blocks), channels, size)  # type: ignore[arg-type]
-
-
-def _variant_spec(**fields: Any) -> BlockSpec:
-    """A BlockSpec; the variant fields (kernel, activation, se_style) only where given."""
-    return variant_spec(**fields)
 
 
 def _blocks(prefix: Callable[[int], str], specs: list[BlockSpec], drop_paths: list[float] | None = None) -> list[BlockEntry]:
@@ -337,7 +331,7 @@ def _stage_specs(block: str, n: int, cin: int, cout: int, stride: int, size: int
     specs = []
     for j in range(n):
         s = stride if j == 0 else 1
-        specs.append(_variant_spec(block=block, in_channels=cin if j == 0 else cout, out_channels=cout, stride=s, spatial=size, batch=batch, **options))
+        specs.append(BlockSpec(block=block, in_channels=cin if j == 0 else cout, out_channels=cout, stride=s, spatial=size, batch=batch, **options))
         size = conv_output_size(size, 3, s)
     return specs
 
@@ -450,7 +444,7 @@ def _mobilenet_v3(spec: NetworkSpec) -> NetworkLayout:
         for cin, kernel, expanded, cout, se, act, stride in run:
             options = dict(expansion=expanded / cin, kernel=kernel, activation=act, se=0.25 if se else 0.0, se_style="mobilenetv3" if se else None)
             block, options = _native(spec, native, options)
-            specs.append(_variant_spec(block=block, in_channels=cin, out_channels=cout, stride=stride, spatial=size, batch=spec.batch, **options))
+            specs.append(BlockSpec(block=block, in_channels=cin, out_channels=cout, stride=stride, spatial=size, batch=spec.batch, **options))
             size = conv_output_size(size, 3, stride)
         modules = tuple(f"features.{index + j}" for j in range(len(run)))
         stages.append(_stage(f"stage{k}", modules, blocks=_blocks(lambda j, start=index: f"features.{start + j}", specs)))

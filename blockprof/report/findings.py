@@ -13,16 +13,16 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.units import grouped, si
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: the axes that make one comparison point (blockprof.api.SWEEP_KEYS)
-POINT_KEYS = ("in_channels", "out_channels", "stride", "spatial", "batch", "dtype", "device")
+#: the axes that make one comparison point (the schema's)
+POINT_KEYS = schema.POINT_KEYS
 #: the variant fields that tell two rows of one block apart at one point
-VARIANT_MARKS = {"expansion": "t", "groups": "g", "width_per_group": "w", "se": "se"}
 STEPS = {"fwd": "forward", "train": "training step"}
 #: tool check column → what it checks, in the order the report lists them
 CHECKS = {
@@ -111,15 +111,11 @@ def point_keys(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
 
 
 def variant_text(row: dict[str, Any]) -> str:
-    """``t2 g32`` for a row's non-default variant fields; empty for the defaults."""
-    defaults = {"groups": 1, "se": 0}
-    parts = []
-    for key, mark in VARIANT_MARKS.items():
-        value = row.get(key)
-        if not given(value) or value == defaults.get(key) or (key == "expansion" and row.get("block") == "basic"):
-            continue
-        parts.append(f"{mark}{value:g}")
-    return " ".join(parts)
+    """``t2 g32`` for a row's variant fields other than stride that differ from its block's defaults."""
+    from blockprof.blocks.registry import defaults_of
+
+    values = {k: row.get(k) if given(row.get(k)) else None for k in schema.VARIANT_NAMES if k != "stride"}
+    return " ".join(schema.marks(values, defaults_of(str(row.get("block")))))
 
 
 def point_text(row: dict[str, Any]) -> str:

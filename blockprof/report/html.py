@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.report import findings
 from blockprof.report.findings import CHECKS, STEPS, Spread, given, percent
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 NOW = "now"
 #: plotly's config for every figure: no logo, no cloud link (both would be network-facing)
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
-SPEC_INTS = ("in_channels", "out_channels", "stride", "groups", "width_per_group", "spatial", "batch")
-SPEC_FLOATS = ("expansion", "se")
 
 
 # --- the page's building blocks (plain data; the template lays them out) ---
@@ -174,7 +173,8 @@ def cell_columns(record: Mapping[str, Any]) -> list[Cell]:
     """#, block, width, input and variant: what tells a cell apart, shared by both tables."""
     width = f"{record['in_channels']:g}" if record.get("out_channels") in (None, record["in_channels"]) else f"{record['in_channels']:g}→{record['out_channels']:g}"
     shape = f"{record['batch']:g}×{record['in_channels']:g}×{record['spatial']:g}²" if given(record.get("spatial")) and given(record.get("batch")) else "–"
-    variant = " ".join(p for p in (f"s{record['stride']:g}" if given(record.get("stride")) and record["stride"] != 1 else "", findings.variant_text(record)) if p)
+    stride = f"s{record['stride']:g}" if given(record.get("stride")) and record["stride"] != 1 else ""
+    variant = " ".join(p for p in (stride, findings.variant_text(record)) if p)
     from blockprof.records import describe
 
     return [
@@ -190,7 +190,8 @@ CELL_HEADERS = [
     Column("block", False, "block name, or a user block's package.module:callable"),
     Column("C", True, "input width C_in (→ C_out when they differ)"),
     Column("input", True, "input batch × C × H × W"),
-    Column("variant", False, "s = stride, t = expansion, g = groups, w = width per group, se = squeeze-excitation ratio"),
+    Column("variant", False, ", ".join(f"{f.mark.format('')} = {f.name.replace('_', ' ')}" for f in schema.VARIANT_FIELDS if f.mark)
+           + " (each when it differs from the block's default)"),
 ]
 
 
@@ -300,15 +301,12 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
 
 
 def record_spec(record: Mapping[str, Any]) -> Any:
-    """The BlockSpec a record was counted from (missing fields take BlockSpec's defaults)."""
+    """The BlockSpec a record was counted from (missing fields take BlockSpec's defaults;
+    the schema turns a column's 4.0 back into the int 4)."""
     from blockprof.spec import BlockSpec
 
-    fields: dict[str, Any] = {"block": record["block"]}
-    for name in SPEC_INTS + SPEC_FLOATS:
-        value = _plain(record.get(name))
-        if value is not None:
-            fields[name] = int(value) if name in SPEC_INTS else float(value)
-    return BlockSpec(**fields)
+    fields = {f.name: _plain(record.get(f.name)) for f in schema.FIELDS}
+    return BlockSpec(**{k: v for k, v in fields.items() if v is not None})
 
 
 def layer_sections(records: list[dict[str, Any]], reference: str | None, axes: Sequence[str]) -> tuple[list[Layers], str]:
