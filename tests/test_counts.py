@@ -233,7 +233,7 @@ def test_regnet_y_squeeze_comes_from_the_input_width() -> None:
     (dict(block="inverted_residual", in_channels=32, kernel=4), "kernel must be one of 3, 5, 7"),
     (dict(block="inverted_residual", in_channels=32, activation="gelu"), "activation must be one of relu, relu6, hardswish, silu"),
     (dict(block="inverted_residual", in_channels=32, se_style="regnet"), "inverted_residual takes se_style standard, mobilenetv3, efficientnet, not 'regnet'"),
-    (dict(block="basic", in_channels=32, se_style="efficientnet"), "basic does not take se_style (--se-style efficientnet); only inverted_residual, regnet_y take it"),
+    (dict(block="basic", in_channels=32, se_style="efficientnet"), "basic does not take se_style (--se-style efficientnet); only inverted_residual takes it"),
     (dict(block="fused_mbconv", in_channels=32, se=0.25), "fused_mbconv does not take se"),
     (dict(block="regnet_x", in_channels=32, se=0.25), "regnet_x does not take se"),
     (dict(block="regnet_y", in_channels=24, width_per_group=16), "not a multiple of the group width 16"),

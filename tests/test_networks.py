@@ -219,6 +219,8 @@ def test_mobilenet_stages_follow_the_papers_table() -> None:
 @pytest.mark.parametrize("name, block", [
     ("resnet50", "inverted_residual"), ("resnet50", "basic"), ("resnet18", "bottleneck"),
     ("mobilenet_v2", "bottleneck"), ("mobilenet_v2", "basic"), ("resnet101", "inverted_residual"),
+    ("efficientnet_b0", "fused_mbconv"), ("efficientnet_v2_s", "inverted_residual"), ("regnet_y_400mf", "bottleneck"),
+    ("mobilenet_v3_small", "basic"), ("resnet50", "regnet_x"), ("mnasnet0_5", "fused_mbconv"),
 ])
 def test_block_swap_keeps_depth_width_and_stride(name: str, block: str) -> None:
     native, swapped = layout(NetworkSpec(name)), layout(NetworkSpec(name, block))
@@ -226,16 +228,17 @@ def test_block_swap_keeps_depth_width_and_stride(name: str, block: str) -> None:
     for a, b in zip(native.stages, swapped.stages):
         assert (a.name, len(a.blocks), a.out_channels, a.out_size) == (b.name, len(b.blocks), b.out_channels, b.out_size)
         assert [x.spec.stride for x in a.blocks] == [x.spec.stride for x in b.blocks]
-    count = analytic_network(name, block).total
+    count = analytic_network(name, block, spatial=224).total
     module = meta_module(name, block)
     assert count.params == sum(p.numel() for p in module.parameters()) != PUBLISHED[name][0]
     assert torch_flops(module, (1, 3, 224, 224)) == count.flops
 
 
 def test_naming_the_native_block_is_the_published_network() -> None:
-    for name, block in (("resnet50", "bottleneck"), ("resnet18", "basic"), ("mobilenet_v2", "inverted_residual")):
+    for name, block in (("resnet50", "bottleneck"), ("resnet18", "basic"), ("mobilenet_v2", "inverted_residual"),
+                        ("efficientnet_b0", "inverted_residual"), ("regnet_y_400mf", "regnet_y"), ("resnext50_32x4d", "bottleneck")):
         count = analytic_network(name, block)
-        assert not count.layout.swapped and count.total.macs == MACS_224[name] and count.published_params == PUBLISHED[name][0]
+        assert not count.layout.swapped and count.total.macs == PUBLISHED[name][3] and count.published_params == PUBLISHED[name][0]
 
 
 def test_user_block_network_counted_by_the_tools() -> None:
@@ -277,7 +280,8 @@ def test_mobilenet_training_count_names_the_torch_bug() -> None:
 @pytest.mark.parametrize("kwargs, message", [
     (dict(name="resnet51"), r"unknown network 'resnet51' \(did you mean resnet50\?\); choose from resnet18, "),
     (dict(name="efficientnetb0"), r"\(did you mean efficientnet_b0\?\)"),
-    (dict(name="mobilenet_v3_small", block="regnet_x"), "regnet_x: out_channels 24 is not a multiple of the group width 16"),
+    (dict(name="mobilenet_v3_small", block="regnet_x"), "mobilenet_v3_small with --block regnet_x: regnet_x: out_channels 24 is not a multiple of the group width 16"),
+    (dict(name="mnasnet1_0", block="regnet_y"), "mnasnet1_0 with --block regnet_y: regnet_y: out_channels 24"),
     (dict(name="resnet50", block="nope"), "unknown block 'nope'"),
     (dict(name="resnet50", block="examples.user_blocks:missing"), "has no attribute 'missing'"),
 ])
@@ -296,7 +300,18 @@ def test_explain_sums_add_up() -> None:
         assert sum(int(t.replace(",", "")) for t in terms.split(" + ")) == int(total.replace(",", ""))
     assert "= 44,549,160 (torchvision publishes 44,549,160)" in text
     assert "= 7,801,405,440 = 15,602,810,880 FLOPs" in text
-    assert "blockprof explain bottleneck --channels 64 --out-channels 256 --expansion 4 --spatial 56" in text
+    assert "blockprof explain bottleneck --channels 64 --out-channels 256 --spatial 56" in text  # expansion 4: the default
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v3_small", "regnet_y_400mf", "efficientnet_v2_s", "resnext50_32x4d"])
+def test_explain_names_a_command_that_rederives_the_first_block(name: str) -> None:
+    """The command the network's derivation ends with gives the first block's own params and MACs."""
+    count = analytic_network(name)
+    command = explain_network(name).rsplit("One block's own derivation: blockprof ", 1)[1].split()
+    code, out, err = run(*command)
+    first = next(sc.blocks[0] for sc in count.stages if sc.blocks)
+    assert code == 0, err
+    assert f"all trainable parameters: {first.params:,}" in out and f"= {first.macs:,} MACs" in out
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -9,7 +9,7 @@ se_style ``regnet``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from blockprof.blocks import shapes
 from blockprof.blocks.registry import BlockDef, register
@@ -25,8 +25,6 @@ DEFAULT_GROUP_WIDTH = 16
 
 
 class _RegNetDef(BlockDef):
-    has_se: ClassVar[bool]
-
     def check(self, spec: ResolvedSpec) -> None:
         group_width = self.group_width(spec)
         if spec.out_channels % group_width:
@@ -34,8 +32,6 @@ class _RegNetDef(BlockDef):
                 f"{self.name}: out_channels {spec.out_channels} is not a multiple of the group width {group_width}; "
                 f"use a width_per_group that divides it, or out_channels {-(-spec.out_channels // group_width) * group_width}"
             )
-        if self.has_se and spec.se_style != "regnet":
-            raise BlockprofError(f"regnet_y's SE is RegNet's (squeeze from the block's input width): se_style regnet, not {spec.se_style!r}")
 
     @staticmethod
     def group_width(spec: ResolvedSpec) -> int:
@@ -79,13 +75,12 @@ class RegNetX(_RegNetDef):
     summary = "RegNetX block: 1×1, 3×3 grouped at a fixed group width (stride), 1×1, add, ReLU (bottleneck width = out)"
     accepts = frozenset({"stride", "out_channels", "width_per_group"})
     defaults = {**BlockDef.defaults, "expansion": 1.0, "width_per_group": DEFAULT_GROUP_WIDTH}
-    has_se = False
 
 
 @register
 class RegNetY(_RegNetDef):
     name = "regnet_y"
     summary = "RegNetY block: RegNetX's with SE after the grouped 3×3 (squeeze = round(0.25 · in_channels))"
-    accepts = frozenset({"stride", "out_channels", "width_per_group", "se", "se_style"})
+    #: the SE style is always RegNet's (se_style regnet, its default): a grid's --se-style passes it by
+    accepts = frozenset({"stride", "out_channels", "width_per_group", "se"})
     defaults = {**BlockDef.defaults, "expansion": 1.0, "width_per_group": DEFAULT_GROUP_WIDTH, "se": 0.25, "se_style": "regnet"}
-    has_se = True

@@ -270,7 +270,7 @@ class NetworkLayout:
 
     @property
     def swapped(self) -> bool:
-        return self.spec.block is not None and self.spec.block not in self.native_block.split("+")
+        return self.spec.block is not None and self.spec.block != self.native_block
 
     @property
     def analytic(self) -> bool:
@@ -291,7 +291,13 @@ def names() -> list[str]:
 
 def layout(spec: NetworkSpec) -> NetworkLayout:
     """The layout of ``spec.network`` with ``spec.block`` swapped in (see the module docstring)."""
-    return _BUILDERS[check_name(spec.network)](spec)
+    builder = _BUILDERS[check_name(spec.network)]
+    if spec.block is None:
+        return builder(spec)
+    try:
+        return builder(spec)
+    except BlockprofError as e:  # a block that cannot take the stage's widths: say where
+        raise BlockprofError(f"{spec.network} with --block {spec.block}: {e}") from None
 
 
 # --- pieces shared by the builders ---
@@ -479,7 +485,7 @@ def _efficientnet_rows(name: str) -> list[tuple[str, int, int, int, int, int, in
 def _efficientnet(spec: NetworkSpec) -> NetworkLayout:
     rows = _efficientnet_rows(spec.network)
     v2 = spec.network in EFFICIENTNET_V2
-    native = "fused_mbconv+inverted_residual" if v2 else "inverted_residual"
+    native_block = "fused_mbconv+inverted_residual" if v2 else "inverted_residual"
     stem_width = rows[0][4]
     stem = _conv_bn_act("features.0", 3, stem_width, spec.spatial, 3, 2, "silu")
     stages = [_stage("stem", ("features.0",), stem)]
@@ -489,9 +495,10 @@ def _efficientnet(spec: NetworkSpec) -> NetworkLayout:
         if own == "inverted_residual":
             options.update(se=0.25, se_style="efficientnet")
         block = spec.block or own
-        options = options if block == own else {}
+        native = spec.block is None or spec.block == native_block  # V2 has two blocks: naming one swaps every stage
+        options = options if native else {}
         specs = _stage_specs(block, n, cin, cout, s, size, spec.batch, **options)
-        drops = [STOCHASTIC_DEPTH * (block_id + j) / total for j in range(n)] if block == own else None
+        drops = [STOCHASTIC_DEPTH * (block_id + j) / total for j in range(n)] if native else None
         name = f"features.{i}"
         stages.append(_stage(f"stage{i}", (name,), blocks=_blocks(lambda j, name=name: f"{name}.{j}", specs, drops)))
         size, block_id = stages[-1].out_size, block_id + n
@@ -499,7 +506,7 @@ def _efficientnet(spec: NetworkSpec) -> NetworkLayout:
     wide = 1280 if v2 else 4 * cin
     head = [*_conv_bn_act(last, cin, wide, size, 1, 1, "silu"), *_head(wide, size, "classifier", dropout=True)]
     stages.append(_stage("head", (last, "avgpool", "classifier"), head))
-    return NetworkLayout(spec, native, tuple(stages), "efficientnet", (("stem", stem_width), ("last_conv", wide)))
+    return NetworkLayout(spec, native_block, tuple(stages), "efficientnet", (("stem", stem_width), ("last_conv", wide)))
 
 
 def round_to_multiple_of(value: float, divisor: int, round_up_bias: float = 0.9) -> int:
