@@ -553,7 +553,8 @@ _BUILDERS: dict[str, Callable[[NetworkSpec], NetworkLayout]] = {
 def _describe_layer(layer: Layer) -> str:
     k, s = layer.kernel, layer.stride
     if layer.op == "conv2d":
-        return f"{k}×{k}{f'/{s}' if s != 1 else ''} conv {layer.in_channels}→{layer.out_channels}"
+        kind = "depthwise conv" if layer.groups == layer.in_channels > 1 else "conv"
+        return f"{k}×{k}{f'/{s}' if s != 1 else ''} {kind} {layer.in_channels}→{layer.out_channels}"
     if layer.op == "maxpool":
         return f"{k}×{k}/{s} maxpool"
     if layer.op == "avgpool":
