@@ -11,6 +11,7 @@ directory holding ``tvshim.py`` on PYTHONPATH (its import makes ``import torchvi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 
 import torch
@@ -22,10 +23,8 @@ from blockprof.networks import PUBLISHED, analytic_network, names
 def torchvision_module(name: str) -> torch.nn.Module:
     """torchvision's model on the meta device. RegNet's width generator computes with tensors, so
     it runs on the CPU inside the meta-device context."""
-    try:
+    with contextlib.suppress(ImportError):
         importlib.import_module("tvshim")
-    except ImportError:
-        pass
     from torchvision import models
     from torchvision.models import regnet
 
@@ -49,7 +48,10 @@ def main() -> None:
     parser.add_argument("--networks", default=",".join(names()))
     args = parser.parse_args()
     failures = 0
-    print("| network | input | torchvision params | blockprof params | torchvision MACs (FlopCounterMode / 2) | blockprof MACs | equal |")
+    print(
+        "| network | input | torchvision params | blockprof params "
+        "| torchvision MACs (FlopCounterMode / 2) | blockprof MACs | equal |"
+    )
     print("|---|---:|---:|---:|---:|---:|:---:|")
     for name in args.networks.split(","):
         module = torchvision_module(name)
@@ -64,7 +66,10 @@ def main() -> None:
             if size_arg == "default":
                 equal = equal and module_params == PUBLISHED[name][0] and round(tv_macs / 1e9, 3) == PUBLISHED[name][1]
             failures += not equal
-            print(f"| {name} | {size}² | {module_params:,} | {total.params:,} | {tv_macs:,} | {total.macs:,} | {'✓' if equal else '✗'} |")
+            print(
+                f"| {name} | {size}² | {module_params:,} | {total.params:,} | {tv_macs:,} | {total.macs:,} "
+                f"| {'✓' if equal else '✗'} |"
+            )
     print(f"\n{failures} disagreement(s)")
     raise SystemExit(1 if failures else 0)
 

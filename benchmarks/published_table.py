@@ -15,7 +15,10 @@ from blockprof.units import grouped
 
 
 def main() -> None:
-    print("| network | input | published params | blockprof params | published GFLOPS | blockprof MACs | MACs in G (3 dp) | equal |")
+    print(
+        "| network | input | published params | blockprof params | published GFLOPS | blockprof MACs "
+        "| MACs in G (3 dp) | equal |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|:---:|")
     start = time.perf_counter()
     rows = [(name, analytic_network(name)) for name in names()]
@@ -24,8 +27,10 @@ def main() -> None:
         params, gflops, size = PUBLISHED[name]
         total = count.total
         equal = total.params == params and round(total.macs / 1e9, 3) == gflops
-        print(f"| {name} | {size}² | {grouped(params)} | {grouped(total.params)} | {gflops:g} | {grouped(total.macs)} | "
-              f"{total.macs / 1e9:.3f} | {'✓' if equal else '✗'} |")
+        print(
+            f"| {name} | {size}² | {grouped(params)} | {grouped(total.params)} | {gflops:g} | {grouped(total.macs)} | "
+            f"{total.macs / 1e9:.3f} | {'✓' if equal else '✗'} |"
+        )
     print(f"\n{len(rows)} networks counted in closed form in {elapsed:.2f} s (one process, after imports)")
 
 

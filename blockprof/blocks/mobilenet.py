@@ -21,13 +21,13 @@ IR_SE_STYLES = ("standard", "mobilenetv3", "efficientnet")
 def _hidden(spec: ResolvedSpec, default: float) -> int:
     """torchvision's ``int(round(in_channels · t))`` (EfficientNet's ``_make_divisible(in · t, 8)``
     is the same number for every width it builds)."""
-    return int(round(spec.in_channels * (spec.expansion or default)))
+    return round(spec.in_channels * (spec.expansion or default))
 
 
 @register
 class InvertedResidualDef(BlockDef):
     name = "inverted_residual"
-    summary = "MobileNetV2 inverted residual / MBConv: 1×1 expand ×t, k×k depthwise, SE (optional), 1×1 linear projection, add"
+    summary = "MobileNetV2 inverted residual / MBConv: 1×1 expand ×t, k×k depthwise, SE (optional), 1×1 projection, add"
     accepts = BlockDef.accepts | {"expansion", "kernel", "activation", "se_style"}
     defaults = {**BlockDef.defaults, "expansion": 6.0, "activation": "relu6"}
 
@@ -52,7 +52,10 @@ class InvertedResidualDef(BlockDef):
         act, kernel = spec.activation or "relu6", spec.kernel or 3
         expand = []
         if h != c_in:
-            expand = [*shapes.conv_bn("conv_pw", "bn1", c_in, h, spec.spatial, 1), shapes.pointwise("act1", act, h, spec.spatial)]
+            expand = [
+                *shapes.conv_bn("conv_pw", "bn1", c_in, h, spec.spatial, 1),
+                shapes.pointwise("act1", act, h, spec.spatial),
+            ]
         dw = shapes.conv_bn("conv_dw", "bn2", h, h, spec.spatial, kernel, s, groups=h)
         size = dw[0].out_size
         plan = shapes.se_plan(spec, h)
@@ -78,13 +81,18 @@ class InvertedResidualDef(BlockDef):
 @register
 class FusedMBConvDef(BlockDef):
     name = "fused_mbconv"
-    summary = "EfficientNetV2 Fused-MBConv: k×k expand ×t (stride here), 1×1 linear projection, add; t = 1: one k×k conv"
+    summary = (
+        "EfficientNetV2 Fused-MBConv: k×k expand ×t (stride here), 1×1 linear projection, add; t = 1: one k×k conv"
+    )
     accepts = frozenset({"stride", "out_channels", "expansion", "kernel", "activation"})
     defaults = {**BlockDef.defaults, "expansion": 4.0, "activation": "silu"}
 
     def check(self, spec: ResolvedSpec) -> None:
         if spec.se:
-            raise BlockprofError("fused_mbconv has no squeeze-excitation (EfficientNetV2 puts SE only in its MBConv stages); use inverted_residual")
+            raise BlockprofError(
+                "fused_mbconv has no squeeze-excitation (EfficientNetV2 puts SE only in its MBConv stages); "
+                "use inverted_residual"
+            )
 
     @staticmethod
     def hidden(spec: ResolvedSpec) -> int:
@@ -99,7 +107,11 @@ class FusedMBConvDef(BlockDef):
         if h != c_in:
             fused = shapes.conv_bn("conv_exp", "bn1", c_in, h, spec.spatial, k, s)
             size = fused[0].out_size
-            body = [*fused, shapes.pointwise("act1", act, h, size), *shapes.conv_bn("conv_pwl", "bn2", h, c_out, size, 1)]
+            body = [
+                *fused,
+                shapes.pointwise("act1", act, h, size),
+                *shapes.conv_bn("conv_pwl", "bn2", h, c_out, size, 1),
+            ]
         else:
             fused = shapes.conv_bn("conv_exp", "bn1", c_in, c_out, spec.spatial, k, s)
             size = fused[0].out_size
@@ -110,4 +122,11 @@ class FusedMBConvDef(BlockDef):
     def module(self, spec: ResolvedSpec) -> nn.Module:
         from blockprof.blocks.nn import FusedMBConv
 
-        return FusedMBConv(spec.in_channels, spec.out_channels, self.hidden(spec), spec.stride, spec.kernel or 3, spec.activation or "silu")
+        return FusedMBConv(
+            spec.in_channels,
+            spec.out_channels,
+            self.hidden(spec),
+            spec.stride,
+            spec.kernel or 3,
+            spec.activation or "silu",
+        )

@@ -30,7 +30,8 @@ class _RegNetDef(BlockDef):
         if spec.out_channels % group_width:
             raise BlockprofError(
                 f"{self.name}: out_channels {spec.out_channels} is not a multiple of the group width {group_width}; "
-                f"use a width_per_group that divides it, or out_channels {-(-spec.out_channels // group_width) * group_width}"
+                "use a width_per_group that divides it, or out_channels "
+                f"{-(-spec.out_channels // group_width) * group_width}"
             )
 
     @staticmethod
@@ -83,4 +84,10 @@ class RegNetY(_RegNetDef):
     summary = "RegNetY block: RegNetX's with SE after the grouped 3×3 (squeeze = round(0.25 · in_channels))"
     #: the SE style is always RegNet's (se_style regnet, its default): a grid's --se-style passes it by
     accepts = frozenset({"stride", "out_channels", "width_per_group", "se"})
-    defaults = {**BlockDef.defaults, "expansion": 1.0, "width_per_group": DEFAULT_GROUP_WIDTH, "se": 0.25, "se_style": "regnet"}
+    defaults = {
+        **BlockDef.defaults,
+        "expansion": 1.0,
+        "width_per_group": DEFAULT_GROUP_WIDTH,
+        "se": 0.25,
+        "se_style": "regnet",
+    }

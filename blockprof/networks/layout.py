@@ -51,9 +51,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, Callable
+from typing import Any
 
 from blockprof.blocks import shapes
 from blockprof.blocks.registry import resolve
@@ -63,7 +64,15 @@ from blockprof.spec import BlockSpec, NetworkSpec, ResolvedSpec
 
 NUM_CLASSES = 1000
 #: (t, c, n, s) of MobileNetV2's inverted-residual stages (Sandler et al., Table 2)
-MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+MOBILENET_V2_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 #: (native block, blocks per stage, bottleneck options) of the ResNets, ResNeXts and Wide-ResNets
 RESNET_DEPTHS: dict[str, tuple[str, tuple[int, ...], dict[str, int]]] = {
     "resnet18": ("basic", (2, 2, 2, 2), {}),
@@ -121,23 +130,39 @@ MOBILENET_V3_SETTINGS: dict[str, tuple[tuple[tuple[int, int, int, int, bool, str
     ),
 }  # fmt: skip
 #: EfficientNet-B0's MBConv stages (t, kernel, stride, in, out, layers), Tan & Le (2019) Table 1
-EFFICIENTNET_B0 = ((1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3), (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1))
+EFFICIENTNET_B0 = (
+    (1, 3, 1, 32, 16, 1),
+    (6, 3, 2, 16, 24, 2),
+    (6, 5, 2, 24, 40, 2),
+    (6, 3, 2, 40, 80, 3),
+    (6, 5, 1, 80, 112, 3),
+    (6, 5, 2, 112, 192, 4),
+    (6, 3, 1, 192, 320, 1),
+)
 #: compound scaling (width, depth) of B0–B7; the resolution is the default spatial size
-EFFICIENTNET_SCALING = {f"efficientnet_b{i}": wd for i, wd in enumerate(((1.0, 1.0), (1.0, 1.1), (1.1, 1.2), (1.2, 1.4), (1.4, 1.8), (1.6, 2.2), (1.8, 2.6), (2.0, 3.1)))}
+EFFICIENTNET_SCALING = {
+    f"efficientnet_b{i}": wd
+    for i, wd in enumerate(
+        ((1.0, 1.0), (1.0, 1.1), (1.1, 1.2), (1.2, 1.4), (1.4, 1.8), (1.6, 2.2), (1.8, 2.6), (2.0, 3.1))
+    )
+}
 #: EfficientNetV2's stages (block, t, kernel, stride, in, out, layers), Tan & Le (2021) Table 4 and torchvision
 EFFICIENTNET_V2: dict[str, tuple[tuple[str, int, int, int, int, int, int], ...]] = {
     "efficientnet_v2_s": (
-        ("fused_mbconv", 1, 3, 1, 24, 24, 2), ("fused_mbconv", 4, 3, 2, 24, 48, 4), ("fused_mbconv", 4, 3, 2, 48, 64, 4),
+        ("fused_mbconv", 1, 3, 1, 24, 24, 2), ("fused_mbconv", 4, 3, 2, 24, 48, 4),
+        ("fused_mbconv", 4, 3, 2, 48, 64, 4),
         ("inverted_residual", 4, 3, 2, 64, 128, 6), ("inverted_residual", 6, 3, 1, 128, 160, 9),
         ("inverted_residual", 6, 3, 2, 160, 256, 15),
     ),
     "efficientnet_v2_m": (
-        ("fused_mbconv", 1, 3, 1, 24, 24, 3), ("fused_mbconv", 4, 3, 2, 24, 48, 5), ("fused_mbconv", 4, 3, 2, 48, 80, 5),
+        ("fused_mbconv", 1, 3, 1, 24, 24, 3), ("fused_mbconv", 4, 3, 2, 24, 48, 5),
+        ("fused_mbconv", 4, 3, 2, 48, 80, 5),
         ("inverted_residual", 4, 3, 2, 80, 160, 7), ("inverted_residual", 6, 3, 1, 160, 176, 14),
         ("inverted_residual", 6, 3, 2, 176, 304, 18), ("inverted_residual", 6, 3, 1, 304, 512, 5),
     ),
     "efficientnet_v2_l": (
-        ("fused_mbconv", 1, 3, 1, 32, 32, 4), ("fused_mbconv", 4, 3, 2, 32, 64, 7), ("fused_mbconv", 4, 3, 2, 64, 96, 7),
+        ("fused_mbconv", 1, 3, 1, 32, 32, 4), ("fused_mbconv", 4, 3, 2, 32, 64, 7),
+        ("fused_mbconv", 4, 3, 2, 64, 96, 7),
         ("inverted_residual", 4, 3, 2, 96, 192, 10), ("inverted_residual", 6, 3, 1, 192, 224, 19),
         ("inverted_residual", 6, 3, 2, 224, 384, 25), ("inverted_residual", 6, 3, 1, 384, 640, 7),
     ),
@@ -303,7 +328,9 @@ def layout(spec: NetworkSpec) -> NetworkLayout:
 # --- pieces shared by the builders ---
 
 
-def _stage(name: str, modules: tuple[str, ...], layers: list[Layer] | None = None, blocks: list[BlockEntry] | None = None) -> Stage:
+def _stage(
+    name: str, modules: tuple[str, ...], layers: list[Layer] | None = None, blocks: list[BlockEntry] | None = None
+) -> Stage:
     blocks = blocks or []
     layers = layers if layers is not None else [l for b in blocks for l in b.layers]
     if blocks:
@@ -311,38 +338,64 @@ def _stage(name: str, modules: tuple[str, ...], layers: list[Layer] | None = Non
         channels, size = last.out_channels, last.output_spatial
     else:
         channels, size = layers[-1].out_channels, layers[-1].out_size
-    return Stage(name, modules, tuple(layers), tuple(blocks), channels, size)  # type: ignore[arg-type]
+    return Stage(name, modules, tuple(layers), tuple(blocks), channels, size)
 
 
-def _blocks(prefix: Callable[[int], str], specs: list[BlockSpec], drop_paths: list[float] | None = None) -> list[BlockEntry]:
+def _under(parent: str) -> Callable[[int], str]:
+    """Block ``j`` of a stage module: ``layer1.0``, ``features.3.1``."""
+    return lambda j: f"{parent}.{j}"
+
+
+def _flat(start: int) -> Callable[[int], str]:
+    """Block ``j`` of a stage whose blocks are siblings in ``features`` (MobileNetV2/V3)."""
+    return lambda j: f"features.{start + j}"
+
+
+def _blocks(
+    prefix: Callable[[int], str], specs: list[BlockSpec], drop_paths: list[float] | None = None
+) -> list[BlockEntry]:
     """Resolve each spec (defaults filled, bad options rejected) and name its layers; a
     residual branch with stochastic depth gets its (uncounted) layer before the add."""
     out = []
-    for j, spec in enumerate(specs):
-        definition, spec = resolve(spec)
+    for j, given in enumerate(specs):
+        definition, spec = resolve(given)
         name = prefix(j)
         p = drop_paths[j] if drop_paths else 0.0
         layers: list[Layer] = []
         if definition.analytic:
-            for l in definition.layers(spec):
-                if l.name == "add" and p:
-                    layers.append(dataclasses.replace(l, name=f"{name}.drop_path", op="stochastic_depth"))
-                layers.append(dataclasses.replace(l, name=f"{name}.{l.name}"))
+            for layer in definition.layers(spec):
+                if layer.name == "add" and p:
+                    layers.append(dataclasses.replace(layer, name=f"{name}.drop_path", op="stochastic_depth"))
+                layers.append(dataclasses.replace(layer, name=f"{name}.{layer.name}"))
         out.append(BlockEntry(name, spec, tuple(layers), p))
     return out
 
 
-def _stage_specs(block: str, n: int, cin: int, cout: int, stride: int, size: int, batch: int, **options: Any) -> list[BlockSpec]:
+def _stage_specs(
+    block: str, n: int, cin: int, cout: int, stride: int, size: int, batch: int, **options: Any
+) -> list[BlockSpec]:
     """``n`` blocks: the first takes the stage's input width and stride, the rest map cout → cout."""
     specs = []
     for j in range(n):
         s = stride if j == 0 else 1
-        specs.append(BlockSpec(block=block, in_channels=cin if j == 0 else cout, out_channels=cout, stride=s, spatial=size, batch=batch, **options))
+        specs.append(
+            BlockSpec(
+                block=block,
+                in_channels=cin if j == 0 else cout,
+                out_channels=cout,
+                stride=s,
+                spatial=size,
+                batch=batch,
+                **options,
+            )
+        )
         size = conv_output_size(size, 3, s)
     return specs
 
 
-def _conv_bn_act(prefix: str, cin: int, cout: int, size: int, kernel: int, stride: int, act: str | None, groups: int = 1) -> list[Layer]:
+def _conv_bn_act(
+    prefix: str, cin: int, cout: int, size: int, kernel: int, stride: int, act: str | None, groups: int = 1
+) -> list[Layer]:
     """torchvision's Conv2dNormActivation: ``prefix.0`` conv, ``.1`` BN, ``.2`` activation."""
     conv, bn = shapes.conv_bn(f"{prefix}.0", f"{prefix}.1", cin, cout, size, kernel, stride, groups)
     return [conv, bn] + ([shapes.pointwise(f"{prefix}.2", act, cout, conv.out_size)] if act else [])
@@ -371,13 +424,18 @@ def _resnet(spec: NetworkSpec) -> NetworkLayout:
     conv1, bn1 = shapes.conv_bn("conv1", "bn1", 3, 64, spec.spatial, 7, 2)
     size = conv1.out_size
     pooled = conv_output_size(size, 3, 2)  # 3×3/2 with padding 1
-    stem = [conv1, bn1, shapes.pointwise("relu", "relu", 64, size), Layer("maxpool", "maxpool", 64, 64, size, pooled, 3, 2)]
+    stem = [
+        conv1,
+        bn1,
+        shapes.pointwise("relu", "relu", 64, size),
+        Layer("maxpool", "maxpool", 64, 64, size, pooled, 3, 2),
+    ]
     stages = [_stage("stem", ("conv1", "bn1", "relu", "maxpool"), stem)]
     cin, size = 64, pooled
     for i, (n, width) in enumerate(zip(depths, (64, 128, 256, 512)), start=1):
         name, cout = f"layer{i}", width * expansion
         specs = _stage_specs(block, n, cin, cout, 1 if i == 1 else 2, size, spec.batch, **options)
-        stages.append(_stage(name, (name,), blocks=_blocks(lambda j, name=name: f"{name}.{j}", specs)))
+        stages.append(_stage(name, (name,), blocks=_blocks(_under(name), specs)))
         cin, size = cout, stages[-1].out_size
     stages.append(_stage("head", ("avgpool", "fc"), _head(cin, size, "fc", dropout=False)))
     return NetworkLayout(spec, native, tuple(stages), "resnet")
@@ -413,7 +471,7 @@ def _regnet(spec: NetworkSpec) -> NetworkLayout:
         block, options = _native(spec, native, {"width_per_group": g})
         name = f"trunk_output.block{i}"
         specs = _stage_specs(block, n, cin, width, 2, size, spec.batch, **options)
-        stages.append(_stage(f"block{i}", (name,), blocks=_blocks(lambda j, name=name: f"{name}.{j}", specs)))
+        stages.append(_stage(f"block{i}", (name,), blocks=_blocks(_under(name), specs)))
         cin, size = width, stages[-1].out_size
     stages.append(_stage("head", ("avgpool", "fc"), _head(cin, size, "fc", dropout=False)))
     return NetworkLayout(spec, native, tuple(stages), "regnet")
@@ -429,7 +487,7 @@ def _mobilenet_v2(spec: NetworkSpec) -> NetworkLayout:
         options = {"expansion": t} if block == native else {}
         specs = _stage_specs(block, n, cin, c, s, size, spec.batch, **options)
         modules = tuple(f"features.{index + j}" for j in range(n))
-        stages.append(_stage(f"stage{k}", modules, blocks=_blocks(lambda j, start=index: f"features.{start + j}", specs)))
+        stages.append(_stage(f"stage{k}", modules, blocks=_blocks(_flat(index), specs)))
         cin, size, index = c, stages[-1].out_size, index + n
     last = f"features.{index}"
     head = [*_conv_bn_act(last, cin, 1280, size, 1, 1, "relu6"), *_head(1280, size, "classifier", dropout=True)]
@@ -444,16 +502,32 @@ def _mobilenet_v3(spec: NetworkSpec) -> NetworkLayout:
     stages = [_stage("stem", ("features.0",), stem)]
     size, index = stem[0].out_size, 1
     # a stage: a run of rows to one output width (the paper's table has no stages of its own)
-    for k, (_, run) in enumerate(groupby(rows, key=lambda r: r[3]), start=1):
-        run = list(run)
+    for k, (_, same_width) in enumerate(groupby(rows, key=lambda r: r[3]), start=1):
+        run = list(same_width)
         specs = []
         for cin, kernel, expanded, cout, se, act, stride in run:
-            options = dict(expansion=expanded / cin, kernel=kernel, activation=act, se=0.25 if se else 0.0, se_style="mobilenetv3" if se else None)
+            options: dict[str, Any] = {
+                "expansion": expanded / cin,
+                "kernel": kernel,
+                "activation": act,
+                "se": 0.25 if se else 0.0,
+                "se_style": "mobilenetv3" if se else None,
+            }
             block, options = _native(spec, native, options)
-            specs.append(BlockSpec(block=block, in_channels=cin, out_channels=cout, stride=stride, spatial=size, batch=spec.batch, **options))
+            specs.append(
+                BlockSpec(
+                    block=block,
+                    in_channels=cin,
+                    out_channels=cout,
+                    stride=stride,
+                    spatial=size,
+                    batch=spec.batch,
+                    **options,
+                )
+            )
             size = conv_output_size(size, 3, stride)
         modules = tuple(f"features.{index + j}" for j in range(len(run)))
-        stages.append(_stage(f"stage{k}", modules, blocks=_blocks(lambda j, start=index: f"features.{start + j}", specs)))
+        stages.append(_stage(f"stage{k}", modules, blocks=_blocks(_flat(index), specs)))
         index += len(run)
     cin, last = rows[-1][3], f"features.{index}"
     wide = 6 * cin
@@ -477,7 +551,15 @@ def _efficientnet_rows(name: str) -> list[tuple[str, int, int, int, int, int, in
         return list(EFFICIENTNET_V2[name])
     w, d = EFFICIENTNET_SCALING[name]
     return [
-        ("inverted_residual", t, k, s, shapes.make_divisible(cin * w, 8), shapes.make_divisible(cout * w, 8), int(math.ceil(n * d)))
+        (
+            "inverted_residual",
+            t,
+            k,
+            s,
+            shapes.make_divisible(cin * w, 8),
+            shapes.make_divisible(cout * w, 8),
+            math.ceil(n * d),
+        )
         for t, k, s, cin, cout, n in EFFICIENTNET_B0
     ]
 
@@ -500,7 +582,7 @@ def _efficientnet(spec: NetworkSpec) -> NetworkLayout:
         specs = _stage_specs(block, n, cin, cout, s, size, spec.batch, **options)
         drops = [STOCHASTIC_DEPTH * (block_id + j) / total for j in range(n)] if native else None
         name = f"features.{i}"
-        stages.append(_stage(f"stage{i}", (name,), blocks=_blocks(lambda j, name=name: f"{name}.{j}", specs, drops)))
+        stages.append(_stage(f"stage{i}", (name,), blocks=_blocks(_under(name), specs, drops)))
         size, block_id = stages[-1].out_size, block_id + n
     cin, last = rows[-1][5], f"features.{len(rows) + 1}"
     wide = 1280 if v2 else 4 * cin
@@ -523,7 +605,8 @@ def _mnasnet(spec: NetworkSpec) -> NetworkLayout:
     size = conv0.out_size
     stem = [
         conv0, bn0, shapes.pointwise("layers.2", "relu", d[0], size),
-        *shapes.conv_bn("layers.3", "layers.4", d[0], d[0], size, 3, 1, groups=d[0]), shapes.pointwise("layers.5", "relu", d[0], size),
+        *shapes.conv_bn("layers.3", "layers.4", d[0], d[0], size, 3, 1, groups=d[0]),
+        shapes.pointwise("layers.5", "relu", d[0], size),
         *shapes.conv_bn("layers.6", "layers.7", d[0], d[1], size, 1),
     ]  # fmt: skip
     stages = [_stage("stem", tuple(f"layers.{i}" for i in range(8)), stem)]
@@ -531,9 +614,12 @@ def _mnasnet(spec: NetworkSpec) -> NetworkLayout:
         block, options = _native(spec, native, {"expansion": t, "kernel": kernel, "activation": "relu"})
         specs = _stage_specs(block, repeats, d[i + 1], d[i + 2], stride, size, spec.batch, **options)
         name = f"layers.{8 + i}"
-        stages.append(_stage(f"stack{i + 1}", (name,), blocks=_blocks(lambda j, name=name: f"{name}.{j}", specs)))
+        stages.append(_stage(f"stack{i + 1}", (name,), blocks=_blocks(_under(name), specs)))
         size = stages[-1].out_size
-    head = [*shapes.conv_bn("layers.14", "layers.15", d[7], 1280, size, 1), shapes.pointwise("layers.16", "relu", 1280, size)]
+    head = [
+        *shapes.conv_bn("layers.14", "layers.15", d[7], 1280, size, 1),
+        shapes.pointwise("layers.16", "relu", 1280, size),
+    ]
     head += _head(1280, size, "classifier", dropout=True)
     stages.append(_stage("head", ("layers.14", "layers.15", "layers.16", "avgpool", "classifier"), head))
     return NetworkLayout(spec, native, tuple(stages), "mnasnet", (("stem", d[0]), ("stem_out", d[1])))

@@ -9,7 +9,7 @@ and that both give torchvision's published totals. Module names follow torchvisi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -17,9 +17,14 @@ from torch import nn
 from blockprof.blocks.nn import activation
 
 
-def conv_bn_act(cin: int, cout: int, kernel: int, stride: int = 1, act: str | None = None, groups: int = 1) -> nn.Sequential:
+def conv_bn_act(
+    cin: int, cout: int, kernel: int, stride: int = 1, act: str | None = None, groups: int = 1
+) -> nn.Sequential:
     """torchvision's Conv2dNormActivation: conv (no bias, padding k//2), BN, activation."""
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
     return nn.Sequential(*layers, *([activation(act)] if act else []))
 
 
@@ -27,6 +32,7 @@ class _Pooled(nn.Module):
     """``features`` → global average pool → ``classifier``: the head every family but ResNet's shares."""
 
     features: nn.Module
+    avgpool: nn.Module
     classifier: nn.Module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,9 +80,13 @@ class MobileNetV2(_Pooled):
     """MobileNetV2's stem (3×3/2 conv 3→32, BN, ReLU6), the given blocks, the last 1×1
     conv to 1280 (BN, ReLU6), global average pool, dropout 0.2, fc with bias."""
 
-    def __init__(self, blocks: Sequence[nn.Module], features: int, num_classes: int = 1000, last_channels: int = 1280) -> None:
+    def __init__(
+        self, blocks: Sequence[nn.Module], features: int, num_classes: int = 1000, last_channels: int = 1280
+    ) -> None:
         super().__init__()
-        self.features = nn.Sequential(conv_bn_act(3, 32, 3, 2, "relu6"), *blocks, conv_bn_act(features, last_channels, 1, 1, "relu6"))
+        self.features = nn.Sequential(
+            conv_bn_act(3, 32, 3, 2, "relu6"), *blocks, conv_bn_act(features, last_channels, 1, 1, "relu6")
+        )
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Sequential(nn.Dropout(p=0.2), nn.Linear(last_channels, num_classes))
 
@@ -85,12 +95,25 @@ class MobileNetV3(_Pooled):
     """MobileNetV3's stem (3×3/2 conv, BN, hardswish), the given blocks, a 1×1 conv to
     ``last_conv`` (BN, hardswish), pool, fc → ``last_channel`` + hardswish + dropout 0.2, fc."""
 
-    def __init__(self, blocks: Sequence[nn.Module], features: int, stem: int, last_conv: int, last_channel: int, num_classes: int = 1000) -> None:
+    def __init__(
+        self,
+        blocks: Sequence[nn.Module],
+        features: int,
+        stem: int,
+        last_conv: int,
+        last_channel: int,
+        num_classes: int = 1000,
+    ) -> None:
         super().__init__()
-        self.features = nn.Sequential(conv_bn_act(3, stem, 3, 2, "hardswish"), *blocks, conv_bn_act(features, last_conv, 1, 1, "hardswish"))
+        self.features = nn.Sequential(
+            conv_bn_act(3, stem, 3, 2, "hardswish"), *blocks, conv_bn_act(features, last_conv, 1, 1, "hardswish")
+        )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(
-            nn.Linear(last_conv, last_channel), nn.Hardswish(inplace=True), nn.Dropout(p=0.2, inplace=True), nn.Linear(last_channel, num_classes)
+            nn.Linear(last_conv, last_channel),
+            nn.Hardswish(inplace=True),
+            nn.Dropout(p=0.2, inplace=True),
+            nn.Linear(last_channel, num_classes),
         )
 
 
@@ -99,10 +122,20 @@ class EfficientNet(_Pooled):
     conv to ``last_conv`` (BN, SiLU), pool, dropout, fc. (torchvision's dropout rises
     from 0.2 to 0.5 with the model; no count depends on it.)"""
 
-    def __init__(self, stages: Sequence[Sequence[nn.Module]], features: int, stem: int, last_conv: int, num_classes: int = 1000, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        stages: Sequence[Sequence[nn.Module]],
+        features: int,
+        stem: int,
+        last_conv: int,
+        num_classes: int = 1000,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         body = [nn.Sequential(*blocks) for blocks in stages]
-        self.features = nn.Sequential(conv_bn_act(3, stem, 3, 2, "silu"), *body, conv_bn_act(features, last_conv, 1, 1, "silu"))
+        self.features = nn.Sequential(
+            conv_bn_act(3, stem, 3, 2, "silu"), *body, conv_bn_act(features, last_conv, 1, 1, "silu")
+        )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout, inplace=True), nn.Linear(last_conv, num_classes))
 
@@ -112,7 +145,9 @@ class MNASNet(nn.Module):
     1×1, BN), ``layers.8–13`` the stacks, ``layers.14–16`` a 1×1 conv to 1280, BN, ReLU;
     global average pool (torchvision takes the mean), dropout 0.2, fc."""
 
-    def __init__(self, stages: Sequence[Sequence[nn.Module]], features: int, stem: int, stem_out: int, num_classes: int = 1000) -> None:
+    def __init__(
+        self, stages: Sequence[Sequence[nn.Module]], features: int, stem: int, stem_out: int, num_classes: int = 1000
+    ) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             nn.Conv2d(3, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU(inplace=True),

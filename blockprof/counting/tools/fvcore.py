@@ -39,7 +39,7 @@ ZERO_REASONS: dict[str, str] = {
     **{
         op: f"fvcore has no handler for aten::{aten}: it lists it as unsupported and counts 0"
         for op, aten in (
-            ("relu6", "hardtanh_"), ("hardswish", "hardswish_"), ("silu", "silu_"), ("hardsigmoid", "hardsigmoid_"),
+            ("relu6", "hardtanh_"), ("hardswish", "hardswish"), ("silu", "silu"), ("hardsigmoid", "hardsigmoid"),
             ("sigmoid", "sigmoid"), ("add", "add"), ("mul", "mul"), ("maxpool", "max_pool2d"),
         )
     },
