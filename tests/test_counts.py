@@ -245,3 +245,17 @@ def test_bad_variants_are_one_line(kwargs: dict, message: str) -> None:
         resolve(BlockSpec(**kwargs))
     assert message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_grid_applies_the_new_options_only_to_the_blocks_that_take_them() -> None:
+    """--kernel 3,5 --se-style efficientnet over three blocks: two kernels for the MBConv (with the
+    efficientnet SE) and the Fused-MBConv, one RegNetY (its kernel and SE style are fixed)."""
+    from blockprof.grid import Grid
+
+    grid = Grid(blocks=("inverted_residual", "fused_mbconv", "regnet_y"), channels=(48,), spatial=(28,),
+                options={"kernel": (3, 5), "se_style": ("efficientnet",)})  # fmt: skip
+    resolved = [resolve(s)[1] for s in grid.specs()]
+    assert [(r.block, r.kernel, r.se_style, r.se) for r in resolved] == [
+        ("inverted_residual", 3, "efficientnet", 0.25), ("inverted_residual", 5, "efficientnet", 0.25),
+        ("fused_mbconv", 3, "standard", 0.0), ("fused_mbconv", 5, "standard", 0.0), ("regnet_y", 3, "regnet", 0.25),
+    ]  # fmt: skip
