@@ -18,6 +18,7 @@ _API = {
     "Grid": "blockprof.grid",
     "count": "blockprof.api",
     "count_module": "blockprof.api",
+    "count_model": "blockprof.api",
     "compare": "blockprof.api",
     "explain": "blockprof.api",
     "analytic_count": "blockprof.api",

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
+    from blockprof.counting.trace import Trace
+    from blockprof.models import ModelCount
+
 
 #: a training step: the forward and two backward terms (input and weight gradient), each the forward's MACs
 PASSES_PER_TRAINING_STEP = 3
@@ -70,7 +73,7 @@ def analytic_count(spec: BlockSpec) -> AnalyticCount:
     """The closed-form count (registered blocks only)."""
     definition, spec = resolve(spec)
     if not definition.analytic:
-        raise BlockprofError(f"{spec.block} is a user block: it has no closed-form count; use count() for the tools' counts")
+        raise BlockprofError(f"{spec.block} is a user block: it has no closed-form count; count() traces it")
     return count_layers(spec, definition.layers(spec), definition.inner_widths(spec))
 
 
@@ -86,12 +89,45 @@ def count(spec: BlockSpec, tools: Iterable[str] = TOOL_NAMES) -> dict[str, Any]:
     tool_counts = count_module(module, spec.input_shape, tools, macs_hint=analytic.macs if analytic else None)
     if analytic is not None:
         record.update(count_source="analytic", **analytic.totals())
+        record.update(tool_fields(analytic, tool_counts))
     else:
-        torch_count = tool_counts.get("torch")
-        record.update(count_source="tools", **totals_from_tools(record["module_params"], torch_count.macs if isinstance(torch_count, ToolCount) else None))
-    record.update(tool_fields(analytic, tool_counts))
+        traced = traced_block(definition, spec, module)
+        record.update(count_source="trace", **traced.totals())
+        record.update(traced_tool_fields(traced, tool_counts))
     record.update(status="ok", error=None)
     return record
+
+
+def traced_block(definition: BlockDef, spec: BlockSpec, module: nn.Module | None = None) -> Trace:
+    """A block with no closed form (a user block), counted op by op by the tracer. Its input
+    comes from the layer before, so it needs a gradient: every product's input gradient counts."""
+    import torch
+
+    from blockprof.counting.trace import trace
+
+    def real() -> nn.Module:
+        with torch.device("cpu"):
+            return definition.module(spec)
+
+    return trace(module if module is not None else build_meta(definition, spec), spec.input_shape, name=spec.label,
+                 input_requires_grad=True, real=real)
+
+
+def traced_tool_fields(traced: Trace, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:
+    """:func:`tool_fields` for a block with no closed form: each tool reconciled with its trace."""
+    from blockprof.counting.reconcile import reconcile_traced, reconcile_traced_train
+
+    fields: dict[str, Any] = {}
+    for name, result in tool_counts.items():
+        if isinstance(result, str):
+            fields.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
+            continue
+        verdict = reconcile_traced(traced, result)
+        fields.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
+        if name == "torch":
+            train = reconcile_traced_train(traced, result)
+            fields.update(torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note)
+    return fields
 
 
 def tool_fields(analytic: AnalyticCount | None, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:
@@ -285,7 +321,21 @@ def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: 
     from blockprof.explain import explain_text
 
     spec = block if isinstance(block, BlockSpec) else BlockSpec(block, channels or 256, **spec_fields)
+    definition, spec = resolve(spec)
+    if not definition.analytic:
+        from blockprof.explain import explain_traced_text
+
+        return explain_traced_text(spec, traced_block(definition, spec))
     return explain_text(analytic_count(spec))
+
+
+def count_model(model: str | nn.Module, input_shape: Iterable[int] = (1, 3, 224, 224), **options: Any) -> ModelCount:
+    """Any model, traced op by op (``blockprof model``): ``model`` is a ``package.module:callable``
+    target or a module. ``.frame()`` is the per-module DataFrame, ``.record()`` the JSON view;
+    ``options`` as :func:`blockprof.models.count_model` (``tools``, ``time``, ``timing``, ``train``)."""
+    from blockprof.models import count_model as _count_model
+
+    return _count_model(model, input_shape, **options)
 
 
 def _tuple(value: int | Iterable[int]) -> tuple[int, ...]:

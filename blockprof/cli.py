@@ -24,6 +24,7 @@ COMMANDS = {
     "baseline": "blockprof.commands.baseline",
     "check": "blockprof.commands.check",
     "network": "blockprof.commands.network",
+    "model": "blockprof.commands.model",
     "sweep": "blockprof.commands.sweep",
     "show": "blockprof.commands.show",
     "merge": "blockprof.commands.merge",

@@ -13,6 +13,7 @@ from blockprof.counting.analytic import AnalyticCount, LayerCount
 from blockprof.units import grouped
 
 if TYPE_CHECKING:
+    from blockprof.counting.trace import Trace
     from blockprof.networks.count import NetworkCount
     from blockprof.spec import ResolvedSpec
 
@@ -140,3 +141,64 @@ def _explain_command(spec: ResolvedSpec) -> str:
 
 def _sum(terms: list[str], total: int) -> str:
     return f"{' + '.join(terms)} = {grouped(total)}" if len(terms) > 1 else grouped(total)
+
+
+def explain_traced_text(spec: BlockSpec, trace: Trace) -> str:
+    """A block with no closed form, derived from its trace: each parameter tensor, then each
+    product op of the forward with its formula, numbers in place, then the training step from
+    the backward autograd ran. The formulas are :mod:`blockprof.counting.formulas`' own."""
+    from blockprof.counting.trace import FORWARD
+
+    n, out = spec.batch, spec.output_spatial
+    lines = [
+        f"{spec.label} (no closed form: counted by tracing its forward, every aten op priced by blockprof's formulas)",
+        f"input {n}×{spec.in_channels}×{spec.spatial}×{spec.spatial} → output {n}×{spec.out_channels}×{out}×{out}",
+    ]
+    if trace.note:
+        lines.append(f"note: {trace.note}")
+    shapes = [(name, shape) for name, shape in trace.parameter_shapes]
+    width = max((len(name) for name, _ in shapes), default=0)
+    lines += ["", "Parameters (each tensor's shape, multiplied out):"]
+    lines += [f"  {name:<{width}}  {'·'.join(map(str, s)) or '1':<18} = {grouped(_prod(s)):>12}" for name, s in shapes]
+    lines.append(f"  all trainable parameters: {grouped(trace.params)} (conv weights {grouped(trace.params_conv)})")
+    products = [o for o in trace.ops if o.phase == FORWARD and o.cost.macs]
+    mwidth = max((len(o.module or "(root)") for o in products), default=0)
+    fwidth = max((len(o.cost.formula) for o in products), default=0)
+    lines += [
+        "",
+        "MACs: each convolution and matrix product of the forward "
+        "(conv: N·H_out·W_out·(C_in/groups)·k·k·C_out; matmul: m·k·n):",
+    ]
+    lines += [
+        f"  {o.module or '(root)':<{mwidth}}  {o.op:<12} {o.cost.formula:<{fwidth}} = {grouped(trace.scale * o.cost.macs):>15}"
+        for o in products
+    ]
+    lines += [
+        _sum_line("total", [grouped(trace.scale * o.cost.macs) for o in products], trace.macs) + " MACs",
+        f"  = {grouped(trace.flops)} FLOPs (1 MAC = 2 FLOPs)",
+    ]
+    totals = trace.totals()
+    if trace.train_flops is not None:
+        lines += [
+            "",
+            "Training step (the backward ops autograd ran; a product's backward costs its forward "
+            "for each factor that needs a gradient):",
+            f"  input gradients  {grouped(totals['bwd_input_macs'])} MACs",
+            f"  weight gradients {grouped(totals['bwd_weight_macs'])} MACs",
+            f"  train_flops = 2·({grouped(trace.macs)} + {grouped(totals['bwd_input_macs'])} + "
+            f"{grouped(totals['bwd_weight_macs'])}) = {grouped(trace.train_flops)} FLOPs",
+        ]
+    if trace.elements:
+        lines += ["", "Elementwise work, not in the MACs (values written):"]
+        lines += [f"  {kind:<12} {grouped(v):>15}" for kind, v in trace.elements.items()]
+    if trace.unknown_ops:
+        unknown = ", ".join(f"{op}×{k}" for op, k in trace.unknown_ops.items())
+        lines += ["", f"Ops with no formula (not counted): {unknown}"]
+    return "\n".join(lines)
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out

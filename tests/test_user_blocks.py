@@ -33,12 +33,16 @@ def test_convnext_counted_by_the_tools(c: int, spatial: int) -> None:
     """Hand-derived: 7×7 depthwise + bias (50C), LayerNorm (2C), 1×1 C→4C + bias (4C² + 4C),
     1×1 4C→C + bias (4C² + C), layer scale (C): 8C² + 58C params; MACs H·W·(49C + 8C²)."""
     record = count(BlockSpec(CONVNEXT, c, spatial=spatial))
-    assert record["count_source"] == "tools"
+    assert record["count_source"] == "trace" and record["params_conv"] == 49 * c + 8 * c * c
     assert record["params"] == record["module_params"] == 8 * c * c + 58 * c
     assert record["macs"] == record["torch_macs"] == record["thop_macs"] == spatial * spatial * (49 * c + 8 * c * c)
-    assert record["torch_agrees"] is None and "no closed form" in record["torch_note"]
-    # a training step is 3 forwards' worth; torch's own backward count overcounts the depthwise 7×7
+    assert record["torch_agrees"] and record["torch_note"] == "= the traced MACs (conv + linear + matmul)"
+    assert record["fvcore_agrees"] and f"fvcore +{5 * c * spatial * spatial:,}: adds 5× the values of LayerNorm2d (norm)" in record["fvcore_note"]
+    assert record["torch_train_agrees"] is False and "groups× too high" in record["torch_train_note"]
+    # every product's input and weight gradient cost its forward: 3 forwards' worth, traced exactly;
+    # torch's own backward count overcounts the depthwise 7×7
     assert record["train_flops"] == 3 * record["flops"] == 6 * record["macs"]
+    assert record["bwd_input_macs"] == record["bwd_weight_macs"] == record["macs"]
     dw_wgrad = spatial * spatial * 49 * c  # the depthwise conv's weight-gradient MACs, counted c× by torch
     assert record["torch_train_flops"] == record["train_flops"] + 2 * (c - 1) * dw_wgrad
 
@@ -116,9 +120,38 @@ def test_compare_cli_with_a_user_block() -> None:
                                       "--tools", "torch", "--format", "json"], catch_exceptions=False)
     by_block = {r["block"]: r for r in json.loads(result.stdout)}
     assert result.exit_code == 0 and by_block[CONVNEXT]["params"] == 8 * 96 * 96 + 58 * 96
-    assert by_block[CONVNEXT]["params_conv"] is None  # no closed form: unknown, not 0
+    assert by_block[CONVNEXT]["params_conv"] == 49 * 96 + 8 * 96 * 96  # the trace sees its conv weights
     table = CliRunner().invoke(cli, ["compare", "--blocks", "bottleneck", "--block", CONVNEXT, "--channels", "96", "--spatial", "14", "--tools", "torch"])
     row = next(line for line in table.stdout.splitlines() if line.startswith(" " + CONVNEXT) or line.startswith(CONVNEXT))
     assert "79,296" in row and "nan" not in row
     result = CliRunner().invoke(cli, ["compare", "--block", f"{FIXTURES}:ignores_stride", "--stride", "2", "--tools", "torch"])
     assert result.exit_code == 2 and "expected 1×256×28×28" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_user_block_that_reads_values_is_counted_on_one_real_sample() -> None:
+    """The shape check and the trace both fall back to the CPU (inside count()'s meta context)."""
+    record = count(BlockSpec(f"{FIXTURES}:NeedsValues", 8, stride=2, spatial=16, batch=3), tools=())
+    assert record["count_source"] == "trace" and record["params"] == 8 * 8 * 9
+    assert record["macs"] == 3 * 8 * 8 * 8 * 8 * 9 and record["train_flops"] == 6 * record["macs"]
+
+
+def test_user_block_train_flops_exact_where_torch_overcounts() -> None:
+    """A grouped user block (blockprof's own ResNeXt bottleneck behind the user-block door): the
+    trace's training FLOPs equal the closed form; torch's counter is off by the grouped 3×3's
+    weight gradient, counted `groups` times."""
+    spec = BlockSpec(f"{FIXTURES}:resnext", 256, spatial=14)
+    ref = count(BlockSpec("bottleneck", 256, groups=32, width_per_group=4, spatial=14), tools=())
+    mine = count(spec, tools=("torch",))
+    for field in ("params", "params_conv", "macs", "bwd_input_macs", "bwd_weight_macs", "train_flops"):
+        assert mine[field] == ref[field], field
+    assert mine["torch_train_flops"] > mine["train_flops"]
+
+
+def test_explain_a_user_block_shows_its_traced_layers() -> None:
+    from blockprof.api import explain
+
+    text = explain(BlockSpec(CONVNEXT, 96, spatial=14))
+    assert "conv_dw  convolution  14·14·1·7·7·96   =         921,984" in text
+    assert "total: 921,984 + 7,225,344 + 7,225,344 = 15,372,672 MACs" in text
+    assert "train_flops = 2·(15,372,672 + 15,372,672 + 15,372,672) = 92,236,032 FLOPs" in text
+    assert "all trainable parameters: 79,296" in text

@@ -16,6 +16,11 @@ def bottleneck(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     return Bottleneck(in_channels, out_channels, out_channels // 4, stride)
 
 
+def resnext(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """blockprof's ResNeXt-50 32×4d bottleneck (inner width 128 at 256 channels), as a user block."""
+    return Bottleneck(in_channels, out_channels, out_channels // 2, stride, groups=32)
+
+
 def raises(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     raise ValueError(f"cannot build {in_channels} channels\nsecond line that must not be shown")
 

@@ -2,8 +2,8 @@
 
 The callable takes ``(in_channels, out_channels, stride)``: a factory function
 or an ``nn.Module`` class with that signature. A user block has no closed form,
-so its counts come from the tools (``module.parameters()`` and PyTorch's flop
-counter); it is built, checked and timed like the registered blocks. Every way
+so it is counted by the tracer (:mod:`blockprof.counting.trace`: every op of its
+forward priced by the same formulas); it is built, checked and timed like the registered blocks. Every way
 it can go wrong (a bad path, a missing module or attribute, a callable that
 raises, a module whose output has the wrong shape) is one BlockprofError line
 that names the block.
@@ -46,7 +46,7 @@ class UserBlock(BlockDef):
     @property
     def summary(self) -> str:  # type: ignore[override]
         doc = (getattr(self.factory(), "__doc__", None) or "").strip().splitlines()
-        return f"user block{': ' + doc[0] if doc else ''} (counted by the tools; no closed form)"
+        return f"user block{': ' + doc[0] if doc else ''} (no closed form; counted by tracing its forward op by op)"
 
     def factory(self) -> Callable[..., Any]:
         """The callable the path names, imported once."""
@@ -65,8 +65,7 @@ class UserBlock(BlockDef):
 
     def layers(self, spec: ResolvedSpec) -> list[Layer]:
         raise BlockprofError(
-            f"user block {self.name!r} has no analytic formula: blockprof cannot see inside it; "
-            "its counts come from the tools (module.parameters() and PyTorch's flop counter)"
+            f"user block {self.name!r} has no analytic formula: it is counted by tracing its forward op by op"
         )
 
     def module(self, spec: ResolvedSpec) -> nn.Module:
@@ -83,10 +82,11 @@ class UserBlock(BlockDef):
         return block
 
 
-def _load(path: str) -> Callable[..., Any]:
+def _load(path: str, what: str = "user block", example: str = EXAMPLE, takes: str = "(in_channels, out_channels, stride)") -> Callable[..., Any]:
+    """The callable ``path`` (``package.module:callable``) names; every failure one line naming ``what``."""
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr or ":" in attr:
-        raise BlockprofError(f"user block {path!r}: give it as 'package.module:callable', e.g. '{EXAMPLE}'")
+        raise BlockprofError(f"{what} {path!r}: give it as 'package.module:callable', e.g. '{example}'")
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     try:
@@ -94,22 +94,22 @@ def _load(path: str) -> Callable[..., Any]:
     except ModuleNotFoundError as e:
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
             raise BlockprofError(
-                f"user block {path!r}: no module named {e.name!r}; run from the directory that holds it or pip install it"
+                f"{what} {path!r}: no module named {e.name!r}; run from the directory that holds it or pip install it"
             ) from None
-        raise BlockprofError(f"user block {path!r}: importing {module_name} failed: {_describe(e)}") from None
+        raise BlockprofError(f"{what} {path!r}: importing {module_name} failed: {_describe(e)}") from None
     except Exception as e:  # a syntax or runtime error in the user's module
-        raise BlockprofError(f"user block {path!r}: importing {module_name} raised {_describe(e)}") from None
+        raise BlockprofError(f"{what} {path!r}: importing {module_name} raised {_describe(e)}") from None
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
             offered = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module_name)
             hint = f"; it defines {', '.join(offered)}" if offered else ""
-            raise BlockprofError(f"user block {path!r}: module {module_name} has no attribute {attr!r}{hint}")
+            raise BlockprofError(f"{what} {path!r}: module {module_name} has no attribute {attr!r}{hint}")
         target = getattr(target, part)
     if not callable(target):
         raise BlockprofError(
-            f"user block {path!r}: {attr} is of type {type(target).__name__}, not callable; "
-            "name a function or an nn.Module class taking (in_channels, out_channels, stride)"
+            f"{what} {path!r}: {attr} is of type {type(target).__name__}, not callable; "
+            f"name a function or an nn.Module class taking {takes}"
         )
     return target
 
@@ -130,8 +130,8 @@ def _check_output_shape(name: str, block: nn.Module, spec: ResolvedSpec) -> None
         batch = spec.batch
     except Exception:
         batch, shape = 1, (1, *spec.input_shape[1:])
-        try:
-            with torch.no_grad():
+        try:  # on the CPU even when called inside a torch.device("meta") context (as build_meta does)
+            with torch.no_grad(), torch.device("cpu"):
                 y = fresh_copy(block, "cpu")(torch.zeros(shape))
         except Exception as e:
             raise BlockprofError(f"user block {name!r}: its forward on a {_shape(shape)} input raised {_describe(e)}") from None

@@ -30,6 +30,22 @@ class NameList(click.ParamType):
         return names
 
 
+class Shape(click.ParamType):
+    """A tensor shape, comma-separated positive whole numbers: ``1,3,224,224``."""
+
+    name = "shape"
+    #: no dimension of a tensor blockprof can count is larger (the schema's width bound)
+    LIMIT = 1 << 20
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        items = [v.strip() for v in str(value).split(",")]
+        if not all(item.isdigit() and 0 < int(item) <= self.LIMIT for item in items):
+            self.fail(f"{value!r} is not a shape; give positive whole numbers up to {self.LIMIT}, e.g. 1,3,224,224", param, ctx)
+        return tuple(int(item) for item in items)
+
+
 def blocks(f: F) -> F:
     f = click.option(
         "--block", "extra_blocks", multiple=True, metavar="PKG.MODULE:CALLABLE",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
@@ -104,20 +104,33 @@ def layer_times(spec: BlockSpec, *, device: str = "auto", dtype: str = "float32"
     Shares are of medians, so they need not add to exactly 1.
     ``df.attrs`` holds the label, the environment and ``whole_ms_timer``: the forward's
     median timed by torch.utils.benchmark without the profiler."""
-    import pandas as pd
-    from torch.utils.benchmark import Timer
-
     from blockprof.blocks.registry import resolve
     from blockprof.counting.analytic import count_layers
 
-    cond = conditions(device, dtype, channels_last, threads)
-    steady_allocator()  # as every timing run: no per-call page faults inflating memory-bound layers
     definition, spec = resolve(spec)
     macs = {r.layer.name: (r.layer.op, r.cost.macs) for r in count_layers(spec, definition.layers(spec)).rows} if definition.analytic else {}
-    task = Task(spec.label, "fwd", cond.device, cond.dtype, cond.threads, cond.memory_format, spec.batch)
+    return module_layer_times(
+        lambda: definition.module(spec), spec.input_shape, spec.label, macs, device=device, dtype=dtype,
+        channels_last=channels_last, threads=threads, min_run_time=min_run_time, min_runs=min_runs,
+    )
+
+
+def module_layer_times(
+    build: Callable[[], nn.Module], input_shape: Sequence[int], label: str, macs: dict[str, tuple[str, int]], *,
+    device: str = "auto", dtype: str = "float32", channels_last: bool = False, threads: int | None = None,
+    min_run_time: float = LAYER_MIN_RUN_TIME, min_runs: int = MIN_RUNS,
+) -> pd.DataFrame:
+    """:func:`layer_times` for any module ``build()`` returns: ``macs`` maps a leaf's name to
+    its op and MACs (empty when there is no count to set the time beside)."""
+    import pandas as pd
+    from torch.utils.benchmark import Timer
+
+    cond = conditions(device, dtype, channels_last, threads)
+    steady_allocator()  # as every timing run: no per-call page faults inflating memory-bound layers
+    task = Task(label, "fwd", cond.device, cond.dtype, cond.threads, cond.memory_format, input_shape[0])
     try:
-        model = place(definition.module(spec), cond, "fwd")
-        x = make_input(spec.input_shape, cond, requires_grad=False)
+        model = place(build(), cond, "fwd")
+        x = make_input(input_shape, cond, requires_grad=False)
     except Exception as e:
         raise BlockprofError(describe_error(e, task)) from None
     # the unprofiled forward: a reference for the profiler's overhead, and how many calls fill the budget
@@ -156,6 +169,6 @@ def layer_times(spec: BlockSpec, *, device: str = "auto", dtype: str = "float32"
         for name, op, layer_macs in names
     ]
     df = pd.DataFrame(rows)
-    df.attrs.update(label=spec.label, whole_ms_timer=reference.median * 1e3,
+    df.attrs.update(label=label, whole_ms_timer=reference.median * 1e3,
                     environment=environment(cond.device, cond.dtype, cond.threads, cond.memory_format).as_dict())
     return df
