@@ -105,6 +105,8 @@ def resolve(spec: BlockSpec | ResolvedSpec) -> tuple[BlockDef, ResolvedSpec]:
     for name, default in defaults.items():
         if values.get(name) is None:
             values[name] = default
+    if not values["se"] and defaults.get("se"):
+        values["se"] = defaults["se"]  # a block that always has an SE (regnet_y): its ratio
     resolved = ResolvedSpec(**values, defaults=defaults)
     definition.check(resolved)
     return definition, resolved
@@ -130,3 +132,4 @@ def _load_builtins() -> None:
     # Imported here, not at the top, so that the registry module has no import cycle.
     from blockprof.blocks import resnet  # noqa: F401  (first: the registry lists in import order)
     from blockprof.blocks import mobilenet  # noqa: F401
+    from blockprof.blocks import regnet  # noqa: F401

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from blockprof.counting.formulas import Cost, Layer, cost
-from blockprof.spec import BlockSpec, NetworkSpec
+from blockprof.spec import BlockSpec, NetworkSpec, ResolvedSpec
 from blockprof.units import macs_to_flops
 
 
@@ -34,7 +34,7 @@ class LayerCount:
 class AnalyticCount:
     """The layer rows of a block, or of a whole network (``spec`` a NetworkSpec), and their totals."""
 
-    spec: BlockSpec | NetworkSpec
+    spec: BlockSpec | ResolvedSpec | NetworkSpec
     rows: tuple[LayerCount, ...]
     inner_widths: dict[str, int] = field(default_factory=dict)
 
@@ -108,7 +108,7 @@ class AnalyticCount:
         ]
 
 
-def count_layers(spec: BlockSpec | NetworkSpec, layers: list[Layer], inner_widths: dict[str, int] | None = None) -> AnalyticCount:
+def count_layers(spec: BlockSpec | ResolvedSpec | NetworkSpec, layers: list[Layer], inner_widths: dict[str, int] | None = None) -> AnalyticCount:
     """Sum the closed-form cost of ``layers`` for ``spec.batch`` inputs."""
     return AnalyticCount(spec, tuple(LayerCount(l, cost(l, spec.batch)) for l in layers), inner_widths or {})
 
