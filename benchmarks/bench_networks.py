@@ -1,6 +1,6 @@
-"""Counting speed per network, and of the equal-budget width search (median of repeats).
+"""Counting speed per network, all 43 at once, and the equal-budget width search (median of repeats).
 
-Run:  python benchmarks/bench_networks.py [--repeats 5]
+Run:  python benchmarks/bench_networks.py [--repeats 5] [--networks resnet50,efficientnet_b0]
 
 Each path is timed side by side in one run, interleaved (network-major, then the
 paths in turn, repeated), and reported as a median with its IQR and as a ratio
@@ -20,21 +20,36 @@ from torch.utils.benchmark import Measurement
 
 from blockprof.budget import widest_within
 from blockprof.counting.tools import adapter
-from blockprof.networks import analytic_network, build_network, names, network_count
+from blockprof.networks import analytic_network, build_network, default_spatial, names, network_count
+
+#: one network of each family and block kind, timed path by path (all 43 with --networks all)
+ONE_PER_FAMILY = ("resnet50", "resnext50_32x4d", "regnet_y_400mf", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_v2_s", "mnasnet1_0")
+#: the networks small enough to also time fvcore (a real CPU forward) and network_count() with every tool
+REAL_FORWARD = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2")
 
 
 def paths(name: str) -> dict[str, Callable[[], object]]:
-    shape = (1, 3, 224, 224)
+    """Each way to count ``name`` at its default size: analytic, then the tools (meta device where they can)."""
+    size = default_spatial(name)
+    shape = (1, 3, size, size)
     with torch.device("meta"):
         meta = build_network(name)
-    real = build_network(name)
-    return {
+    out: dict[str, Callable[[], object]] = {
         "analytic": lambda: analytic_network(name),
         "torch (meta)": lambda: adapter("torch").count(meta, shape),
         "thop (meta)": lambda: adapter("thop").count(meta, shape),
-        "fvcore (cpu)": lambda: adapter("fvcore").count(real, shape),
-        "network_count() all": lambda: network_count(name),
     }
+    if name in REAL_FORWARD:
+        real = build_network(name)
+        out["fvcore (cpu)"] = lambda: adapter("fvcore").count(real, shape)
+        out["network_count() all"] = lambda: network_count(name)
+    return out
+
+
+def all_analytic() -> None:
+    """Every network counted in closed form, at its default size, in this one process."""
+    for name in names():
+        analytic_network(name)
 
 
 def budget_paths() -> dict[str, Callable[[], object]]:
@@ -61,10 +76,17 @@ def run(table: dict[str, dict[str, Callable[[], object]]], repeats: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--networks", default=",".join(ONE_PER_FAMILY), help="comma-separated network names (all: every one of the 43)")
     args = parser.parse_args()
-    table = {name: paths(name) for name in names()}
+    start = time.perf_counter()
+    all_analytic()
+    cold = time.perf_counter() - start
+    whole = Measurement(1, run({"all": {"all": all_analytic}}, args.repeats)[("all", "all")], "", "")
+    print(f"# all {len(names())} networks analytically, one process: first pass {cold:.2f} s (after imports), "
+          f"then median {whole.median:.2f} s (IQR {whole.iqr:.2f} s, {len(whole.times)} runs)\n")
+    table = {name: paths(name) for name in (names() if args.networks == "all" else args.networks.split(","))}
     samples = run(table, args.repeats)
-    print(f"# network counting speed, 1×3×224×224; {args.repeats} interleaved repeats")
+    print(f"# network counting speed, 1×3×H×W at each network's default size; {args.repeats} interleaved repeats")
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| network | path | median ms | IQR ms | runs | × analytic |")
     print("|---|---|---:|---:|---:|---:|")

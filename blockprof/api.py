@@ -197,7 +197,7 @@ def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: 
     return explain_text(count)
 
 
-def explain_network(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> str:
+def explain_network(name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1) -> str:
     """The derivation of a network's params and MACs, stage by stage, as text (``blockprof network --explain``)."""
     from blockprof.networks import analytic_network
     from blockprof.render.explain import explain_network_text

@@ -171,8 +171,8 @@ def refresh(path: Path, errors: list[str]) -> tuple[str, str]:
         finally:
             os.chdir(here)
             sys.path.remove(scratch)
-            sys.modules.pop("examples.user_blocks", None)
-            sys.modules.pop("examples", None)
+            for name in [m for m in sys.modules if m == "examples" or m.startswith("examples.")]:
+                sys.modules.pop(name)  # the next page imports its own scratch copy
     new, last = [], 0
     for b, out in zip(found, outputs, strict=True):
         new += [text[last : b.start], out]

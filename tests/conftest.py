@@ -80,6 +80,31 @@ def variant_grid(spatial: int = 16) -> list[BlockSpec]:
         BlockSpec("basic", 32, activation="silu", spatial=spatial),
         BlockSpec("bottleneck", 64, activation="relu6", groups=2, stride=2, spatial=spatial),
     ]
+    return specs + variant_specs(spatial)
+
+
+def variant_specs(spatial: int = 16) -> list[BlockSpec]:
+    """Issue 10's variants over widths, strides, kernels, activations and SE styles: the
+    MobileNetV3 / EfficientNet MBConv, Fused-MBConv and RegNet X / Y blocks, at an odd size too."""
+    specs: list[BlockSpec] = []
+    for c, stride, kernel, act, style in (
+        (16, 1, 3, "relu", "mobilenetv3"), (24, 2, 5, "hardswish", "mobilenetv3"), (40, 1, 5, "silu", "efficientnet"),
+        (100, 2, 7, "silu", "efficientnet"), (8, 1, 3, "relu6", "standard"), (112, 2, 5, "hardswish", None),
+    ):  # fmt: skip
+        specs.append(BlockSpec("inverted_residual", c, stride=stride, kernel=kernel, activation=act, se_style=style, spatial=spatial))
+    specs += [
+        BlockSpec("inverted_residual", 24, out_channels=40, stride=2, expansion=88 / 24, kernel=5, activation="hardswish",
+                    se_style="mobilenetv3", spatial=spatial + 1),  # MobileNetV3-Small's t = 88/24, at an odd size
+        BlockSpec("inverted_residual", 16, expansion=1, se_style="mobilenetv3", spatial=spatial),  # no expansion conv
+        BlockSpec("fused_mbconv", 24, spatial=spatial),
+        BlockSpec("fused_mbconv", 24, expansion=1, kernel=5, spatial=spatial),  # t = 1: one k×k conv
+        BlockSpec("fused_mbconv", 48, out_channels=64, stride=2, kernel=3, activation="relu", spatial=spatial + 1),
+        BlockSpec("regnet_x", 32, out_channels=64, stride=2, width_per_group=16, spatial=spatial),
+        BlockSpec("regnet_x", 48, width_per_group=24, spatial=spatial),
+        BlockSpec("regnet_y", 48, out_channels=104, stride=2, width_per_group=8, spatial=spatial + 1),
+        BlockSpec("regnet_y", 232, width_per_group=232, spatial=spatial),  # RegNetY-32GF: one group per block
+        BlockSpec("regnet_y", 8, width_per_group=16, spatial=spatial, batch=2),  # group width capped at the width, 8
+    ]  # fmt: skip
     return specs
 
 

@@ -85,7 +85,7 @@ def test_explain_shows_the_derivation() -> None:
         (["compare", "--se-style", "fancy"], "se_style must be one of standard"),
         (["compare", "--blocks", "basic", "--kernel", "5"], "option 'kernel' applies to none of the blocks basic; it applies to inverted_residual"),
         (["compare", "--blocks", "basic,bottleneck", "--se-style", "standard", "--se", "0.25"], "option 'se_style' applies to none"),
-        (["explain", "basic", "--kernel", "5"], "basic does not take kernel (--kernel 5); only inverted_residual takes it"),
+        (["explain", "basic", "--kernel", "5"], "basic does not take kernel (--kernel 5); only inverted_residual, fused_mbconv take it"),
         (["compare", "--blocks", "resnet"], "unknown block 'resnet'"),
         (["compare", "--blocks", "bottleneck", "--channels", "66"], "not divisible by expansion 4"),
         (["compare", "--blocks", "bottleneck", "--groups", "3"], "not divisible by groups 3"),

@@ -14,7 +14,7 @@ from blockprof.blocks import build, resolve
 from blockprof.counting.reconcile import _grouped_wgrad_bug, convention_terms, reconcile, reconcile_train
 from blockprof.counting.tools import adapter
 from blockprof.spec import BlockSpec
-from tests.conftest import GRID, spec_id
+from tests.conftest import GRID, spec_id, variant_specs
 
 
 def test_params_equal_module_parameters(grid_spec: BlockSpec) -> None:
@@ -177,3 +177,85 @@ def test_fvcore_batch_scaling_is_exact() -> None:
     direct = FlopCountAnalysis(copy.deepcopy(module).eval(), torch.randn(spec.input_shape))
     direct.unsupported_ops_warnings(False)
     assert scaled.macs == direct.total()
+
+
+@pytest.mark.parametrize("spec", variant_specs(), ids=spec_id)
+def test_tools_on_the_variants_with_a_reason_per_layer(spec: BlockSpec) -> None:
+    """fvcore and thop know neither hardswish, SiLU nor hardsigmoid: both count them 0, and the
+    verdict says so layer by layer with the reason, rather than agreeing silently."""
+    definition, spec = resolve(spec)
+    a = analytic_count(spec)
+    module = build(spec)
+    new_ops = {"hardswish", "silu", "hardsigmoid"} & {r.layer.op for r in a.rows}
+    for name, reason in (("fvcore", "no handler for aten::"), ("thop", "has no rule for nn.")):
+        verdict = reconcile(a, adapter(name).count(module, spec.input_shape))
+        assert verdict.agrees, (name, verdict.note)
+        for op in new_ops:
+            layer = next(r.layer.name for r in a.rows if r.layer.op == op)
+            assert f"{op} [{layer}" in verdict.note and reason in verdict.note, (name, op, verdict.note)
+
+
+def test_efficientnet_block_by_hand() -> None:
+    """EfficientNet-B0's features.3.1 (40→40, t 6, 5×5 depthwise, SE squeeze max(1, 40 // 4) = 10, SiLU) at 28×28."""
+    spec = BlockSpec("inverted_residual", 40, kernel=5, activation="silu", se_style="efficientnet", spatial=28)
+    a = analytic_count(spec)
+    hidden, squeeze = 240, 10
+    convs = 40 * hidden + 5 * 5 * hidden + hidden * 40
+    se = hidden * squeeze + squeeze + squeeze * hidden + hidden
+    assert a.params == convs + se + 2 * (hidden + hidden + 40) == 31_290
+    assert a.macs == 28 * 28 * convs + hidden * squeeze + squeeze * hidden == 19_761_600
+    assert {r.layer.name: r.layer.op for r in a.rows}["se.act"] == "silu"
+    from blockprof.networks import analytic_network
+
+    stage = analytic_network("efficientnet_b0").stages[3]
+    assert (stage.blocks[1].params, stage.blocks[1].macs) == (a.params, a.macs)
+
+
+def test_mobilenetv3_squeeze_is_made_divisible() -> None:
+    """MobileNetV3-Large's 40→40 k5 block (expanded 120): squeeze _make_divisible(120 // 4, 8) = 32, not 30."""
+    spec = BlockSpec("inverted_residual", 40, expansion=3, kernel=5, activation="relu", se_style="mobilenetv3", spatial=28)
+    definition, spec = resolve(spec)
+    assert definition.inner_widths(spec) == {"inner": 120, "squeeze": 32}
+    assert [r.layer.op for r in analytic_count(spec).rows if r.layer.name.startswith("se.")][2:5] == ["relu", "conv2d", "hardsigmoid"]
+
+
+def test_regnet_y_squeeze_comes_from_the_input_width() -> None:
+    """RegNetY-400MF's block1.0 (32 → 48, group width 8): SE on the 48-wide 3×3, squeeze round(0.25 · 32) = 8."""
+    definition, spec = resolve(BlockSpec("regnet_y", 32, out_channels=48, stride=2, width_per_group=8, spatial=112))
+    assert definition.inner_widths(spec) == {"inner": 48, "squeeze": 8}
+    rows = analytic_count(spec).rows
+    assert next(r.layer.groups for r in rows if r.layer.name == "conv2") == 48 // 8
+    names = [r.layer.name for r in rows]
+    assert names.index("act2") < names.index("se.pool") < names.index("conv3")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(block="inverted_residual", in_channels=32, kernel=4), "kernel must be one of 3, 5, 7"),
+    (dict(block="inverted_residual", in_channels=32, activation="gelu"), "activation must be one of relu, relu6, hardswish, silu"),
+    (dict(block="inverted_residual", in_channels=32, se_style="regnet"), "inverted_residual takes se_style standard, mobilenetv3, efficientnet, not 'regnet'"),
+    (dict(block="basic", in_channels=32, se_style="efficientnet"), "basic does not take se_style (--se-style efficientnet); only inverted_residual takes it"),
+    (dict(block="fused_mbconv", in_channels=32, se=0.25), "fused_mbconv does not take se"),
+    (dict(block="regnet_x", in_channels=32, se=0.25), "regnet_x does not take se"),
+    (dict(block="regnet_y", in_channels=24, width_per_group=16), "not a multiple of the group width 16"),
+])  # fmt: skip
+def test_bad_variants_are_one_line(kwargs: dict, message: str) -> None:
+    from blockprof.errors import BlockprofError
+
+    with pytest.raises(BlockprofError) as e:
+        resolve(BlockSpec(**kwargs))
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_grid_applies_the_new_options_only_to_the_blocks_that_take_them() -> None:
+    """--kernel 3,5 --se-style efficientnet over three blocks: two kernels for the MBConv (with the
+    efficientnet SE) and the Fused-MBConv, one RegNetY (its kernel and SE style are fixed)."""
+    from blockprof.grid import Grid
+
+    grid = Grid(blocks=("inverted_residual", "fused_mbconv", "regnet_y"), channels=(48,), spatial=(28,),
+                options={"kernel": (3, 5), "se_style": ("efficientnet",)})  # fmt: skip
+    resolved = [resolve(s)[1] for s in grid.specs()]
+    assert [(r.block, r.kernel, r.se_style, r.se) for r in resolved] == [
+        ("inverted_residual", 3, "efficientnet", 0.25), ("inverted_residual", 5, "efficientnet", 0.25),
+        ("fused_mbconv", 3, "standard", 0.0), ("fused_mbconv", 5, "standard", 0.0), ("regnet_y", 3, "regnet", 0.25),
+    ]  # fmt: skip

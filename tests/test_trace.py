@@ -49,7 +49,7 @@ def test_trace_equals_closed_form_for_every_block(spec: BlockSpec) -> None:
 
 @pytest.mark.parametrize("name", names())
 def test_trace_equals_closed_form_for_every_network(name: str) -> None:
-    total = analytic_network(name, batch=2).total
+    total = analytic_network(name, spatial=224, batch=2).total  # 224 for every network (not its default)
     module = _meta(lambda: build_network(name))
     t = trace(module, (2, 3, 224, 224), input_requires_grad=True)
     assert (t.params, t.params_conv, t.macs, t.train_flops) == (

@@ -34,6 +34,28 @@ def activation(name: str) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
+class StochasticDepth(nn.Module):
+    """Stochastic depth (Huang et al., 2016) in torchvision's "row" mode, as
+    ``torchvision.ops.StochasticDepth``: in training, each sample's residual branch is
+    dropped with probability ``p`` and the kept ones are scaled by 1/(1−p); identity in eval."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        noise = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False)
 
@@ -133,10 +155,67 @@ class InvertedResidual(nn.Module):
         self.se = SqueezeExcite(se) if se else nn.Identity()
         self.conv_pwl = _conv(hidden, out_channels, 1)
         self.bn3 = nn.BatchNorm2d(out_channels)
+        self.drop_path: nn.Module = nn.Identity()  # a network's stochastic depth (EfficientNet's)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x = self.act1(self.bn1(self.conv_pw(x)))
         x = self.act2(self.bn2(self.conv_dw(x)))
         x = self.bn3(self.conv_pwl(self.se(x)))
-        return x + shortcut if self.has_skip else x
+        return self.drop_path(x) + shortcut if self.has_skip else x
+
+
+class FusedMBConv(nn.Module):
+    """EfficientNetV2's Fused-MBConv (Tan & Le, 2021): the 1×1 expansion and the
+    depthwise k×k fused into one k×k conv (carrying the stride) + act, then the 1×1
+    linear projection; with no expansion, the k×k conv alone (+ act). Residual add
+    (behind a network's stochastic depth) when stride is 1 and the widths match."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, kernel: int = 3, act: str = "silu") -> None:
+        super().__init__()
+        self.has_skip = stride == 1 and in_channels == out_channels
+        if hidden != in_channels:
+            self.conv_exp = _conv(in_channels, hidden, kernel, stride)
+            self.bn1 = nn.BatchNorm2d(hidden)
+            self.act1 = activation(act)
+            self.conv_pwl: nn.Module = _conv(hidden, out_channels, 1)
+            self.bn2: nn.Module = nn.BatchNorm2d(out_channels)
+        else:  # t = 1: one k×k conv straight to the output width
+            self.conv_exp = _conv(in_channels, out_channels, kernel, stride)
+            self.bn1 = nn.BatchNorm2d(out_channels)
+            self.act1 = activation(act)
+            self.conv_pwl, self.bn2 = nn.Identity(), nn.Identity()
+        self.drop_path: nn.Module = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.bn2(self.conv_pwl(self.act1(self.bn1(self.conv_exp(x)))))
+        return self.drop_path(x) + shortcut if self.has_skip else x
+
+
+class RegNetBottleneck(nn.Module):
+    """RegNet's X / Y block (Radosavovic et al., 2020), torchvision's ResBottleneckBlock:
+    1×1 to the bottleneck width, 3×3 grouped conv (fixed group width, carrying the
+    stride), SE on the bottleneck width for Y, 1×1 to the output, projection shortcut
+    when the shape changes, add, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, width: int, stride: int, groups: int, se: SEPlan | None = None) -> None:
+        super().__init__()
+        self.conv1 = _conv(in_channels, width, 1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = _conv(width, width, 3, stride, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.act2 = nn.ReLU(inplace=True)
+        self.se = SqueezeExcite(se) if se else nn.Identity()
+        self.conv3 = _conv(width, out_channels, 1)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.downsample = _shortcut(in_channels, out_channels, stride)
+        self.act3 = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.se(self.act2(self.bn2(self.conv2(x))))
+        x = self.bn3(self.conv3(x))
+        return self.act3(x + shortcut)

@@ -66,6 +66,8 @@ def resolve(spec: BlockSpec | ResolvedSpec) -> tuple[BlockDef, ResolvedSpec]:
     for name, default in defaults.items():
         if values.get(name) is None:
             values[name] = default
+    if not values["se"] and defaults.get("se"):
+        values["se"] = defaults["se"]  # a block that always has an SE (regnet_y): its ratio
     resolved = ResolvedSpec(**values, defaults=defaults)
     definition.check(resolved)
     return definition, resolved

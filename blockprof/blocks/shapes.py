@@ -45,12 +45,26 @@ class SEPlan:
 def se_plan(spec: ResolvedSpec, channels: int) -> SEPlan | None:
     """The SE of ``spec`` gating ``channels`` values, or None without one: the one place where
     ``se_style`` chooses the squeeze width and the activations (both the shape list and the
-    module read this plan). ``standard``: ``max(1, int(in_channels · se))``, ReLU + sigmoid."""
+    module read this plan). Each style is torchvision's (``se`` = 0.25 in all three):
+
+    * ``standard``     ``max(1, int(in_channels · se))``, ReLU + sigmoid (blockprof's SE);
+    * ``mobilenetv3``  ``make_divisible(int(channels · se), 8)`` = ``_make_divisible(expanded // 4, 8)``,
+      ReLU + hardsigmoid;
+    * ``efficientnet`` ``max(1, int(in_channels · se))`` = ``max(1, in_channels // 4)``, SiLU + sigmoid;
+    * ``regnet``       ``int(round(se · in_channels))`` of the block's input width, ReLU + sigmoid.
+    """
     if not spec.se:
         return None
-    if spec.se_style in (None, "standard"):
+    style = spec.se_style or "standard"
+    if style == "standard":
         return SEPlan(channels, squeeze_channels(spec.in_channels, spec.se))
-    raise BlockprofError(f"{spec.block}: se_style {spec.se_style!r} is not implemented; use standard")
+    if style == "mobilenetv3":
+        return SEPlan(channels, make_divisible(int(channels * spec.se), 8), "relu", "hardsigmoid")
+    if style == "efficientnet":
+        return SEPlan(channels, squeeze_channels(spec.in_channels, spec.se), "silu", "sigmoid")
+    if style == "regnet":
+        return SEPlan(channels, int(round(spec.se * spec.in_channels)), "relu", "sigmoid")
+    raise BlockprofError(f"{spec.block}: unknown se_style {style!r}")
 
 
 def squeeze_excite(prefix: str, plan: SEPlan, size: int) -> list[Layer]:
@@ -76,3 +90,11 @@ def projection_shortcut(cin: int, cout: int, size: int, stride: int) -> list[Lay
 def squeeze_channels(in_channels: int, se: float) -> int:
     """SE squeeze width: ``max(1, int(in_channels · se))`` (se=0.25 is EfficientNet's MBConv, 1/16 SENet's)."""
     return max(1, int(in_channels * se))
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """The TF MobileNet rounding torchvision uses for widths (``_make_divisible``): the nearest
+    multiple of ``divisor`` (at least ``min_value``), one step up if that lost more than 10%."""
+    floor = divisor if min_value is None else min_value
+    rounded = max(floor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded

@@ -13,7 +13,7 @@ from blockprof.timing.harness import MAX_THREADS
 @click.command("explain")
 @click.argument("block")
 @click.option("--channels", type=click.IntRange(min=1), default=256, show_default=True, help="Residual-stream width C.")
-@click.option("--spatial", type=click.IntRange(min=1), help="Input height = width.  [default: 56 for a block, 224 for a network]")
+@click.option("--spatial", type=click.IntRange(min=1), help="Input height = width.  [default: 56 for a block; for a network, the size torchvision evaluates it at]")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size.")
 @options.variants
 @click.option("--time", "time_layers", is_flag=True, help="Also time each layer of the forward in place (torch.profiler) beside its share of the MACs.")
@@ -21,7 +21,7 @@ from blockprof.timing.harness import MAX_THREADS
 @click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), help="CPU threads for --time [default: torch's own default].")
 def cli_command(block: str, channels: int, spatial: int | None, batch: int, time_layers: bool, device: str, threads: int | None, **variant: Any) -> None:
     """Show how BLOCK's params, MACs and training FLOPs are derived; BLOCK may
-    also be a network (resnet18 ... mobilenet_v2), derived stage by stage.
+    also be a network (any of blockprof network's 43), derived stage by stage.
     With --time, where the forward's time goes, layer by layer.
 
     Example: blockprof explain inverted_residual --channels 256 --time
@@ -38,7 +38,7 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
             raise click.BadParameter(
                 f"a network takes only --spatial and --batch; drop {', '.join(given)} "
                 f"(to swap its blocks: blockprof network {block} --block BLOCK --explain)", param_hint=given[0])
-        click.echo(explain_network(block, spatial=spatial or 224, batch=batch))
+        click.echo(explain_network(block, spatial=spatial, batch=batch))  # None: the network's own size
         return
     from blockprof.api import explain
     from blockprof.spec import BlockSpec

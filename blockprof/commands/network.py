@@ -56,6 +56,11 @@ def footer(record: dict[str, Any]) -> str:
         verdict = "equal ✓" if record["params"] == published == record["module_params"] else "DIFFER ✗"
         lines.append(f"params {grouped(record['params'])} (analytic), {grouped(record['module_params'])} (module), "
                      f"{grouped(published)} (torchvision's published count): {verdict}")
+    gflops = record.get("published_gflops")
+    if gflops is not None:
+        verdict = "equal ✓" if round(record["macs"] / 1e9, 3) == gflops else "DIFFER ✗"
+        lines.append(f"MACs {grouped(record['macs'])} = {record['macs'] / 1e9:.3f} G; torchvision publishes {gflops:g} \"GFLOPS\" "
+                     f"(its conv + linear MACs, 3 decimals): {verdict}")
     lines.append(f"total: {grouped(record['macs'])} MACs ({si(record['macs'])}) = {grouped(record['flops'])} FLOPs per forward at batch {record['batch']}")
     for tool in TOOL_NAMES:
         if f"{tool}_macs" in record:
@@ -69,19 +74,23 @@ def footer(record: dict[str, Any]) -> str:
 @click.command("network")
 @click.argument("name")
 @click.option("--block", help="Swap the block of every stage: a registered block or package.module:callable.")
-@click.option("--spatial", type=click.IntRange(min=1), default=224, show_default=True, help="Input height = width (a multiple of 32).")
+@click.option("--spatial", type=click.IntRange(min=1), help="Input height = width, any size.  [default: the size torchvision evaluates the network at: 224 for most]")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size.")
 @options.tools
 @click.option("--explain", is_flag=True, help="Show the derivation stage by stage (text) instead of the table.")
 @options.output()
-def cli_command(name: str, block: str | None, spatial: int, batch: int, tools: tuple[str, ...], explain: bool, fmt: str, output: Path | None) -> None:
-    """Count a whole network built from blockprof's blocks: NAME is resnet18,
-    resnet34, resnet50, resnet101 or mobilenet_v2 (torchvision's layouts).
+def cli_command(name: str, block: str | None, spatial: int | None, batch: int, tools: tuple[str, ...], explain: bool, fmt: str, output: Path | None) -> None:
+    """Count a whole network built from blockprof's blocks. NAME is one of
+    torchvision's 43 classification networks, spelled as torchvision spells it:
+    resnet18/34/50/101/152, resnext50_32x4d, resnext101_32x8d, resnext101_64x4d,
+    wide_resnet50_2, wide_resnet101_2, regnet_x_400mf … regnet_x_32gf,
+    regnet_y_400mf … regnet_y_128gf, mobilenet_v2, mobilenet_v3_small/large,
+    efficientnet_b0 … b7, efficientnet_v2_s/m/l, mnasnet0_5/0_75/1_0/1_3.
 
     --block keeps every stage's depth, output width and stride and swaps the
     block type (its own defaults otherwise).
 
-    Example: blockprof network resnet50 --block inverted_residual
+    Example: blockprof network efficientnet_b0 --explain
     """
     if output is not None:
         from blockprof.io import check_writable
@@ -100,7 +109,8 @@ def cli_command(name: str, block: str | None, spatial: int, batch: int, tools: t
     if fmt == "json":
         _write_text(json.dumps(record, indent=2, ensure_ascii=False), output)
         return
-    title = f"blockprof network {record['network']}{' with ' + record['block'] if record['swapped'] else ''} — input {batch}×3×{spatial}×{spatial}"
+    size = record["spatial"]
+    title = f"blockprof network {record['network']}{' with ' + record['block'] if record['swapped'] else ''} — input {batch}×3×{size}×{size}"
     emit(stage_frame(record) if fmt == "csv" else display_frame(record), fmt, output, title=title, footer=footer(record))
 
 

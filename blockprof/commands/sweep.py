@@ -163,18 +163,23 @@ class _ProgressBar:
         if self.progress.console.is_terminal:
             self.progress.stop()
 
+    def _line(self, text: str) -> None:
+        # plain text: a cell's label is no markup, and rich's lazily imported emoji table is never loaded here,
+        # where a Ctrl-C landing inside that import would leave it half-initialised for the next line
+        self.progress.console.print(text, markup=False, emoji=False, highlight=False)
+
     def update(self, state: Any) -> None:
         if self.task is None:
             if state.skipped:
-                self.progress.console.print(f"resuming: {state.skipped} of {state.total} cells already done")
+                self._line(f"resuming: {state.skipped} of {state.total} cells already done")
             self.task = self.progress.add_task("", total=state.total - state.skipped)
         if state.stopping and not (self.state and self.state.stopping):
-            self.progress.console.print("stopping after the cell in progress (with --time: the group timed together); "
-                                        "Ctrl-C again stops at once. Finished cells are saved.")
+            self._line("stopping after the cell in progress (with --time: the group timed together); "
+                       "Ctrl-C again stops at once. Finished cells are saved.")
         if not self.progress.console.is_terminal:  # a log: one plain line per finished cell
             if state.done and (self.state is None or state.done != self.state.done):
                 failed = f", {state.failed} failed" if state.failed else ""
-                self.progress.console.print(f"sweep {state.done}/{state.total - state.skipped}{failed}: {state.last}", highlight=False)
+                self._line(f"sweep {state.done}/{state.total - state.skipped}{failed}: {state.last}")
             self.state = state
             return
         self.state = state

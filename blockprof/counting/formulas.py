@@ -167,7 +167,11 @@ def _elementwise(layer: Layer, n: int) -> Cost:
     return Cost(0, 0, 0, 0, 0, layer.out_numel(n), "0", "0")
 
 
-for _op in ("relu", "relu6", "hardswish", "silu", "sigmoid", "hardsigmoid", "add", "mul"):
+#: activations (the block's own and the squeeze-excitation's) and the residual ops: no parameters, no MACs;
+#: each writes one value per output element. hardswish x·relu6(x+3)/6, hardsigmoid relu6(x+3)/6 and
+#: silu x·σ(x) cost a few FLOPs per value in the kernels, which no MAC count includes (as torchvision's).
+ELEMENTWISE_OPS = ("relu", "relu6", "hardswish", "silu", "sigmoid", "hardsigmoid", "add", "mul")
+for _op in ELEMENTWISE_OPS:
     register(_op)(_elementwise)
 
 
@@ -188,6 +192,14 @@ def maxpool(layer: Layer, n: int) -> Cost:
 def dropout(layer: Layer, n: int) -> Cost:
     """Dropout before a classifier: no parameters, no MACs; in training it writes
     N·C masked values, at inference it is the identity."""
+    return _elementwise(layer, n)
+
+
+@register("stochastic_depth")
+def stochastic_depth(layer: Layer, n: int) -> Cost:
+    """Stochastic depth on a residual branch (EfficientNet's, "row" mode): in training it
+    zeroes a whole sample's branch with probability p and scales the rest by 1/(1−p),
+    writing N·C·H·W values; at inference it is the identity. No parameters, no MACs."""
     return _elementwise(layer, n)
 
 

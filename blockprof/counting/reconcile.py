@@ -41,12 +41,16 @@ def convention_terms(count: AnalyticCount, tool: str) -> dict[str, int]:
     return dict(out)
 
 
-def _describe(terms: dict[str, int], tool: ToolCount) -> str:
+def _describe(terms: dict[str, int], tool: ToolCount, count: AnalyticCount) -> str:
     counted = " + ".join(f"{op} {grouped(v)}" for op, v in terms.items() if v)
-    ignored = sorted(op for op, v in terms.items() if not v)
     parts = [f"= {counted}"]
-    if ignored:
-        parts.append(f"counts 0 for {', '.join(ignored)}")
+    reasons = adapter(tool.tool).ZERO_REASONS
+    by_reason: dict[str, list[str]] = {}
+    for op in sorted(op for op, v in terms.items() if not v):
+        layers = [r.layer.name for r in count.rows if r.layer.op == op]
+        shown = ", ".join(layers[:2]) + (f", … {len(layers)} layers" if len(layers) > 2 else "")
+        by_reason.setdefault(reasons.get(op, "not in its convention"), []).append(f"{op} [{shown}]")
+    parts += [f"0 for {', '.join(ops)}: {reason}" for reason, ops in by_reason.items()]
     if tool.skipped:
         parts.append("reports unsupported " + ", ".join(f"{op}×{n}" for op, n in sorted(tool.skipped.items())))
     if tool.scaled_from_batch:
@@ -74,7 +78,7 @@ def reconcile(count: AnalyticCount | None, tool: ToolCount) -> Agreement:
     terms = convention_terms(count, tool.tool)
     expected = sum(terms.values())
     if tool.macs == expected:
-        return Agreement(tool.tool, tool.macs, expected, True, _describe(terms, tool))
+        return Agreement(tool.tool, tool.macs, expected, True, _describe(terms, tool, count))
     note = (
         f"reports {grouped(tool.macs)}, its convention gives {grouped(expected)} "
         f"({(tool.macs - expected) / expected:+.2%}); per layer: {_layer_differences(count, tool.by_layer, tool.tool)}"

@@ -1,4 +1,5 @@
-"""Whole networks from blockprof's own blocks: ResNet-18/34/50/101 and MobileNetV2.
+"""Whole networks from blockprof's own blocks: torchvision's 43 ResNet, ResNeXt, Wide-ResNet,
+RegNet, MobileNetV2/V3, EfficientNet (V1, V2) and MNASNet classification layouts.
 
 :mod:`~blockprof.networks.layout` describes each network by shapes (pure),
 :mod:`~blockprof.networks.nn` builds it as a torch module, and
@@ -11,6 +12,6 @@ with the tools, stage by stage::
 """
 
 from blockprof.networks.count import NetworkCount, analytic_network, build_network, network_count, stage_frame
-from blockprof.networks.layout import PUBLISHED_PARAMS, NetworkLayout, layout, names
+from blockprof.networks.layout import PUBLISHED, PUBLISHED_PARAMS, NetworkLayout, default_spatial, layout, names
 
-__all__ = ["PUBLISHED_PARAMS", "NetworkCount", "NetworkLayout", "analytic_network", "build_network", "layout", "names", "network_count", "stage_frame"]
+__all__ = ["PUBLISHED", "PUBLISHED_PARAMS", "default_spatial", "NetworkCount", "NetworkLayout", "analytic_network", "build_network", "layout", "names", "network_count", "stage_frame"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from blockprof.counting.analytic import AnalyticCount, count_layers
 from blockprof.counting.tools import TOOL_NAMES, ToolCount
 from blockprof.errors import BlockprofError
-from blockprof.networks.layout import PUBLISHED_PARAMS, NetworkLayout, Stage, layout
+from blockprof.networks.layout import PUBLISHED, NetworkLayout, Stage, default_spatial, layout
 from blockprof.spec import NetworkSpec
 
 if TYPE_CHECKING:
@@ -24,14 +24,15 @@ if TYPE_CHECKING:
 
 #: a network record's fields beyond a block record's (:data:`blockprof.records.COUNT_FIELDS`)
 NETWORK_FIELDS: dict[str, str] = {
-    "network": "resnet18, resnet34, resnet50, resnet101 or mobilenet_v2 (torchvision's layouts)",
+    "network": "one of torchvision's 43 classification networks of the three block families (blockprof.networks.names())",
     "swapped": "true when --block replaced the network's own block",
     "published_params": "torchvision's published parameter count (unswapped networks), else null",
+    "published_gflops": "torchvision's published GFLOPS (conv + linear MACs in G, 3 decimals) at its default input size, else null",
     "stages": "per-stage rows: stage, modules, layout, output, the totals' fields, module_params, torch_macs",
 }
 #: a stage row's fields beyond the totals (params, params_conv, macs, flops, bwd_*_macs, train_flops)
 STAGE_FIELDS: dict[str, str] = {
-    "stage": "stem, layer1..layer4 (ResNet) or stage1..stage7 (MobileNetV2), head",
+    "stage": "stem, the stages (layer1..4 for ResNet, block1..4 for RegNet, stage1.. or stack1..), head",
     "modules": "the torch modules the stage holds, e.g. layer1 or features.2–3",
     "layout": "what the stage is, e.g. '1× bottleneck 64→256 t4, 2× bottleneck 256→256 t4'",
     "output": "the stage's output, C×H×W",
@@ -59,14 +60,24 @@ class NetworkCount:
     @property
     def published_params(self) -> int | None:
         """torchvision's published parameter count, for the unswapped network."""
-        return None if self.layout.swapped else PUBLISHED_PARAMS[self.layout.spec.network]
+        return None if self.layout.swapped else PUBLISHED[self.layout.spec.network][0]
+
+    @property
+    def published_gflops(self) -> float | None:
+        """torchvision's published GFLOPS (MACs), for the unswapped network at its default size and batch 1."""
+        spec = self.layout.spec
+        params, gflops, size = PUBLISHED[spec.network]
+        return gflops if not self.layout.swapped and spec.spatial == size and spec.batch == 1 else None
 
 
-def _network_spec(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> NetworkSpec:
-    return name if isinstance(name, NetworkSpec) else NetworkSpec(name, block, spatial, batch)
+def _network_spec(name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1) -> NetworkSpec:
+    """The spec; ``spatial`` None is the size torchvision evaluates the network at."""
+    if isinstance(name, NetworkSpec):
+        return name
+    return NetworkSpec(name, block, default_spatial(name) if spatial is None else spatial, batch)
 
 
-def analytic_network(name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1) -> NetworkCount:
+def analytic_network(name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1) -> NetworkCount:
     """The closed-form count, stage by stage (not for a user block, which has none)."""
     lay = layout(_network_spec(name, block, spatial, batch))
     if not lay.analytic:
@@ -81,26 +92,46 @@ def analytic_network(name: str | NetworkSpec, block: str | None = None, spatial:
     return NetworkCount(lay, count_layers(lay.spec, lay.layers), stages)
 
 
-def build_network(name: str | NetworkSpec, block: str | None = None) -> nn.Module:
+def build_network(name: str | NetworkSpec, block: str | None = None, spatial: int | None = None) -> nn.Module:
     """The network as a torch module (CPU, float32, train mode; build it under
     ``torch.device('meta')`` to count without memory)."""
-    return build_layout(layout(_network_spec(name, block)))
+    return build_layout(layout(_network_spec(name, block, spatial)))
 
 
 def build_layout(lay: NetworkLayout) -> nn.Module:
+    """The torch module of ``lay``: its family's stem and head around the blocks, each
+    block built by its definition; residual branches with stochastic depth get the real
+    module (train mode drops them, eval mode is the identity)."""
+    from blockprof.blocks.nn import StochasticDepth
     from blockprof.blocks.registry import get
-    from blockprof.networks.nn import MobileNetV2, ResNet
+    from blockprof.networks import nn as nets
 
-    definition = get(lay.block)
-    stages = [[definition.module(b.spec) for b in s.blocks] for s in lay.stages if s.blocks]
+    stages = []
+    for s in (s for s in lay.stages if s.blocks):
+        modules = []
+        for b in s.blocks:
+            module = get(b.spec.block).module(b.spec)
+            if b.drop_path:
+                module.drop_path = StochasticDepth(b.drop_path)
+            modules.append(module)
+        stages.append(modules)
     features = [s for s in lay.stages if s.blocks][-1].out_channels
-    if lay.spec.network == "mobilenet_v2":
-        return MobileNetV2([m for blocks in stages for m in blocks], features)
-    return ResNet(stages, features)
+    config = dict(lay.config)
+    if lay.family == "resnet":
+        return nets.ResNet(stages, features)
+    if lay.family == "regnet":
+        return nets.RegNet(stages, features)
+    if lay.family == "mobilenet_v2":
+        return nets.MobileNetV2([m for blocks in stages for m in blocks], features)
+    if lay.family == "mobilenet_v3":
+        return nets.MobileNetV3([m for blocks in stages for m in blocks], features, **config)
+    if lay.family == "efficientnet":
+        return nets.EfficientNet(stages, features, **config)
+    return nets.MNASNet(stages, features, **config)
 
 
 def network_count(
-    name: str | NetworkSpec, block: str | None = None, spatial: int = 224, batch: int = 1, tools: Iterable[str] = TOOL_NAMES
+    name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1, tools: Iterable[str] = TOOL_NAMES
 ) -> dict[str, Any]:
     """One record for the network: totals, torchvision's published parameter count,
     each tool's count and agreement, and ``stages``, a list of per-stage rows.
@@ -131,6 +162,7 @@ def network_count(
         "batch": spec.batch,
         "count_source": "analytic" if analytic else "tools",
         "published_params": analytic.published_params if analytic else None,
+        "published_gflops": analytic.published_gflops if analytic else None,
         "module_params": sum(p.numel() for p in module.parameters()),
     }
     if analytic:

@@ -123,17 +123,21 @@ def explain_network_text(count: NetworkCount) -> str:
     return "\n".join(lines)
 
 
-def _explain_command(spec: BlockSpec) -> str:
-    """The ``blockprof explain`` command line that derives ``spec``'s block."""
-    from blockprof.blocks.registry import get
+def _explain_command(spec: ResolvedSpec) -> str:
+    """The ``blockprof explain`` command line that derives ``spec``'s block: every option the
+    block takes whose value is not the block's own default."""
+    from blockprof.blocks.registry import defaults_of, get
 
+    accepts, defaults = get(spec.block).accepts, defaults_of(spec.block)
     parts = [f"blockprof explain {spec.block} --channels {spec.in_channels}"]
     if spec.out_channels != spec.in_channels:
         parts.append(f"--out-channels {spec.out_channels}")
     if spec.stride != 1:
         parts.append(f"--stride {spec.stride}")
-    if spec.expansion is not None and "expansion" in get(spec.block).accepts:
-        parts.append(f"--expansion {spec.expansion:g}")
+    for field in ("expansion", "groups", "width_per_group", "se", "kernel", "activation", "se_style"):
+        value = getattr(spec, field)
+        if field in accepts and value is not None and value != defaults.get(field):
+            parts.append(f"--{field.replace('_', '-')} {value:g}" if isinstance(value, float) else f"--{field.replace('_', '-')} {value}")
     parts.append(f"--spatial {spec.spatial}")
     return " ".join(parts)
 

@@ -4,9 +4,10 @@
 Each adapter module exports ``NAME``, ``CONVENTION`` (one sentence: what the
 tool's number means), ``count(module, input_shape) -> ToolCount`` and
 ``CONVENTION_TERMS``, the tool's counting convention as one function per op
-over the analytic layer table. :mod:`blockprof.counting.reconcile` uses the
-terms to rebuild the number the tool *should* print, so a difference is either
-explained by convention or is a finding.
+over the analytic layer table, and ``ZERO_REASONS``, why the tool counts 0 for
+each op kind it leaves out (no handler, a zero rule, invisible to hooks).
+:mod:`blockprof.counting.reconcile` uses the terms to rebuild the number the tool
+*should* print, so a difference is either explained by convention or is a finding.
 """
 
 from __future__ import annotations

@@ -31,6 +31,20 @@ CONVENTION_TERMS: dict[str, Term] = {
     "avgpool": lambda layer, cost, n: layer.in_numel(n),
 }
 
+#: why fvcore's number has nothing for each op kind it does not count (shown per layer by reconcile)
+ZERO_REASONS: dict[str, str] = {
+    "relu": "in fvcore's ignored ops: 0 by design",
+    "dropout": "in fvcore's ignored ops (and the identity in eval)",
+    "stochastic_depth": "the identity in eval: no op is traced",
+    **{
+        op: f"fvcore has no handler for aten::{aten}: it lists it as unsupported and counts 0"
+        for op, aten in (
+            ("relu6", "hardtanh_"), ("hardswish", "hardswish"), ("silu", "silu"), ("hardsigmoid", "hardsigmoid"),
+            ("sigmoid", "sigmoid"), ("add", "add"), ("mul", "mul"), ("maxpool", "max_pool2d"),
+        )
+    },
+}  # fmt: skip
+
 
 def count(module, input_shape: tuple[int, ...], macs_hint: float | None = None) -> ToolCount:  # type: ignore[no-untyped-def]
     """Count at batch 1 and scale; ``macs_hint`` (forward MACs of the full batch,

@@ -24,6 +24,21 @@ CONVENTION_TERMS: dict[str, Term] = {
     "avgpool": lambda layer, cost, n: (layer.in_size * layer.in_size + 1) * cost.elements,
 }
 
+#: why thop's number has nothing for each op kind it does not count (shown per layer by reconcile)
+ZERO_REASONS: dict[str, str] = {
+    "relu": "thop's rule for nn.ReLU is zero_ops",
+    "relu6": "thop's rule for nn.ReLU6 is zero_ops",
+    "dropout": "thop's rule for nn.Dropout is zero_ops",
+    "maxpool": "thop's rule for nn.MaxPool2d is zero_ops",
+    "hardswish": "thop has no rule for nn.Hardswish and counts an unknown module 0, silently",
+    "silu": "thop has no rule for nn.SiLU and counts an unknown module 0, silently",
+    "hardsigmoid": "thop has no rule for nn.Hardsigmoid and counts an unknown module 0, silently",
+    "sigmoid": "thop has no rule for nn.Sigmoid and counts an unknown module 0, silently",
+    "stochastic_depth": "thop has no rule for stochastic depth (and it is the identity in eval)",
+    "add": "a functional op (x + shortcut): invisible to thop's module hooks",
+    "mul": "a functional op (the SE rescale x · gate): invisible to thop's module hooks",
+}
+
 
 def _leaves(info: dict, prefix: str = "") -> dict[str, float]:
     """Flatten thop's ``ret_layer_info`` tree to ``{module name: MACs}`` for leaf modules."""

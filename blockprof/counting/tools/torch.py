@@ -10,6 +10,7 @@ gradient of a grouped or depthwise conv is counted ``groups`` times too high.
 
 from __future__ import annotations
 
+from blockprof.counting.formulas import ELEMENTWISE_OPS
 from blockprof.counting.tools import Term, ToolCount, fresh_copy
 from blockprof.units import FLOPS_PER_MAC
 
@@ -19,6 +20,12 @@ CONVENTION = "FlopCounterMode: FLOPs of conv and matmul only (2 per MAC), forwar
 CONVENTION_TERMS: dict[str, Term] = {
     "conv2d": lambda layer, cost, n: cost.macs,
     "linear": lambda layer, cost, n: cost.macs,
+}
+
+#: FlopCounterMode counts matrix ops only; every other op kind is 0 for that one reason
+ZERO_REASONS: dict[str, str] = {
+    op: "FlopCounterMode counts matrix ops (conv, matmul) only"
+    for op in (*ELEMENTWISE_OPS, "batchnorm2d", "avgpool", "maxpool", "dropout", "stochastic_depth")
 }
 
 
