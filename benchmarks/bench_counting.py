@@ -52,17 +52,23 @@ def main() -> None:
                 fn()
                 samples.setdefault((block, name), []).append(time.perf_counter() - start)
     print(f"# counting speed, {args.channels} channels, 1×C×56×56; {args.repeats} interleaved repeats")
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+    )
     print("| block | path | median ms | IQR ms | runs | × analytic |")
     print("|---|---|---:|---:|---:|---:|")
     for block in table:
         base = Measurement(1, samples[(block, "analytic")], "", "").median
         for name in table[block]:
             m = Measurement(1, samples[(block, name)], "", "")
-            print(f"| {block} | {name} | {m.median * 1e3:.2f} | {m.iqr * 1e3:.2f} | {len(m.times)} | {m.median / base:,.0f}× |")
+            print(
+                f"| {block} | {name} | {m.median * 1e3:.2f} | {m.iqr * 1e3:.2f} | {len(m.times)} | {m.median / base:,.0f}× |"
+            )
     start = time.perf_counter()
     count(BlockSpec("basic", 4096, spatial=224, batch=64))
-    print(f"\n4096-wide BasicBlock at 64×4096×224×224, count() with all tools: {time.perf_counter() - start:.2f} s (fvcore skipped: needs real memory)")
+    print(
+        f"\n4096-wide BasicBlock at 64×4096×224×224, count() with all tools: {time.perf_counter() - start:.2f} s (fvcore skipped: needs real memory)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.utils.benchmark import Measurement
@@ -23,7 +23,16 @@ from blockprof.counting.tools import adapter
 from blockprof.networks import analytic_network, build_network, default_spatial, names, network_count
 
 #: one network of each family and block kind, timed path by path (all 43 with --networks all)
-ONE_PER_FAMILY = ("resnet50", "resnext50_32x4d", "regnet_y_400mf", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_v2_s", "mnasnet1_0")
+ONE_PER_FAMILY = (
+    "resnet50",
+    "resnext50_32x4d",
+    "regnet_y_400mf",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "efficientnet_v2_s",
+    "mnasnet1_0",
+)
 #: the networks small enough to also time fvcore (a real CPU forward) and network_count() with every tool
 REAL_FORWARD = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2")
 
@@ -76,25 +85,33 @@ def run(table: dict[str, dict[str, Callable[[], object]]], repeats: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--networks", default=",".join(ONE_PER_FAMILY), help="comma-separated network names (all: every one of the 43)")
+    parser.add_argument(
+        "--networks", default=",".join(ONE_PER_FAMILY), help="comma-separated network names (all: every one of the 43)"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     all_analytic()
     cold = time.perf_counter() - start
     whole = Measurement(1, run({"all": {"all": all_analytic}}, args.repeats)[("all", "all")], "", "")
-    print(f"# all {len(names())} networks analytically, one process: first pass {cold:.2f} s (after imports), "
-          f"then median {whole.median:.2f} s (IQR {whole.iqr:.2f} s, {len(whole.times)} runs)\n")
+    print(
+        f"# all {len(names())} networks analytically, one process: first pass {cold:.2f} s (after imports), "
+        f"then median {whole.median:.2f} s (IQR {whole.iqr:.2f} s, {len(whole.times)} runs)\n"
+    )
     table = {name: paths(name) for name in (names() if args.networks == "all" else args.networks.split(","))}
     samples = run(table, args.repeats)
     print(f"# network counting speed, 1×3×H×W at each network's default size; {args.repeats} interleaved repeats")
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+    )
     print("| network | path | median ms | IQR ms | runs | × analytic |")
     print("|---|---|---:|---:|---:|---:|")
     for network, fns in table.items():
         base = Measurement(1, samples[(network, "analytic")], "", "").median
         for name in fns:
             m = Measurement(1, samples[(network, name)], "", "")
-            print(f"| {network} | {name} | {m.median * 1e3:.2f} | {m.iqr * 1e3:.2f} | {len(m.times)} | {m.median / base:,.1f}× |")
+            print(
+                f"| {network} | {name} | {m.median * 1e3:.2f} | {m.iqr * 1e3:.2f} | {len(m.times)} | {m.median / base:,.1f}× |"
+            )
     budget = run({"budget": budget_paths()}, args.repeats)
     print("\n| widest_within (spatial 56) | median ms | IQR ms | runs |")
     print("|---|---:|---:|---:|")

@@ -42,7 +42,17 @@ import torch
 from blockprof.blocks import registry
 from blockprof.blocks.resnet import Basic
 from blockprof.regress import (
-    CLOCKS, CheckResult, Snapshot, Suite, ab_check, compare, confirm, inline_suite, load_baseline, load_suite, measure,
+    CLOCKS,
+    CheckResult,
+    Snapshot,
+    Suite,
+    ab_check,
+    compare,
+    confirm,
+    inline_suite,
+    load_baseline,
+    load_suite,
+    measure,
 )
 from blockprof.spec import BlockSpec
 from tests.regress_blocks import Repeated  # run from the repository root (PYTHONPATH=.)
@@ -81,7 +91,9 @@ def false_alarms(suite: Suite, checks: int, baselines: int) -> list[str]:
     per_check: list[float] = []
     ref_shift: dict[str, list[float]] = {clock: [] for clock in CLOCKS[:2]}
     for b in range(baselines):
-        bases = {clock: measure(with_clock(suite, clock), sessions=suite.timing.baseline_sessions) for clock in CLOCKS[:2]}
+        bases = {
+            clock: measure(with_clock(suite, clock), sessions=suite.timing.baseline_sessions) for clock in CLOCKS[:2]
+        }
         for c in range(checks):
             for clock in CLOCKS[:2]:  # the two clocks' checks back to back: the same stretch of machine load
                 start = time.perf_counter()
@@ -89,14 +101,21 @@ def false_alarms(suite: Suite, checks: int, baselines: int) -> list[str]:
                 if clock == suite.timing.clock:
                     per_check.append(time.perf_counter() - start)
                 base = bases[clock]
-                ref_shift[clock].append(statistics.median(current.reference_samples()) / statistics.median(base.reference_samples()) - 1)
+                ref_shift[clock].append(
+                    statistics.median(current.reference_samples()) / statistics.median(base.reference_samples()) - 1
+                )
                 for comparison in ("raw", "normalised"):
                     result = judged(base, current, comparison)
-                    worst[(clock, comparison)] = max(worst[(clock, comparison)], *(abs(v.change) for v in result.verdicts if v.metric == "time"))
+                    worst[(clock, comparison)] = max(
+                        worst[(clock, comparison)], *(abs(v.change) for v in result.verdicts if v.metric == "time")
+                    )
                     failed[((clock, comparison), False)] += not result.passed
                     failed[((clock, comparison), True)] += not (result.passed or confirm(result).passed)
-            print(f"  baseline {b + 1} check {c + 1}: reference kernel vs baseline "
-                  + ", ".join(f"{clock} {ref_shift[clock][-1]:+.0%}" for clock in CLOCKS[:2]), file=sys.stderr)
+            print(
+                f"  baseline {b + 1} check {c + 1}: reference kernel vs baseline "
+                + ", ".join(f"{clock} {ref_shift[clock][-1]:+.0%}" for clock in CLOCKS[:2]),
+                file=sys.stderr,
+            )
     n = checks * baselines
     shifts = "; ".join(f"{clock} clock {min(v):+.0%} … {max(v):+.0%}" for clock, v in ref_shift.items())
     lines = [
@@ -111,10 +130,15 @@ def false_alarms(suite: Suite, checks: int, baselines: int) -> list[str]:
     ]
     for k in keys:
         shipped = " **(default)**" if k == (suite.timing.clock, suite.rules.comparison) else ""
-        lines.append(f"| {k[0]} | {k[1]}{shipped} | {failed[(k, False)]} / {n} ({failed[(k, False)] / n:.0%}) | "
-                     f"{failed[(k, True)]} / {n} ({failed[(k, True)] / n:.0%}) | {worst[k]:.0%} |")
-    lines += ["", f"Timing part of one check (in process, {suite.timing.clock} clock): median {statistics.median(per_check):.1f} s, "
-                  f"range {min(per_check):.1f}–{max(per_check):.1f} s over {n} checks."]
+        lines.append(
+            f"| {k[0]} | {k[1]}{shipped} | {failed[(k, False)]} / {n} ({failed[(k, False)] / n:.0%}) | "
+            f"{failed[(k, True)]} / {n} ({failed[(k, True)] / n:.0%}) | {worst[k]:.0%} |"
+        )
+    lines += [
+        "",
+        f"Timing part of one check (in process, {suite.timing.clock} clock): median {statistics.median(per_check):.1f} s, "
+        f"range {min(per_check):.1f}–{max(per_check):.1f} s over {n} checks.",
+    ]
     return lines
 
 
@@ -123,10 +147,12 @@ def detection(trials: int, rounds: int, sample_time: float) -> list[str]:
     try:
         suite = inline_suite([Scaled.name], [16], [16], [1], metrics=("time",))
         suite = replace(suite, timing=replace(suite.timing, rounds=rounds, sample_time=sample_time))
-        hits = {(level, c, confirmed): 0 for level in LEVELS for c in ("raw", "normalised") for confirmed in (False, True)}
+        hits = {
+            (level, c, confirmed): 0 for level in LEVELS for c in ("raw", "normalised") for confirmed in (False, True)
+        }
         measured: dict[float, list[float]] = {level: [] for level in LEVELS}
         for t in range(trials):
-            for level in LEVELS[t % len(LEVELS):] + LEVELS[:t % len(LEVELS)]:  # rotate the order per trial
+            for level in LEVELS[t % len(LEVELS) :] + LEVELS[: t % len(LEVELS)]:  # rotate the order per trial
                 Scaled.repeats = BASE_REPEATS
                 base = measure(suite, sessions=suite.timing.baseline_sessions)
                 Scaled.repeats = round(BASE_REPEATS * (1 + level))
@@ -153,8 +179,11 @@ def detection(trials: int, rounds: int, sample_time: float) -> list[str]:
     ]
     for level in LEVELS:
         m = measured[level]
-        lines.append(f"| {level:.0%} | " + " | ".join(f"{hits[(level, c, k)]} / {trials}" for c in ("raw", "normalised") for k in (False, True))
-                     + f" | {statistics.median(m):+.1%} [{min(m):+.1%}, {max(m):+.1%}] |")
+        lines.append(
+            f"| {level:.0%} | "
+            + " | ".join(f"{hits[(level, c, k)]} / {trials}" for c in ("raw", "normalised") for k in (False, True))
+            + f" | {statistics.median(m):+.1%} [{min(m):+.1%}, {max(m):+.1%}] |"
+        )
     return lines
 
 
@@ -196,7 +225,9 @@ class _Hog:
     def __enter__(self) -> _Hog:
         import os
 
-        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(len(os.sched_getaffinity(0)))]
+        self.procs = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(len(os.sched_getaffinity(0)))
+        ]
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -234,15 +265,22 @@ def modes(suite: Suite, runs: int, hog_runs: int, trials: int) -> list[str]:
                     across = replace(suite, rules=replace(suite.rules, across_machines=True))
                     judged = compare(committed, replace(current, suite=across))
                     note((label, "committed (other CPU), judged"), not (judged.passed or confirm(judged).passed))
-                print(f"  {label} run {i + 1}/{n}: A/B {t_ab:.0f} s; failures so far "
-                      + ", ".join(f"{k[1]} {sum(v)}" for k, v in tally.items() if k[0] == label), file=sys.stderr)
+                print(
+                    f"  {label} run {i + 1}/{n}: A/B {t_ab:.0f} s; failures so far "
+                    + ", ".join(f"{k[1]} {sum(v)}" for k, v in tally.items() if k[0] == label),
+                    file=sys.stderr,
+                )
         detect: dict[float, list[int]] = {}
         changes: dict[float, list[float]] = {}
         small = inline_suite(["slowed:block"], [16], [16], [1], metrics=("time",))
-        small = replace(small, timing=replace(small.timing, rounds=suite.timing.rounds, sample_time=suite.timing.sample_time))
+        small = replace(
+            small, timing=replace(small.timing, rounds=suite.timing.rounds, sample_time=suite.timing.sample_time)
+        )
         for t in range(trials):
             for level in (0.10, 0.20, 0.50):
-                (Path(tmp) / "head" / "slowed.py").write_text(SLOWED_BLOCK.format(repeats=round(BASE_REPEATS * (1 + level))))
+                (Path(tmp) / "head" / "slowed.py").write_text(
+                    SLOWED_BLOCK.format(repeats=round(BASE_REPEATS * (1 + level)))
+                )
                 result = ab_check(small, base, head)
                 (verdict,) = result.verdicts
                 detect.setdefault(level, []).append(int(verdict.status == "slower"))
@@ -263,12 +301,19 @@ def modes(suite: Suite, runs: int, hog_runs: int, trials: int) -> list[str]:
     ]
     for (label, mode), fails in tally.items():
         lines.append(f"| {label} | {mode} | {sum(fails)} / {len(fails)} |")
-    lines += ["", f"A/B detection: `slowed:block` (a BasicBlock 16→16 at 1×16×16×16 run {BASE_REPEATS}× per call) in the base, "
-              f"{BASE_REPEATS}·(1+s)× in the change; {trials} trials per level; detected = verdict 'slower' after confirmation.", "",
-              "| injected slowdown | detected | measured change: median [min, max] |", "|---:|---:|---:|"]
+    lines += [
+        "",
+        f"A/B detection: `slowed:block` (a BasicBlock 16→16 at 1×16×16×16 run {BASE_REPEATS}× per call) in the base, "
+        f"{BASE_REPEATS}·(1+s)× in the change; {trials} trials per level; detected = verdict 'slower' after confirmation.",
+        "",
+        "| injected slowdown | detected | measured change: median [min, max] |",
+        "|---:|---:|---:|",
+    ]
     for level, hits in detect.items():
         m = changes[level]
-        lines.append(f"| {level:.0%} | {sum(hits)} / {len(hits)} | {statistics.median(m):+.1%} [{min(m):+.1%}, {max(m):+.1%}] |")
+        lines.append(
+            f"| {level:.0%} | {sum(hits)} / {len(hits)} | {statistics.median(m):+.1%} [{min(m):+.1%}, {max(m):+.1%}] |"
+        )
     return lines
 
 
@@ -300,18 +345,30 @@ def allocator_effect(builds: int, processes: int) -> list[str]:
     rows: dict[str, list[dict[str, float]]] = {"default": [], "steady": []}
     for _ in range(processes):
         for setting in rows:  # alternate the settings: both see the same stretch of machine load
-            out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, setting, str(builds)], cwd=ROOT, check=True,
-                                 capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", ALLOCATOR_PROBE, setting, str(builds)],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+            ).stdout
             rows[setting] += [json.loads(line) for line in out.splitlines()]
-    lines = [f"inverted_residual 40→40 se0.25 at 1×40×28×28, forward, 1 thread, CPU time of the thread per call "
-             f"(`timeit(200)`), {builds} builds (seed 0) in each of {processes} fresh processes per setting, settings alternated.", "",
-             "| malloc | median ms | min–max ms | page faults per call: median [min, max] | samples |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"inverted_residual 40→40 se0.25 at 1×40×28×28, forward, 1 thread, CPU time of the thread per call "
+        f"(`timeit(200)`), {builds} builds (seed 0) in each of {processes} fresh processes per setting, settings alternated.",
+        "",
+        "| malloc | median ms | min–max ms | page faults per call: median [min, max] | samples |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for setting, samples in rows.items():
         ms = [r["ms"] for r in samples]
         faults = [r["faults"] for r in samples]
         label = "glibc defaults" if setting == "default" else f"steady ({samples[0]['setting']})"
-        lines.append(f"| {label} | {statistics.median(ms):.3f} | {min(ms):.3f}–{max(ms):.3f} | "
-                     f"{statistics.median(faults):.0f} [{min(faults):.0f}, {max(faults):.0f}] | {len(ms)} |")
+        lines.append(
+            f"| {label} | {statistics.median(ms):.3f} | {min(ms):.3f}–{max(ms):.3f} | "
+            f"{statistics.median(faults):.0f} [{min(faults):.0f}, {max(faults):.0f}] | {len(ms)} |"
+        )
     return lines
 
 
@@ -319,16 +376,35 @@ def duration(repeats: int) -> list[str]:
     lines = ["| command | median s | min–max s | runs |", "|---|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
         baseline = Path(tmp) / "baseline.json"
-        subprocess.run([sys.executable, "-m", "blockprof", "baseline", "save", "--suite", str(SUITE), "-o", str(baseline)],
-                       cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "blockprof", "baseline", "save", "--suite", str(SUITE), "-o", str(baseline)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         for label, extra in (("check (counts + times)", []), ("check --no-time (counts only)", ["--no-time"])):
             walls = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "blockprof", "check", "--suite", str(SUITE), "--baseline", str(baseline), *extra],
-                               cwd=ROOT, capture_output=True)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "blockprof",
+                        "check",
+                        "--suite",
+                        str(SUITE),
+                        "--baseline",
+                        str(baseline),
+                        *extra,
+                    ],
+                    cwd=ROOT,
+                    capture_output=True,
+                )
                 walls.append(time.perf_counter() - start)
-            lines.append(f"| `blockprof {label}` | {statistics.median(walls):.1f} | {min(walls):.1f}–{max(walls):.1f} | {repeats} |")
+            lines.append(
+                f"| `blockprof {label}` | {statistics.median(walls):.1f} | {min(walls):.1f}–{max(walls):.1f} | {repeats} |"
+            )
     return lines
 
 
@@ -341,17 +417,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8, help="runs per mode, quiet (modes)")
     parser.add_argument("--hog-runs", type=int, default=4, help="runs per mode beside a CPU hog (modes)")
     parser.add_argument("--ab-trials", type=int, default=3, help="A/B detection trials per slowdown (modes)")
-    parser.add_argument("--modes-rounds", type=int, default=None, help="rounds per check in 'modes' (default: the suite's)")
+    parser.add_argument(
+        "--modes-rounds", type=int, default=None, help="rounds per check in 'modes' (default: the suite's)"
+    )
     parser.add_argument("--modes-sample-time", type=float, default=None, help="seconds per cell per round in 'modes'")
-    parser.add_argument("--sections", default="allocator,false-alarms,detection,duration", help="comma-separated sections to run "
-                        "(also: modes, the CI modes' false alarms and A/B detection)")
+    parser.add_argument(
+        "--sections",
+        default="allocator,false-alarms,detection,duration",
+        help="comma-separated sections to run (also: modes, the CI modes' false alarms and A/B detection)",
+    )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     suite = load_suite(SUITE)
     cpu = torch.backends.cpu.get_cpu_capability()
-    print(f"# blockprof check: false alarms, detection, duration\n\n{platform.machine()} ({cpu}), "
-          f"{len(__import__('os').sched_getaffinity(0))} CPUs, torch {torch.__version__}, timing on {suite.timing.threads} thread(s), "
-          f"Python {platform.python_version()}\n")
+    print(
+        f"# blockprof check: false alarms, detection, duration\n\n{platform.machine()} ({cpu}), "
+        f"{len(__import__('os').sched_getaffinity(0))} CPUs, torch {torch.__version__}, timing on {suite.timing.threads} thread(s), "
+        f"Python {platform.python_version()}\n"
+    )
     started = time.perf_counter()
     if "allocator" in sections:
         print("## The allocator: one block, glibc's default malloc vs the steady setting\n")
@@ -364,8 +447,11 @@ def main() -> None:
         print("\n".join(detection(args.trials, suite.timing.rounds, suite.timing.sample_time)) + "\n")
     if "modes" in sections:
         print("## False alarms per CI mode, and A/B detection\n")
-        plan = replace(suite.timing, rounds=args.modes_rounds or suite.timing.rounds,
-                       sample_time=args.modes_sample_time or suite.timing.sample_time)
+        plan = replace(
+            suite.timing,
+            rounds=args.modes_rounds or suite.timing.rounds,
+            sample_time=args.modes_sample_time or suite.timing.sample_time,
+        )
         print("\n".join(modes(replace(suite, timing=plan), args.runs, args.hog_runs, args.ab_trials)) + "\n")
     if "duration" in sections:
         print("## Duration of a check of the default suite (end to end, subprocess)\n")

@@ -57,12 +57,16 @@ def main() -> None:
     js = len(plotly_js().encode())
     stats = {k: Measurement(1, v, TaskSpec("build_report", "")) for k, v in times.items()}
     base = stats[min(frames)].median
-    print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; plotly.js is {js:,} bytes of every file")
+    print(
+        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; plotly.js is {js:,} bytes of every file"
+    )
     print()
     print("| records | build median s | IQR s | runs | × 18 records | file bytes | beyond plotly.js |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for k, m in stats.items():
-        print(f"| {18 * k:,} | {m.median:.2f} | {m.iqr:.2f} | {len(times[k])} | {m.median / base:.1f}× | {sizes[k]:,} | {sizes[k] - js:,} |")
+        print(
+            f"| {18 * k:,} | {m.median:.2f} | {m.iqr:.2f} | {len(times[k])} | {m.median / base:.1f}× | {sizes[k]:,} | {sizes[k] - js:,} |"
+        )
 
 
 if __name__ == "__main__":

@@ -88,13 +88,22 @@ def counts_only(work: Path, repeats: int, sample: int) -> None:
     for name, label in (("none", "analytic only (`--tools none`)"), ("torch", "analytic + torch (default)")):
         wall = statistics.median(w for w, _, _ in results[name])
         counting = statistics.median(c for _, c, _ in results[name])
-        print(f"| {label} | {wall:.1f} | {wall / cells * 1e3:.1f} | {counting / cells * 1e3:.1f} | {(wall - counting) / cells * 1e3:.1f} | {wall / base:.1f} |")
-    for (wall, counting, n), label in ((sampled_default, "analytic + torch, sampled"), (sampled_all, "all three tools, sampled")):
-        print(f"| {label} ({n} cells, ×{cells / n:.1f}) | {wall * cells / n:.1f} (est.) | {wall / n * 1e3:.1f} | {counting / n * 1e3:.1f} | "
-              f"{(wall - counting) / n * 1e3:.1f} | {wall / n * cells / base:.1f} |")
-    print(f"\nAll three tools cost {sampled_all[0] / sampled_default[0]:.1f}× the default over the same {sampled_all[2]} cells. "
-          f"One record append (write + flush + fsync): median {append * 1e3:.2f} ms of 200. "
-          f"Whole sweeps: median of {repeats}, interleaved.\n")
+        print(
+            f"| {label} | {wall:.1f} | {wall / cells * 1e3:.1f} | {counting / cells * 1e3:.1f} | {(wall - counting) / cells * 1e3:.1f} | {wall / base:.1f} |"
+        )
+    for (wall, counting, n), label in (
+        (sampled_default, "analytic + torch, sampled"),
+        (sampled_all, "all three tools, sampled"),
+    ):
+        print(
+            f"| {label} ({n} cells, ×{cells / n:.1f}) | {wall * cells / n:.1f} (est.) | {wall / n * 1e3:.1f} | {counting / n * 1e3:.1f} | "
+            f"{(wall - counting) / n * 1e3:.1f} | {wall / n * cells / base:.1f} |"
+        )
+    print(
+        f"\nAll three tools cost {sampled_all[0] / sampled_default[0]:.1f}× the default over the same {sampled_all[2]} cells. "
+        f"One record append (write + flush + fsync): median {append * 1e3:.2f} ms of 200. "
+        f"Whole sweeps: median of {repeats}, interleaved.\n"
+    )
 
 
 def timed(work: Path) -> None:
@@ -110,19 +119,25 @@ def timed(work: Path) -> None:
     timed_calls = float((df["fwd_total_s"] + df["train_total_s"]).sum())
     groups = float(df.drop_duplicates("in_channels")["timing_group_s"].sum())
     counting = float(df["count_s"].sum())
-    print(f"## Timed: {cells} cells ({len(TIMED_GRID.blocks)} blocks × {len(TIMED_GRID.channels)} widths at 28², batch 1; "
-          f"min_run_time 0.2 s, 3 rounds, ≥10 samples; {torch.get_num_threads()} threads)\n")
+    print(
+        f"## Timed: {cells} cells ({len(TIMED_GRID.blocks)} blocks × {len(TIMED_GRID.channels)} widths at 28², batch 1; "
+        f"min_run_time 0.2 s, 3 rounds, ≥10 samples; {torch.get_num_threads()} threads)\n"
+    )
     print(f"| seconds per cell (mean of {cells}) | s | what |")
     print("|---|---:|---|")
-    per = lambda s: s / cells  # noqa: E731
+    per = lambda s: s / cells
     print(f"| in timed calls | {per(timed_calls):.2f} | fwd_total_s + train_total_s: the measurement itself |")
-    print(f"| timing harness outside timed calls | {per(groups - timed_calls):.2f} | warm-up, block-size estimation, saved-tensor probe |")
+    print(
+        f"| timing harness outside timed calls | {per(groups - timed_calls):.2f} | warm-up, block-size estimation, saved-tensor probe |"
+    )
     print(f"| sweep outside timing | {per(wall - groups):.3f} | counting ({per(counting):.3f}), records, progress |")
     print(f"| total | {per(wall):.2f} | |")
-    print(f"\nOverhead against the timings: harness {(groups - timed_calls) / timed_calls:.0%}, "
-          f"sweep {(wall - groups) / timed_calls:.1%} of the seconds in timed calls. "
-          f"Samples per median: fwd {int(df['fwd_runs'].min())}..{int(df['fwd_runs'].max())}, "
-          f"train {int(df['train_runs'].min())}..{int(df['train_runs'].max())}.\n")
+    print(
+        f"\nOverhead against the timings: harness {(groups - timed_calls) / timed_calls:.0%}, "
+        f"sweep {(wall - groups) / timed_calls:.1%} of the seconds in timed calls. "
+        f"Samples per median: fwd {int(df['fwd_runs'].min())}..{int(df['fwd_runs'].max())}, "
+        f"train {int(df['train_runs'].min())}..{int(df['train_runs'].max())}.\n"
+    )
 
 
 def main() -> None:
@@ -133,9 +148,11 @@ def main() -> None:
     args = parser.parse_args()
     from blockprof.timing.env import cpu_model
 
-    print(f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, Python {platform.python_version()}; "
-          f"load average before: {os.getloadavg()[0]:.2f}\n")
+    print(
+        f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, Python {platform.python_version()}; "
+        f"load average before: {os.getloadavg()[0]:.2f}\n"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         counts_only(work, args.repeats, args.sample)

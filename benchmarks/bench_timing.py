@@ -65,7 +65,9 @@ def direct_medians(channels: int, threads: int) -> dict[str, float]:
     """Each block's fwd and train step timed directly with torch.utils.benchmark."""
     from blockprof.spec import BlockSpec
 
-    return {f"{b} {m}": direct_median(BlockSpec(b, channels), m, threads, 1.0) for b in BLOCKS for m in ("fwd", "train")}
+    return {
+        f"{b} {m}": direct_median(BlockSpec(b, channels), m, threads, 1.0) for b in BLOCKS for m in ("fwd", "train")
+    }
 
 
 def fidelity(channels: int, threads: int, pairs: int) -> list[str]:
@@ -75,13 +77,16 @@ def fidelity(channels: int, threads: int, pairs: int) -> list[str]:
     from blockprof.spec import BlockSpec
     from blockprof.timing.harness import time_blocks
 
-    lines = ["| block step | blockprof median ms (median of pairs) | direct median ms | blockprof ÷ direct per pair: median [min, max] | pairs |",
-             "|---|---:|---:|---|---:|"]
+    lines = [
+        "| block step | blockprof median ms (median of pairs) | direct median ms | blockprof ÷ direct per pair: median [min, max] | pairs |",
+        "|---|---:|---:|---|---:|",
+    ]
     for block in BLOCKS:
         spec = BlockSpec(block, channels)
         for mode in ("fwd", "train"):
             ours, theirs = [], []
             for i in range(pairs):
+
                 def mine() -> None:
                     (t,) = time_blocks([spec], modes=(mode,), device="cpu", threads=threads)
                     ours.append(t.measurement(mode).median)
@@ -89,12 +94,14 @@ def fidelity(channels: int, threads: int, pairs: int) -> list[str]:
                 def direct() -> None:
                     theirs.append(direct_median(spec, mode, threads, 2.0))
 
-                for step in ((mine, direct) if i % 2 == 0 else (direct, mine)):
+                for step in (mine, direct) if i % 2 == 0 else (direct, mine):
                     step()
             ratios = [a / b for a, b in zip(ours, theirs)]
             r = Measurement(1, ratios, "", "")
-            lines.append(f"| {block} {mode} | {statistics.median(ours) * 1e3:.2f} | {statistics.median(theirs) * 1e3:.2f} | "
-                         f"{r.median:.3f} [{min(ratios):.3f}, {max(ratios):.3f}] | {pairs} |")
+            lines.append(
+                f"| {block} {mode} | {statistics.median(ours) * 1e3:.2f} | {statistics.median(theirs) * 1e3:.2f} | "
+                f"{r.median:.3f} [{min(ratios):.3f}, {max(ratios):.3f}] | {pairs} |"
+            )
     return lines
 
 
@@ -116,7 +123,7 @@ def worker(channels: int, threads: int, first: str) -> None:
     def theirs() -> None:
         result["direct"] = direct_medians(channels, threads)
 
-    for step in ((ours, theirs) if first == "blockprof" else (theirs, ours)):
+    for step in (ours, theirs) if first == "blockprof" else (theirs, ours):
         step()
     print(json.dumps(result))
 
@@ -139,7 +146,11 @@ def overhead(threads: int) -> list[str]:
         timed.append(t.fwd.total_s)
         samples["blockprof"].append(t.fwd.median)
         with torch.inference_mode():
-            samples["direct"].append(Timer("model(x)", globals={"model": nn.Identity(), "x": x}, num_threads=threads).blocked_autorange(min_run_time=0.2).median)
+            samples["direct"].append(
+                Timer("model(x)", globals={"model": nn.Identity(), "x": x}, num_threads=threads)
+                .blocked_autorange(min_run_time=0.2)
+                .median
+            )
     from torch.utils.benchmark import Measurement
 
     for name, values in samples.items():
@@ -148,8 +159,10 @@ def overhead(threads: int) -> list[str]:
     extra = (statistics.median(samples["blockprof"]) - statistics.median(samples["direct"])) * 1e6
     lines.append("")
     lines.append(f"Per-call overhead of the harness on nn.Identity: {extra:+.3f} µs (blockprof − direct).")
-    lines.append(f"Wall time of one time_module(nn.Identity, fwd) call: median {statistics.median(walls):.2f} s, of which "
-                 f"{statistics.median(timed):.2f} s in timed calls (the rest: warm-up, block-size estimates, bookkeeping).")
+    lines.append(
+        f"Wall time of one time_module(nn.Identity, fwd) call: median {statistics.median(walls):.2f} s, of which "
+        f"{statistics.median(timed):.2f} s in timed calls (the rest: warm-up, block-size estimates, bookkeeping)."
+    )
     return lines
 
 
@@ -162,7 +175,9 @@ def main() -> None:
     parser.add_argument("--invocations", type=int, default=5)
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--channels", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=None, help="Threads for every measurement (default: torch's default).")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="Threads for every measurement (default: torch's default)."
+    )
     parser.add_argument("--worker", choices=("blockprof", "direct"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
@@ -177,19 +192,27 @@ def main() -> None:
     from blockprof.spec import BlockSpec
     from blockprof.timing.calibrate import calibrate
     from blockprof.timing.env import cpu_count, cpu_model
-    from blockprof.timing.layers import layer_times
     from blockprof.timing.harness import time_blocks
+    from blockprof.timing.layers import layer_times
     from blockprof.timing.records import timing_frame
 
     print(f"# blockprof timing benchmark — {args.channels} channels, input 1×C×56×56")
-    print(f"# {cpu_model()}, {cpu_count()} logical CPUs, torch {torch.__version__}, {threads} threads (torch's default: {torch.get_num_threads()}); "
-          f"load average at start {os.getloadavg()[0]:.2f} (the machine is shared)\n")
+    print(
+        f"# {cpu_model()}, {cpu_count()} logical CPUs, torch {torch.__version__}, {threads} threads (torch's default: {torch.get_num_threads()}); "
+        f"load average at start {os.getloadavg()[0]:.2f} (the machine is shared)\n"
+    )
 
     runs = []
     for i in range(args.invocations):
         first = "blockprof" if i % 2 == 0 else "direct"
-        out = subprocess.run([sys.executable, __file__, "--worker", first, "--channels", str(args.channels), "--threads", str(threads)],
-                             capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", first, "--channels", str(args.channels), "--threads", str(threads)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     keys = list(runs[0]["blockprof"])
 
@@ -200,33 +223,50 @@ def main() -> None:
     print("\n".join(overhead(threads)) + "\n")
 
     print(f"## 3. Stability over {args.invocations} separate processes\n")
-    print("| block step | blockprof median ms, per process | CV blockprof | direct Timer median ms, same processes | CV direct |")
+    print(
+        "| block step | blockprof median ms, per process | CV blockprof | direct Timer median ms, same processes | CV direct |"
+    )
     print("|---|---|---:|---|---:|")
     for key in keys:
         ours = [r["blockprof"][key] for r in runs]
         theirs = [r["direct"][key] for r in runs]
-        print(f"| {key} | {', '.join(f'{v * 1e3:.2f}' for v in ours)} | {100 * cv(ours):.1f}% | "
-              f"{', '.join(f'{v * 1e3:.2f}' for v in theirs)} | {100 * cv(theirs):.1f}% |")
-    print(f"\nblockprof runs per measurement: {min(n for r in runs for n in r['runs'].values())} to "
-          f"{max(n for r in runs for n in r['runs'].values())}; noisy flags raised: {sum(v for r in runs for v in r['noisy'].values())} of {len(runs) * len(keys)}")
+        print(
+            f"| {key} | {', '.join(f'{v * 1e3:.2f}' for v in ours)} | {100 * cv(ours):.1f}% | "
+            f"{', '.join(f'{v * 1e3:.2f}' for v in theirs)} | {100 * cv(theirs):.1f}% |"
+        )
+    print(
+        f"\nblockprof runs per measurement: {min(n for r in runs for n in r['runs'].values())} to "
+        f"{max(n for r in runs for n in r['runs'].values())}; noisy flags raised: {sum(v for r in runs for v in r['noisy'].values())} of {len(runs) * len(keys)}"
+    )
     walls = [r["wall_s"] for r in runs]
-    print(f"Wall time of time_blocks(3 blocks, fwd + train, default budget): {', '.join(f'{w:.1f}' for w in walls)} s "
-          f"(median {statistics.median(walls):.1f} s)\n")
+    print(
+        f"Wall time of time_blocks(3 blocks, fwd + train, default budget): {', '.join(f'{w:.1f}' for w in walls)} s "
+        f"(median {statistics.median(walls):.1f} s)\n"
+    )
 
     print("## 4. Device peaks (measured now) and roofline at this width\n")
     peaks = calibrate("cpu", "float32", threads=threads, force=True)
-    print(f"compute {peaks.flops_per_s / 1e9:.1f} GFLOP/s, median {peaks.flops_median_per_s / 1e9:.1f} ({peaks.matmul_n}² fp32 matmul, "
-          f"IQR {100 * peaks.flops_rel_iqr:.1f}%, {peaks.flops_runs} runs); bandwidth {peaks.bytes_per_s / 1e9:.1f} GB/s, median "
-          f"{peaks.bytes_median_per_s / 1e9:.1f} ({peaks.copy_bytes >> 20} MiB copy, IQR {100 * peaks.bytes_rel_iqr:.1f}%, {peaks.bytes_runs} runs); "
-          f"ridge {peaks.ridge_intensity:.1f} FLOP/byte\n")
-    df = timing_frame(time_blocks([BlockSpec(b, args.channels) for b in BLOCKS], device="cpu", threads=threads, min_run_time=1.0), peaks)
-    print("| block | fwd ms (IQR) | runs | fwd GFLOP/s | fwd FLOP/byte | bound | fwd roofline | train ms (IQR) | train GFLOP/s | train roofline |")
+    print(
+        f"compute {peaks.flops_per_s / 1e9:.1f} GFLOP/s, median {peaks.flops_median_per_s / 1e9:.1f} ({peaks.matmul_n}² fp32 matmul, "
+        f"IQR {100 * peaks.flops_rel_iqr:.1f}%, {peaks.flops_runs} runs); bandwidth {peaks.bytes_per_s / 1e9:.1f} GB/s, median "
+        f"{peaks.bytes_median_per_s / 1e9:.1f} ({peaks.copy_bytes >> 20} MiB copy, IQR {100 * peaks.bytes_rel_iqr:.1f}%, {peaks.bytes_runs} runs); "
+        f"ridge {peaks.ridge_intensity:.1f} FLOP/byte\n"
+    )
+    df = timing_frame(
+        time_blocks([BlockSpec(b, args.channels) for b in BLOCKS], device="cpu", threads=threads, min_run_time=1.0),
+        peaks,
+    )
+    print(
+        "| block | fwd ms (IQR) | runs | fwd GFLOP/s | fwd FLOP/byte | bound | fwd roofline | train ms (IQR) | train GFLOP/s | train roofline |"
+    )
     print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for _, r in df.iterrows():
         flag = " ⚠" if r["noisy"] else ""
-        print(f"| {r['block']} | {r['fwd_ms']:.2f} ({r['fwd_iqr_ms']:.2f}){flag} | {r['runs']} | {r['fwd_gflops_per_s']:.1f} | {r['fwd_intensity']:.1f} | "
-              f"{r['fwd_bound']} | {100 * r['fwd_roofline_fraction']:.1f}% | {r['train_ms']:.2f} ({r['train_iqr_ms']:.2f}) | "
-              f"{r['train_gflops_per_s']:.1f} | {100 * r['train_roofline_fraction']:.1f}% |")
+        print(
+            f"| {r['block']} | {r['fwd_ms']:.2f} ({r['fwd_iqr_ms']:.2f}){flag} | {r['runs']} | {r['fwd_gflops_per_s']:.1f} | {r['fwd_intensity']:.1f} | "
+            f"{r['fwd_bound']} | {100 * r['fwd_roofline_fraction']:.1f}% | {r['train_ms']:.2f} ({r['train_iqr_ms']:.2f}) | "
+            f"{r['train_gflops_per_s']:.1f} | {100 * r['train_roofline_fraction']:.1f}% |"
+        )
 
     print(f"\n## Where the inverted residual's forward goes ({args.channels} channels, t=6)\n")
     layers = layer_times(BlockSpec("inverted_residual", args.channels), device="cpu", threads=threads)
@@ -235,7 +275,9 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     for _, r in layers.iterrows():
         macs = "-" if pd.isna(r["macs_share"]) else f"{100 * r['macs_share']:.1f}%"
-        print(f"| {r['layer']} | {r['op']} | {r['ms']:.2f} ({r['iqr_ms']:.2f}) | {r['runs']} | {100 * r['time_share']:.1f}% | {macs} |")
+        print(
+            f"| {r['layer']} | {r['op']} | {r['ms']:.2f} ({r['iqr_ms']:.2f}) | {r['runs']} | {100 * r['time_share']:.1f}% | {macs} |"
+        )
     print(f"\nthe same forward without the profiler: {layers.attrs['whole_ms_timer']:.2f} ms (torch.utils.benchmark)")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 

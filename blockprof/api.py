@@ -1,14 +1,15 @@
 """The Python API under the CLI: count, compare, explain. Returns records and DataFrames; never prints.
 
-    >>> import blockprof
-    >>> df = blockprof.compare(channels=256)           # one row per block
-    >>> rec = blockprof.count(blockprof.BlockSpec("bottleneck", 256))
-    >>> print(blockprof.explain("bottleneck", 256))
+>>> import blockprof
+>>> df = blockprof.compare(channels=256)           # one row per block
+>>> rec = blockprof.count(blockprof.BlockSpec("bottleneck", 256))
+>>> print(blockprof.explain("bottleneck", 256))
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from blockprof import schema
 from blockprof.blocks.registry import resolve
@@ -40,9 +41,25 @@ if TYPE_CHECKING:
 
 #: re-exported from below the API: counting one spec into a record is :mod:`blockprof.counting.record`'s job
 __all__ = [
-    "PASSES_PER_TRAINING_STEP", "add_relative", "add_timings", "analytic_count", "build_meta", "compare", "count",
-    "count_model", "count_module", "error_record", "explain", "explain_network", "pivot", "relative", "select",
-    "tool_fields", "totals_from_tools", "traced_block", "traced_tool_fields",
+    "PASSES_PER_TRAINING_STEP",
+    "add_relative",
+    "add_timings",
+    "analytic_count",
+    "build_meta",
+    "compare",
+    "count",
+    "count_model",
+    "count_module",
+    "error_record",
+    "explain",
+    "explain_network",
+    "pivot",
+    "relative",
+    "select",
+    "tool_fields",
+    "totals_from_tools",
+    "traced_block",
+    "traced_tool_fields",
 ]
 
 
@@ -109,19 +126,25 @@ def add_timings(df: pd.DataFrame, **timing: Any) -> pd.DataFrame:
 
 
 def add_relative(
-    df: pd.DataFrame, reference: str, metrics: tuple[str, ...] = schema.COUNT_METRICS,
+    df: pd.DataFrame,
+    reference: str,
+    metrics: tuple[str, ...] = schema.COUNT_METRICS,
     keys: tuple[str, ...] = ("in_channels", "spatial", "batch"),
 ) -> pd.DataFrame:
     """Add ``<metric>_rel``: each row over the ``reference`` block's row with the same ``keys``
     (at equal budget the widths differ, so there the keys are size and batch only);
     NaN where the reference has no such row."""
     if reference not in set(df["block"]):
-        raise BlockprofError(f"reference block {reference!r} is not among the compared blocks {sorted(set(df['block']))}")
+        raise BlockprofError(
+            f"reference block {reference!r} is not among the compared blocks {sorted(set(df['block']))}"
+        )
     columns = [k for k in keys if k in df.columns]
     ref = df[df["block"] == reference]
     if ref.duplicated(columns).any():
         varying = [c for c in schema.VARIANT_NAMES if c in ref and ref[c].nunique() > 1]
-        raise BlockprofError(f"reference block {reference!r} has several rows per {', '.join(columns)} ({', '.join(varying) or 'duplicates'} vary); filter the rows first")
+        raise BlockprofError(
+            f"reference block {reference!r} has several rows per {', '.join(columns)} ({', '.join(varying) or 'duplicates'} vary); filter the rows first"
+        )
     ref = ref.set_index(columns)
     out = df.copy()
     for metric in metrics:
@@ -139,11 +162,21 @@ def relative(df: pd.DataFrame, reference: str, metrics: Iterable[str] | None = N
     block's at the same width, stride, input size, batch, dtype and device (failed
     cells and missing references give NaN). ``metrics`` default to the counts, and
     the median times and GFLOP/s when the run was timed."""
-    wanted = metrics or ("params", "macs", "train_flops", "fwd_ms", "train_ms", "fwd_gflops_per_s", "train_gflops_per_s")
+    wanted = metrics or (
+        "params",
+        "macs",
+        "train_flops",
+        "fwd_ms",
+        "train_ms",
+        "fwd_gflops_per_s",
+        "train_gflops_per_s",
+    )
     present = tuple(m for m in wanted if m in df.columns)
     missing = [m for m in (metrics or ()) if m not in df.columns]
     if missing:
-        raise BlockprofError(f"no column {', '.join(missing)} in this run; choose from {', '.join(map(str, df.columns))}")
+        raise BlockprofError(
+            f"no column {', '.join(missing)} in this run; choose from {', '.join(map(str, df.columns))}"
+        )
     return add_relative(df, reference, present, SWEEP_KEYS)
 
 
@@ -168,7 +201,9 @@ def select(df: pd.DataFrame, **where: Any) -> pd.DataFrame:
     return rows
 
 
-def pivot(df: pd.DataFrame, metric: str, index: str = "block", columns: str = "in_channels", **where: Any) -> pd.DataFrame:
+def pivot(
+    df: pd.DataFrame, metric: str, index: str = "block", columns: str = "in_channels", **where: Any
+) -> pd.DataFrame:
     """``metric`` as a table, ``index`` × ``columns`` (block × width by default), over
     the rows matching ``where`` (e.g. ``spatial=56, batch=1``). Every other axis
     must be fixed by then: a cell of the table is one row of ``df``, never an aggregate."""
@@ -178,10 +213,15 @@ def pivot(df: pd.DataFrame, metric: str, index: str = "block", columns: str = "i
     rows = select(df, **where)
     if rows.duplicated([index, columns]).any():
         within = rows.groupby([index, columns], dropna=False)
-        axes = [c for c in ("spatial", "batch", *schema.VARIANT_NAMES, "dtype", "device")
-                if c in rows and c not in (index, columns) and (within[c].nunique() > 1).any()]
+        axes = [
+            c
+            for c in ("spatial", "batch", *schema.VARIANT_NAMES, "dtype", "device")
+            if c in rows and c not in (index, columns) and (within[c].nunique() > 1).any()
+        ]
         fix = ", ".join(f"{c}={whole(rows[c].dropna().iloc[0])}" for c in axes) or "the axis that repeats"
-        raise BlockprofError(f"several rows per ({index}, {columns}): {', '.join(axes) or 'some axis'} vary; fix them, e.g. {fix}")
+        raise BlockprofError(
+            f"several rows per ({index}, {columns}): {', '.join(axes) or 'some axis'} vary; fix them, e.g. {fix}"
+        )
     table = rows.pivot(index=index, columns=columns, values=metric)
     return table.reindex(index=list(dict.fromkeys(rows[index])), columns=sorted(set(rows[columns])))
 
@@ -197,7 +237,9 @@ def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: 
     return explain_text(count)
 
 
-def explain_network(name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1) -> str:
+def explain_network(
+    name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1
+) -> str:
     """The derivation of a network's params and MACs, stage by stage, as text (``blockprof network --explain``)."""
     from blockprof.networks import analytic_network
     from blockprof.render.explain import explain_network_text

@@ -16,8 +16,9 @@ fits, and the next valid width does not.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from blockprof.blocks.registry import get, resolve
 from blockprof.counting.analytic import closed_form
@@ -44,7 +45,9 @@ class WidthCost:
     macs: int | float | None
 
     def fits(self, budget_params: int | None, budget_macs: int | None) -> bool:
-        return (budget_params is None or self.params <= budget_params) and (budget_macs is None or self.macs <= budget_macs)  # type: ignore[operator]
+        return (budget_params is None or self.params <= budget_params) and (
+            budget_macs is None or self.macs <= budget_macs
+        )  # type: ignore[operator]
 
     def describe(self) -> str:
         return f"{grouped(self.params)} params" + (f", {grouped(self.macs)} MACs" if self.macs is not None else "")
@@ -77,7 +80,12 @@ def block_cost(spec: BlockSpec, macs: bool = True) -> WidthCost:
 
 
 def fit_within(
-    block: str, budget_params: int | None = None, budget_macs: int | None = None, spatial: int = 56, batch: int = 1, **spec_options: Any
+    block: str,
+    budget_params: int | None = None,
+    budget_macs: int | None = None,
+    spatial: int = 56,
+    batch: int = 1,
+    **spec_options: Any,
 ) -> BudgetFit:
     """The widest C → C, stride-1 ``block`` whose params and MACs both fit the budget(s) given."""
     _check_budget(budget_params, budget_macs, spec_options)
@@ -89,14 +97,18 @@ def fit_within(
         """None when ``block`` cannot be built at width ``c`` with these options."""
         if c not in costs:
             try:
-                costs[c] = block_cost(BlockSpec(block, c, spatial=spatial, batch=batch, **spec_options), macs=budget_macs is not None)
+                costs[c] = block_cost(
+                    BlockSpec(block, c, spatial=spatial, batch=batch, **spec_options), macs=budget_macs is not None
+                )
             except BlockprofError as e:
                 costs[c], errors[c] = None, str(e)
         return costs[c]
 
     smallest = _step(cost, 1, +1, MAX_STEP)
     if smallest is None:
-        raise BlockprofError(f"{block} cannot be built at any width 1..{MAX_STEP} with {_options(spec_options)}; at {MAX_STEP}: {errors[MAX_STEP]}")
+        raise BlockprofError(
+            f"{block} cannot be built at any width 1..{MAX_STEP} with {_options(spec_options)}; at {MAX_STEP}: {errors[MAX_STEP]}"
+        )
     if not cost(smallest).fits(budget_params, budget_macs):  # type: ignore[union-attr]
         raise BlockprofError(
             f"no width of {block} fits {_budget(budget_params, budget_macs)}: the narrowest, {smallest}→{smallest}, "
@@ -111,7 +123,9 @@ def fit_within(
     lo, hi = smallest, smallest * 2
     while fits_below(hi):
         if hi >= MAX_WIDTH:
-            raise BlockprofError(f"{_budget(budget_params, budget_macs)} allows {block} wider than {MAX_WIDTH:,} channels; is the budget a typo?")
+            raise BlockprofError(
+                f"{_budget(budget_params, budget_macs)} allows {block} wider than {MAX_WIDTH:,} channels; is the budget a typo?"
+            )
         lo, hi = hi, min(2 * hi, MAX_WIDTH)
     while hi - lo > 1:  # fits_below(lo) and not fits_below(hi)
         mid = (lo + hi) // 2
@@ -123,18 +137,30 @@ def fit_within(
         return BlockSpec(block, c, spatial=spatial, batch=batch, **spec_options)
 
     # the two reported widths get both costs, even where the search needed only params
-    return BudgetFit(resolve(full(width))[1], block_cost(full(width)), nxt, block_cost(full(nxt)) if nxt is not None else None)  # type: ignore[arg-type]
+    return BudgetFit(
+        resolve(full(width))[1], block_cost(full(width)), nxt, block_cost(full(nxt)) if nxt is not None else None
+    )  # type: ignore[arg-type]
 
 
 def widest_within(
-    block: str, budget_params: int | None = None, budget_macs: int | None = None, spatial: int = 56, batch: int = 1, **spec_options: Any
+    block: str,
+    budget_params: int | None = None,
+    budget_macs: int | None = None,
+    spatial: int = 56,
+    batch: int = 1,
+    **spec_options: Any,
 ) -> ResolvedSpec:
     """The widest C → C, stride-1 spec of ``block`` within budget (defaults filled in)."""
     return fit_within(block, budget_params, budget_macs, spatial, batch, **spec_options).spec
 
 
 def equal_budget(
-    blocks: Iterable[str], budget_params: int | None = None, budget_macs: int | None = None, spatial: int = 56, batch: int = 1, **options: Any
+    blocks: Iterable[str],
+    budget_params: int | None = None,
+    budget_macs: int | None = None,
+    spatial: int = 56,
+    batch: int = 1,
+    **options: Any,
 ) -> list[BudgetFit]:
     """:func:`fit_within` for each block; each option goes to the blocks that take it."""
     blocks = tuple(blocks)
@@ -144,36 +170,53 @@ def equal_budget(
         if not any(option in d.accepts for d in definitions.values()):
             raise BlockprofError(f"option {option!r} applies to none of the blocks {', '.join(blocks)}")
     return [
-        fit_within(b, budget_params, budget_macs, spatial, batch, **{k: v for k, v in options.items() if k in definitions[b].accepts})
+        fit_within(
+            b,
+            budget_params,
+            budget_macs,
+            spatial,
+            batch,
+            **{k: v for k, v in options.items() if k in definitions[b].accepts},
+        )
         for b in blocks
     ]
 
 
-def budget_frame(fits: list[BudgetFit], budget_params: int | None = None, budget_macs: int | None = None) -> pd.DataFrame:
+def budget_frame(
+    fits: list[BudgetFit], budget_params: int | None = None, budget_macs: int | None = None
+) -> pd.DataFrame:
     """One row per block: the width found, its cost and share of the budget, and the next valid width's cost."""
     import pandas as pd
 
     rows = []
     for f in fits:
         definition = get(f.spec.block)
-        rows.append({
-            "block": f.spec.block,
-            "width": f.spec.in_channels,
-            "inner_width": definition.inner_widths(f.spec).get("inner"),
-            "params": f.cost.params,
-            "macs": f.cost.macs,
-            "params_of_budget": f.cost.params / budget_params if budget_params else None,
-            "macs_of_budget": f.cost.macs / budget_macs if budget_macs and f.cost.macs is not None else None,
-            "next_width": f.next_width,
-            "next_params": f.next_cost.params if f.next_cost else None,
-            "next_macs": f.next_cost.macs if f.next_cost else None,
-        })
+        rows.append(
+            {
+                "block": f.spec.block,
+                "width": f.spec.in_channels,
+                "inner_width": definition.inner_widths(f.spec).get("inner"),
+                "params": f.cost.params,
+                "macs": f.cost.macs,
+                "params_of_budget": f.cost.params / budget_params if budget_params else None,
+                "macs_of_budget": f.cost.macs / budget_macs if budget_macs and f.cost.macs is not None else None,
+                "next_width": f.next_width,
+                "next_params": f.next_cost.params if f.next_cost else None,
+                "next_macs": f.next_cost.macs if f.next_cost else None,
+            }
+        )
     return pd.DataFrame.from_records(rows)
 
 
 def compare_within_budget(
-    blocks: Iterable[str], budget_params: int | None = None, budget_macs: int | None = None, spatial: int = 56, batch: int = 1,
-    *, tools: Iterable[str] | None = None, **options: Any,
+    blocks: Iterable[str],
+    budget_params: int | None = None,
+    budget_macs: int | None = None,
+    spatial: int = 56,
+    batch: int = 1,
+    *,
+    tools: Iterable[str] | None = None,
+    **options: Any,
 ) -> pd.DataFrame:
     """``compare`` at equal budget: each block's full record (tools included) at its widest
     width, with the budget columns of :func:`budget_frame`."""
@@ -185,7 +228,9 @@ def compare_within_budget(
 
     fits = equal_budget(blocks, budget_params, budget_macs, spatial, batch, **options)
     df = to_frame([count_record(f.spec, TOOL_NAMES if tools is None else tools) for f in fits])
-    extra = budget_frame(fits, budget_params, budget_macs).drop(columns=["block", "width", "inner_width", "params", "macs"])
+    extra = budget_frame(fits, budget_params, budget_macs).drop(
+        columns=["block", "width", "inner_width", "params", "macs"]
+    )
     df.insert(0, "budget_params", budget_params)
     df.insert(1, "budget_macs", budget_macs)
     return pd.concat([df.reset_index(drop=True), extra], axis=1)
@@ -214,7 +259,10 @@ def _check_budget(budget_params: int | None, budget_macs: int | None, options: d
 
 
 def _budget(budget_params: int | None, budget_macs: int | None) -> str:
-    parts = [f"{grouped(budget_params)} params" if budget_params is not None else "", f"{grouped(budget_macs)} MACs" if budget_macs is not None else ""]
+    parts = [
+        f"{grouped(budget_params)} params" if budget_params is not None else "",
+        f"{grouped(budget_macs)} MACs" if budget_macs is not None else "",
+    ]
     return "a budget of " + " and ".join(p for p in parts if p)
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
@@ -48,7 +49,7 @@ class Grid:
     device: tuple[str, ...] = ("auto",)
 
     def __post_init__(self) -> None:
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
+        set_ = lambda name, value: object.__setattr__(self, name, value)
         set_("blocks", _names("blocks", self.blocks))
         for axis, name in (("channels", "in_channels"), ("spatial", "spatial"), ("batch", "batch")):
             set_(axis, _values(axis, getattr(self, axis), name))
@@ -107,7 +108,9 @@ class Grid:
         data = dict(data)
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
-            raise BlockprofError(f"unknown grid key(s) {', '.join(unknown)}; known: {', '.join(f.name for f in fields(cls))}")
+            raise BlockprofError(
+                f"unknown grid key(s) {', '.join(unknown)}; known: {', '.join(f.name for f in fields(cls))}"
+            )
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 
@@ -161,7 +164,9 @@ class Cell:
         parts = [f["block"], str(f["in_channels"]), f"@{f['spatial']}²", f"b{f['batch']}"]
         if "out_channels" in f:
             parts.append(f"→{f['out_channels']}")
-        parts += schema.marks({k: v for k, v in f.items() if k in VARIANT_OPTIONS}, defaults={k: None for k in VARIANT_OPTIONS})
+        parts += schema.marks(
+            {k: v for k, v in f.items() if k in VARIANT_OPTIONS}, defaults={k: None for k in VARIANT_OPTIONS}
+        )
         return " ".join(parts) + f" {self.dtype}/{self.device}"
 
 
@@ -197,7 +202,9 @@ class Shard:
 def _names(axis: str, value: Any) -> tuple[str, ...]:
     values = (value,) if isinstance(value, str) else tuple(value)
     if not values or not all(isinstance(v, str) and v for v in values):
-        raise BlockprofError(f"{axis} must be a non-empty list of block names, e.g. [\"basic\", \"bottleneck\"]; got {value!r}")
+        raise BlockprofError(
+            f'{axis} must be a non-empty list of block names, e.g. ["basic", "bottleneck"]; got {value!r}'
+        )
     return values
 
 
@@ -209,7 +216,9 @@ def _values(axis: str, value: Any, name: str | None = None) -> tuple:
             raise BlockprofError("no values")
         return tuple(schema.coerce(name or axis, v, axis) for v in values)
     except BlockprofError:
-        raise BlockprofError(f"{axis} must be {schema.field(name or axis).rule()} (or a list of them); got {value!r}") from None
+        raise BlockprofError(
+            f"{axis} must be {schema.field(name or axis).rule()} (or a list of them); got {value!r}"
+        ) from None
 
 
 def _choices(axis: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:

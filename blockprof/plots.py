@@ -25,7 +25,8 @@ and Pareto points carry their width; a point timed under contention says so on h
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
@@ -55,9 +56,16 @@ def _rows(df: pd.DataFrame, needs: tuple[str, ...], what: str) -> pd.DataFrame:
     """The run's successful rows that have every column ``what`` needs."""
     missing = [c for c in needs if c not in df.columns or df[c].isna().all()]
     if missing:
-        timed = "fwd_ms" in df.columns and df["fwd_ms"].notna().any() or "train_ms" in df.columns and df["train_ms"].notna().any()
+        timed = (
+            ("fwd_ms" in df.columns
+            and df["fwd_ms"].notna().any())
+            or ("train_ms" in df.columns
+            and df["train_ms"].notna().any())
+        )
         if not timed and any(c not in ("params", "macs", "train_flops") for c in missing):
-            raise BlockprofError(f"the {what} plot needs timings, and this run has none (it was swept without --time); sweep with --time")
+            raise BlockprofError(
+                f"the {what} plot needs timings, and this run has none (it was swept without --time); sweep with --time"
+            )
         raise BlockprofError(f"the {what} plot needs {', '.join(missing)}, which this run lacks")
     rows = df[df["status"] == "ok"] if "status" in df.columns else df
     rows = rows.dropna(subset=list(needs))
@@ -89,8 +97,10 @@ def _cell_text(rows: pd.DataFrame) -> list[str]:
     not to be trusted when other work held the cores while it was timed."""
     from blockprof.records import describe
 
-    return [describe(r) + (f"<br>busy: {r.get('contention')}" if r.get("contended") is True else "")
-            for r in rows.to_dict(orient="records")]
+    return [
+        describe(r) + (f"<br>busy: {r.get('contention')}" if r.get("contended") is True else "")
+        for r in rows.to_dict(orient="records")
+    ]
 
 
 def _widths(rows: pd.DataFrame) -> list[str]:
@@ -101,6 +111,7 @@ def _widths(rows: pd.DataFrame) -> list[str]:
 def conditions(df: pd.DataFrame) -> str:
     """The run's conditions in one line, for every figure's subtitle: input size,
     batch, and for a timed run threads, dtype and device."""
+
     def values(column: str, fmt: str = "{}") -> str:
         if column not in df.columns:
             return ""
@@ -108,11 +119,19 @@ def conditions(df: pd.DataFrame) -> str:
         return ", ".join(fmt.format(int(v) if isinstance(v, float) and v.is_integer() else v) for v in seen)
 
     parts = [f"input {values('spatial', '{}²')}", f"batch {values('batch')}"]
-    timed = "fwd_ms" in df.columns and df["fwd_ms"].notna().any() or "train_ms" in df.columns and df["train_ms"].notna().any()
+    timed = (
+        ("fwd_ms" in df.columns
+        and df["fwd_ms"].notna().any())
+        or ("train_ms" in df.columns
+        and df["train_ms"].notna().any())
+    )
     if timed:
         threads = values("threads")
-        parts += [f"{threads} thread{'s' if threads != '1' else ''}" if threads else "", values("dtype"),
-                  values("device") + (f" ({values('device_name')})" if values("device_name") else "")]
+        parts += [
+            f"{threads} thread{'s' if threads != '1' else ''}" if threads else "",
+            values("dtype"),
+            values("device") + (f" ({values('device_name')})" if values("device_name") else ""),
+        ]
         if "contended" in df.columns and (df["contended"] == True).any():  # noqa: E712
             parts.append(f"{int((df['contended'] == True).sum())} cells timed while other work held the cores (busy)")  # noqa: E712
     return " · ".join(p for p in parts if p)
@@ -174,8 +193,14 @@ def _panels(titles: list[str]) -> Figure:
 
 def _layout(fig: Figure, title: str, df: pd.DataFrame) -> Figure:
     """Title with the run's conditions as subtitle; log axes labelled with full values."""
-    fig.update_layout(title=dict(text=title, subtitle=dict(text=conditions(df))), template="plotly_white", hovermode="closest",
-                      legend_title_text="series", height=540, margin=dict(t=110))
+    fig.update_layout(
+        title=dict(text=title, subtitle=dict(text=conditions(df))),
+        template="plotly_white",
+        hovermode="closest",
+        legend_title_text="series",
+        height=540,
+        margin=dict(t=110),
+    )
     _label_log_axes(fig)
     return fig
 
@@ -190,10 +215,20 @@ def counts(df: pd.DataFrame) -> Figure:
     for col, (metric, ignore, unit) in enumerate((("params", INPUT_AXES, "parameters"), ("macs", (), "MACs")), 1):
         for name, part in _series(rows, ignore):
             part = part.drop_duplicates(WIDTH) if ignore else part  # one parameter count per width, whatever the input
-            fig.add_trace(go.Scatter(
-                x=part[WIDTH], y=part[metric], mode="lines+markers", name=f"{unit} · {name}", legendgroup=unit, line_color=_color(name, colors),
-                text=_cell_text(part), hovertemplate=f"%{{text}}<br>{unit}: %{{y:,.0f}}<extra></extra>",
-            ), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=part[WIDTH],
+                    y=part[metric],
+                    mode="lines+markers",
+                    name=f"{unit} · {name}",
+                    legendgroup=unit,
+                    line_color=_color(name, colors),
+                    text=_cell_text(part),
+                    hovertemplate=f"%{{text}}<br>{unit}: %{{y:,.0f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
     _width_axis(fig, rows)
     fig.update_yaxes(type="log", title_text="parameters (scalars)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="MACs (multiply-accumulates; 1 MAC = 2 FLOPs)", row=1, col=2)
@@ -232,12 +267,22 @@ def latency(df: pd.DataFrame) -> Figure:
     for col, mode in enumerate(modes, 1):
         rows = _rows(df, (f"{mode}_ms", f"{mode}_iqr_ms"), "latency")
         for name, part in _series(rows):
-            fig.add_trace(go.Scatter(
-                x=part[WIDTH], y=part[f"{mode}_ms"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode, line_color=_color(name, colors),
-                error_y=_quartile_bars(part, mode), customdata=part[[f"{mode}_iqr_ms", f"{mode}_runs"]].to_numpy(),
-                text=_cell_text(part),
-                hovertemplate=f"%{{text}}<br>{mode} median: %{{y:.4g}} ms, IQR %{{customdata[0]:.3g}} ms, %{{customdata[1]}} runs<extra></extra>",
-            ), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=part[WIDTH],
+                    y=part[f"{mode}_ms"],
+                    mode="lines+markers",
+                    name=f"{mode} · {name}",
+                    legendgroup=mode,
+                    line_color=_color(name, colors),
+                    error_y=_quartile_bars(part, mode),
+                    customdata=part[[f"{mode}_iqr_ms", f"{mode}_runs"]].to_numpy(),
+                    text=_cell_text(part),
+                    hovertemplate=f"%{{text}}<br>{mode} median: %{{y:.4g}} ms, IQR %{{customdata[0]:.3g}} ms, %{{customdata[1]}} runs<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
         fig.update_yaxes(type="log", title_text="median time per call (ms); bars: quartiles", row=1, col=col)
     _width_axis(fig, df[df[f"{modes[0]}_ms"].notna()])
     return _layout(fig, "Latency against width (median; error bars: interquartile range of the samples)", df)
@@ -253,18 +298,37 @@ def throughput(df: pd.DataFrame) -> Figure:
     for col, mode in enumerate(modes, 1):
         rows = _rows(df, (f"{mode}_gflops_per_s",), "throughput")
         for name, part in _series(rows):
-            fig.add_trace(go.Scatter(
-                x=part[WIDTH], y=part[f"{mode}_gflops_per_s"], mode="lines+markers", name=f"{mode} · {name}", legendgroup=mode,
-                line_color=_color(name, colors),
-                text=_cell_text(part), hovertemplate=f"%{{text}}<br>{mode}: %{{y:.3g}} GFLOP/s<extra></extra>",
-            ), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=part[WIDTH],
+                    y=part[f"{mode}_gflops_per_s"],
+                    mode="lines+markers",
+                    name=f"{mode} · {name}",
+                    legendgroup=mode,
+                    line_color=_color(name, colors),
+                    text=_cell_text(part),
+                    hovertemplate=f"%{{text}}<br>{mode}: %{{y:.3g}} GFLOP/s<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
         if "peak_gflops_per_s" in rows.columns:
-            for (device, dtype), peak in rows.groupby(["device", "dtype"])["peak_gflops_per_s"].first().dropna().items():
-                fig.add_trace(go.Scatter(
-                    x=[rows[WIDTH].min(), rows[WIDTH].max()], y=[peak, peak], mode="lines", line=dict(dash="dash", color="black"),
-                    name=f"{mode} · compute peak {device}/{dtype}", legendgroup=mode,
-                    hovertemplate=f"calibrated peak ({device}, {dtype} matmul): %{{y:.3g}} GFLOP/s<extra></extra>",
-                ), row=1, col=col)
+            for (device, dtype), peak in (
+                rows.groupby(["device", "dtype"])["peak_gflops_per_s"].first().dropna().items()
+            ):
+                fig.add_trace(
+                    go.Scatter(
+                        x=[rows[WIDTH].min(), rows[WIDTH].max()],
+                        y=[peak, peak],
+                        mode="lines",
+                        line=dict(dash="dash", color="black"),
+                        name=f"{mode} · compute peak {device}/{dtype}",
+                        legendgroup=mode,
+                        hovertemplate=f"calibrated peak ({device}, {dtype} matmul): %{{y:.3g}} GFLOP/s<extra></extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
         fig.update_yaxes(type="log", title_text="achieved GFLOP/s (analytic FLOPs / median time)", row=1, col=col)
     _width_axis(fig, df[df[f"{modes[0]}_gflops_per_s"].notna()])
     return _layout(fig, "Achieved throughput against width (conv + linear FLOPs per second)", df)
@@ -284,25 +348,45 @@ def roofline(df: pd.DataFrame) -> Figure:
     colors: dict[str, str] = {}
     intensities = []
     for mode in modes:
-        rows = _rows(df, (f"{mode}_intensity", f"{mode}_gflops_per_s", "peak_gflops_per_s", "peak_gbytes_per_s"), "roofline")
+        rows = _rows(
+            df, (f"{mode}_intensity", f"{mode}_gflops_per_s", "peak_gflops_per_s", "peak_gbytes_per_s"), "roofline"
+        )
         intensities += list(rows[f"{mode}_intensity"])
         for name, part in _series(rows):
-            fig.add_trace(go.Scatter(
-                x=part[f"{mode}_intensity"], y=part[f"{mode}_gflops_per_s"], mode="markers+text", name=f"{mode} · {name}",
-                marker=dict(symbol=symbols[mode], size=9, color=_color(name, colors)), text=_widths(part), textposition="top center",
-                hovertext=_cell_text(part), customdata=part[[f"{mode}_roofline_fraction"]].to_numpy(),
-                hovertemplate=f"%{{hovertext}}<br>{mode}: %{{x:.3g}} FLOP/byte, %{{y:.3g}} GFLOP/s (%{{customdata[0]:.1%}} of the roofline)<extra></extra>",
-            ))
+            fig.add_trace(
+                go.Scatter(
+                    x=part[f"{mode}_intensity"],
+                    y=part[f"{mode}_gflops_per_s"],
+                    mode="markers+text",
+                    name=f"{mode} · {name}",
+                    marker=dict(symbol=symbols[mode], size=9, color=_color(name, colors)),
+                    text=_widths(part),
+                    textposition="top center",
+                    hovertext=_cell_text(part),
+                    customdata=part[[f"{mode}_roofline_fraction"]].to_numpy(),
+                    hovertemplate=f"%{{hovertext}}<br>{mode}: %{{x:.3g}} FLOP/byte, %{{y:.3g}} GFLOP/s (%{{customdata[0]:.1%}} of the roofline)<extra></extra>",
+                )
+            )
     low, high = min(intensities) / 4, max(intensities) * 4
-    for (device, dtype), peak in df.dropna(subset=["peak_gflops_per_s"]).groupby(["device", "dtype"])[["peak_gflops_per_s", "peak_gbytes_per_s"]].first().iterrows():
+    for (device, dtype), peak in (
+        df.dropna(subset=["peak_gflops_per_s"])
+        .groupby(["device", "dtype"])[["peak_gflops_per_s", "peak_gbytes_per_s"]]
+        .first()
+        .iterrows()
+    ):
         flops, bandwidth = peak["peak_gflops_per_s"] * 1e9, peak["peak_gbytes_per_s"] * 1e9
         xs = sorted({low, high, *([flops / bandwidth] if low < flops / bandwidth < high else [])})
         xs = list(np.geomspace(low, high, 64)) if len(xs) == 2 else xs
-        fig.add_trace(go.Scatter(
-            x=xs, y=[roofline_attainable(x, flops, bandwidth) / 1e9 for x in xs], mode="lines", line=dict(color="black"),
-            name=f"roofline {device}/{dtype}: {flops / 1e9:.3g} GFLOP/s, {bandwidth / 1e9:.3g} GB/s",
-            hovertemplate="%{x:.3g} FLOP/byte → at most %{y:.3g} GFLOP/s<extra>roofline</extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[roofline_attainable(x, flops, bandwidth) / 1e9 for x in xs],
+                mode="lines",
+                line=dict(color="black"),
+                name=f"roofline {device}/{dtype}: {flops / 1e9:.3g} GFLOP/s, {bandwidth / 1e9:.3g} GB/s",
+                hovertemplate="%{x:.3g} FLOP/byte → at most %{y:.3g} GFLOP/s<extra>roofline</extra>",
+            )
+        )
     fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOP per byte of minimum traffic, log scale)")
     fig.update_yaxes(type="log", title_text="achieved GFLOP/s (log scale)")
     return _layout(fig, "Roofline: achieved throughput under the calibrated compute and bandwidth ceilings", df)
@@ -336,25 +420,43 @@ def cost_latency(df: pd.DataFrame, cost: str = "params", mode: str = "fwd") -> F
     rows = _rows(df, (f"{mode}_ms", cost), "cost-vs-latency")
     fig = go.Figure()
     for name, part in _series(rows):
-        fig.add_trace(go.Scatter(
-            x=part[f"{mode}_ms"], y=part[cost], mode="markers+text", name=name, marker=dict(size=9), text=_widths(part),
-            textposition="top center", hovertext=_cell_text(part),
-            hovertemplate=f"%{{hovertext}}<br>{mode} median %{{x:.4g}} ms, {cost} %{{y:,.0f}}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=part[f"{mode}_ms"],
+                y=part[cost],
+                mode="markers+text",
+                name=name,
+                marker=dict(size=9),
+                text=_widths(part),
+                textposition="top center",
+                hovertext=_cell_text(part),
+                hovertemplate=f"%{{hovertext}}<br>{mode} median %{{x:.4g}} ms, {cost} %{{y:,.0f}}<extra></extra>",
+            )
+        )
     inputs = [a for a in INPUT_AXES if a in rows.columns]
     for key, part in rows.groupby(inputs, sort=False):
         part = part.reset_index(drop=True)
         idx = pareto_front(list(part[cost].astype(float)), list(part[f"{mode}_ms"].astype(float)))
         front = part.iloc[idx]
         label = " ".join(_short(a, v) for a, v in zip(inputs, key if isinstance(key, tuple) else (key,)))
-        fig.add_trace(go.Scatter(
-            x=front[f"{mode}_ms"], y=front[cost], mode="lines", line=dict(dash="dot", color="black", shape="hv"),
-            name=f"Pareto front · {label}", text=_cell_text(front),
-            hovertemplate=f"%{{text}}<br>on the front: %{{x:.4g}} ms, {cost} %{{y:,.0f}}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=front[f"{mode}_ms"],
+                y=front[cost],
+                mode="lines",
+                line=dict(dash="dot", color="black", shape="hv"),
+                name=f"Pareto front · {label}",
+                text=_cell_text(front),
+                hovertemplate=f"%{{text}}<br>on the front: %{{x:.4g}} ms, {cost} %{{y:,.0f}}<extra></extra>",
+            )
+        )
     fig.update_xaxes(type="log", title_text=f"median {MODE_TITLES[mode]} time (ms, log scale)")
     fig.update_yaxes(type="log", title_text=f"{COST_TITLES[cost]} (log scale)")
-    return _layout(fig, f"{COST_TITLES[cost].capitalize()} against {mode} latency, with the Pareto front (most {cost} per latency)", df)
+    return _layout(
+        fig,
+        f"{COST_TITLES[cost].capitalize()} against {mode} latency, with the Pareto front (most {cost} per latency)",
+        df,
+    )
 
 
 #: name → builder, in the order ``blockprof plot`` writes them

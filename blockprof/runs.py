@@ -43,11 +43,12 @@ import json
 import math
 import os
 import socket
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from blockprof.errors import BlockprofError
 from blockprof.io import atomic_write_text, fsync_dir, is_dir, reason, write_error
@@ -132,7 +133,7 @@ def env_differences(a: dict[str, Any], b: dict[str, Any], timed: bool) -> list[s
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _json_safe(value: Any) -> Any:
@@ -149,7 +150,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def _write_meta(path: Path, meta: dict[str, Any]) -> None:
-    atomic_write_text(path / META, json.dumps(_json_safe(meta), indent=2, ensure_ascii=False) + "\n", "the run's metadata")
+    atomic_write_text(
+        path / META, json.dumps(_json_safe(meta), indent=2, ensure_ascii=False) + "\n", "the run's metadata"
+    )
 
 
 def holds_a_run(path: Path) -> BlockprofError:
@@ -179,7 +182,9 @@ def lock_run(path: str | Path, command: str = "blockprof") -> Iterator[list[str]
         notes = []
         left = _holder_info(fd)
         if left:  # a clean release empties the file: this one was left by a writer that died
-            notes.append(f"took over the lock of {path} left by {_describe_holder(left)}, which ended without releasing it")
+            notes.append(
+                f"took over the lock of {path} left by {_describe_holder(left)}, which ended without releasing it"
+            )
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "command": command}
         try:
             os.ftruncate(fd, 0)
@@ -215,7 +220,9 @@ def _acquire(path: Path, lock: Path) -> int:
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise BlockprofError(f"{path} is being written by {holder}; wait for it to finish (or stop it), then run again") from None
+            raise BlockprofError(
+                f"{path} is being written by {holder}; wait for it to finish (or stop it), then run again"
+            ) from None
         except OSError as e:  # a file system without locks (some network mounts)
             os.close(fd)
             raise BlockprofError(f"cannot lock {lock}: {reason(e)}; write the run on a local disk") from None
@@ -237,8 +244,10 @@ def _holder_info(fd: int) -> dict[str, Any] | None:
 
 
 def _describe_holder(info: dict[str, Any]) -> str:
-    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} ({info.get('command', 'blockprof')}, "
-            f"started {info.get('started', '?')})")
+    return (
+        f"pid {info.get('pid', '?')} on {info.get('host', '?')} ({info.get('command', 'blockprof')}, "
+        f"started {info.get('started', '?')})"
+    )
 
 
 def _holder(fd: int) -> str:
@@ -289,7 +298,9 @@ class Run:
         try:
             data = file.read_bytes()
         except FileNotFoundError:
-            raise BlockprofError(f"{self.path} has a meta.json but no {RECORDS}; the run is incomplete — sweep again into a new directory") from None
+            raise BlockprofError(
+                f"{self.path} has a meta.json but no {RECORDS}; the run is incomplete — sweep again into a new directory"
+            ) from None
         end = data.rfind(b"\n") + 1
         if end < len(data):
             self.notes.append(
@@ -307,19 +318,27 @@ class Run:
                 if line.startswith(_RECORD_START):  # a record cut off by a crash, with later records after it
                     cut.append(number)
                     continue
-                raise BlockprofError(f"{file} line {number} is not a JSON record ({e}); the run is corrupt — restore the file or sweep again") from None
+                raise BlockprofError(
+                    f"{file} line {number} is not a JSON record ({e}); the run is corrupt — restore the file or sweep again"
+                ) from None
             if not isinstance(record, dict) or not isinstance(record.get("cell"), str):
-                raise BlockprofError(f"{file} line {number} is not a blockprof cell record (no 'cell' key); the run is corrupt")
+                raise BlockprofError(
+                    f"{file} line {number} is not a blockprof cell record (no 'cell' key); the run is corrupt"
+                )
             earlier = latest.pop(record["cell"], None)  # re-insert: the last record of a cell takes the later place
             if earlier is not None and earlier.get("status") == "ok":
                 twice.add(record["cell"])  # retry_failed reruns errors only: an ok cell written twice is a duplicate
             latest[record["cell"]] = record
         if cut:
             lines = ", ".join(map(str, cut[:5])) + (", ..." if len(cut) > 5 else "")
-            self.notes.append(f"{file}: skipped {len(cut)} record(s) cut off by an interrupted write (line {lines}); their cells run again on --resume")
+            self.notes.append(
+                f"{file}: skipped {len(cut)} record(s) cut off by an interrupted write (line {lines}); their cells run again on --resume"
+            )
         if twice:
-            self.notes.append(f"{file}: {len(twice)} cell(s) were recorded more than once (two writers at once, before runs were locked); "
-                              "the last record of each is kept")
+            self.notes.append(
+                f"{file}: {len(twice)} cell(s) were recorded more than once (two writers at once, before runs were locked); "
+                "the last record of each is kept"
+            )
         self.records = list(latest.values())
 
     def keys(self, *, ok_only: bool = False) -> set[str]:
@@ -411,11 +430,15 @@ def read_meta(path: Path) -> dict[str, Any]:
                 f"{path} has records but no {META} (deleted?); the records are intact: rebuild it by resuming with the run's "
                 f"grid options, e.g. 'blockprof sweep --channels ... -o {path} --resume' (add --time/--tools as it was swept)"
             ) from None
-        raise BlockprofError(f"{path} is not a blockprof run: it has no {META} (a run directory is what 'blockprof sweep -o DIR' creates)") from None
+        raise BlockprofError(
+            f"{path} is not a blockprof run: it has no {META} (a run directory is what 'blockprof sweep -o DIR' creates)"
+        ) from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise BlockprofError(f"{file} is not readable JSON ({e}); the run is corrupt — restore it or sweep again") from None
+        raise BlockprofError(
+            f"{file} is not readable JSON ({e}); the run is corrupt — restore it or sweep again"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise BlockprofError(f"{file} is not a blockprof run's metadata (no \"format\": \"{FORMAT}\")")
+        raise BlockprofError(f'{file} is not a blockprof run\'s metadata (no "format": "{FORMAT}")')
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise BlockprofError(
             f"{path} is a run of schema version {meta.get('schema_version')!r}; this blockprof "
@@ -423,14 +446,21 @@ def read_meta(path: Path) -> dict[str, Any]:
         )
     for key, kinds in _META_KINDS.items():
         if not isinstance(meta.get(key), kinds):
-            want = " or ".join("null" if k is type(None) else {dict: "an object", int: "a whole number", str: "text"}[k] for k in kinds)
-            raise BlockprofError(f"{file}: {key!r} must be {want}, got {json.dumps(meta.get(key))[:60]}; the file was edited or damaged — restore it")
+            want = " or ".join(
+                "null" if k is type(None) else {dict: "an object", int: "a whole number", str: "text"}[k] for k in kinds
+            )
+            raise BlockprofError(
+                f"{file}: {key!r} must be {want}, got {json.dumps(meta.get(key))[:60]}; the file was edited or damaged — restore it"
+            )
     return meta
 
 
 #: meta.json's top-level fields and the JSON kinds each may take
 _META_KINDS: dict[str, tuple[type, ...]] = {
-    "settings": (dict,), "environment": (dict,), "grid": (dict, type(None)), "shard": (dict, type(None)),
+    "settings": (dict,),
+    "environment": (dict,),
+    "grid": (dict, type(None)),
+    "shard": (dict, type(None)),
     "peaks": (dict, type(None)),
 }
 
@@ -487,7 +517,9 @@ def merge(run_dirs: Iterable[str | Path], out: str | Path, *, allow_mixed: bool 
         real = p.resolve()
         if real in seen:
             what = "the output" if p is target else "given twice"
-            raise BlockprofError(f"{p} and {seen[real]} are the same run ({what}); merge different runs into a new directory")
+            raise BlockprofError(
+                f"{p} and {seen[real]} are the same run ({what}); merge different runs into a new directory"
+            )
         seen[real] = p
     with lock_run(target, "blockprof merge"):
         return _merge([Run.open(p) for p in paths], target, allow_mixed)
@@ -501,9 +533,13 @@ def _merge(runs: list[Run], out: Path, allow_mixed: bool) -> MergeResult:
         for diff in env_differences(first.meta["environment"], run.meta["environment"], timed):
             mixed.append(f"{run.path} vs {first.path}: environment {diff}")
         if run.meta["settings"] != first.meta["settings"]:
-            mixed.append(f"{run.path} vs {first.path}: settings {_first_difference(first.meta['settings'], run.meta['settings'])}")
+            mixed.append(
+                f"{run.path} vs {first.path}: settings {_first_difference(first.meta['settings'], run.meta['settings'])}"
+            )
     if mixed and not allow_mixed:
-        raise BlockprofError(f"runs differ ({mixed[0]}{f'; and {len(mixed) - 1} more' if len(mixed) > 1 else ''}); pass --allow-mixed to merge them anyway")
+        raise BlockprofError(
+            f"runs differ ({mixed[0]}{f'; and {len(mixed) - 1} more' if len(mixed) > 1 else ''}); pass --allow-mixed to merge them anyway"
+        )
 
     merged: dict[str, tuple[dict[str, Any], Path]] = {}
     duplicates = replaced = 0
@@ -535,8 +571,14 @@ def _merge(runs: list[Run], out: Path, allow_mixed: bool) -> MergeResult:
         "environment": first.meta["environment"],
         "peaks": first.meta.get("peaks"),
         "merged_from": [
-            {"path": str(r.path), "created": r.meta.get("created"), "shard": r.meta.get("shard"), "cells": len(r.records),
-             "grid": None if same_grid else r.meta.get("grid"), "environment": r.meta["environment"]}
+            {
+                "path": str(r.path),
+                "created": r.meta.get("created"),
+                "shard": r.meta.get("shard"),
+                "cells": len(r.records),
+                "grid": None if same_grid else r.meta.get("grid"),
+                "environment": r.meta["environment"],
+            }
             for r in runs
         ],
         "mixed": mixed,
@@ -550,9 +592,13 @@ def _merge(runs: list[Run], out: Path, allow_mixed: bool) -> MergeResult:
     if duplicates:
         notes.append(f"{duplicates} cell(s) appeared in more than one run and were kept once")
     if replaced:
-        notes.append(f"{replaced} failed cell(s) were replaced by a successful record of the same cell from another run")
+        notes.append(
+            f"{replaced} failed cell(s) were replaced by a successful record of the same cell from another run"
+        )
     if not same_grid:
         notes.append("the runs have different grids: the merged run lists them in meta.json and cannot be resumed")
     if mixed:
-        notes.append(f"merged across {len(mixed)} difference(s) of environment or settings (--allow-mixed), listed in meta.json 'mixed'")
+        notes.append(
+            f"merged across {len(mixed)} difference(s) of environment or settings (--allow-mixed), listed in meta.json 'mixed'"
+        )
     return MergeResult(result, len(merged), duplicates, replaced, notes)

@@ -26,15 +26,16 @@ import json
 import signal
 import threading
 import time as clock
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from blockprof.errors import BlockprofError
 from blockprof.grid import Cell, Grid, Shard
 from blockprof.io import is_dir
-from blockprof.runs import META, RECORDS, Run, env_differences, run_environment, holds_a_run, lock_run, read_meta
+from blockprof.runs import META, RECORDS, Run, env_differences, holds_a_run, lock_run, read_meta, run_environment
 from blockprof.spec import BlockSpec
 from blockprof.timing.harness import DEFAULT_MIN_RUN_TIME, DEFAULT_ROUNDS
 from blockprof.timing.measurement import MIN_RUNS, MODES
@@ -66,8 +67,15 @@ class Settings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         """The inverse of :meth:`as_dict`; a field of the wrong kind (a hand-edited meta.json) is a BlockprofError."""
-        kinds: dict[str, type | tuple[type, ...]] = {"tools": list, "time": bool, "modes": list, "threads": (int, type(None)), "min_run_time": (int, float),
-                 "rounds": int, "min_runs": int}
+        kinds: dict[str, type | tuple[type, ...]] = {
+            "tools": list,
+            "time": bool,
+            "modes": list,
+            "threads": (int, type(None)),
+            "min_run_time": (int, float),
+            "rounds": int,
+            "min_runs": int,
+        }
         for key, value in data.items():
             if key not in kinds:
                 raise BlockprofError(f"unknown setting {key!r}")
@@ -101,7 +109,9 @@ class SweepInterrupted(KeyboardInterrupt):
     ``sweep(..., resume=True)`` finishes the rest. ``progress`` says how far it got."""
 
     def __init__(self, progress: SweepProgress) -> None:
-        super().__init__(f"sweep interrupted: {progress.skipped + progress.done} of {progress.total} cells saved in {progress.run_dir}")
+        super().__init__(
+            f"sweep interrupted: {progress.skipped + progress.done} of {progress.total} cells saved in {progress.run_dir}"
+        )
         self.progress = progress
 
 
@@ -137,8 +147,19 @@ def sweep(
     run_dir = Path(run_dir)
     is_dir(run_dir, "the run directory")  # a name the system cannot look up is one line here
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
-    given: dict[str, Any] = {k: v for k, v in dict(tools=tools, time=time, modes=modes, threads=threads, min_run_time=min_run_time,
-                                                   rounds=rounds, min_runs=min_runs).items() if v is not None}
+    given: dict[str, Any] = {
+        k: v
+        for k, v in dict(
+            tools=tools,
+            time=time,
+            modes=modes,
+            threads=threads,
+            min_run_time=min_run_time,
+            rounds=rounds,
+            min_runs=min_runs,
+        ).items()
+        if v is not None
+    }
     given = {k: tuple(v) if k in ("tools", "modes") else v for k, v in given.items()}
     if not resume and ((run_dir / META).exists() or (run_dir / RECORDS).exists()):
         raise holds_a_run(run_dir)
@@ -146,43 +167,73 @@ def sweep(
         return _sweep(grid, run_dir, given, resume, retry_failed, shard, progress, lock_notes)
 
 
-def _sweep(grid: Grid | None, run_dir: Path, given: dict[str, Any], resume: bool, retry_failed: bool, shard: Shard | None,
-           progress: Progress | None, lock_notes: list[str]) -> pd.DataFrame:
+def _sweep(
+    grid: Grid | None,
+    run_dir: Path,
+    given: dict[str, Any],
+    resume: bool,
+    retry_failed: bool,
+    shard: Shard | None,
+    progress: Progress | None,
+    lock_notes: list[str],
+) -> pd.DataFrame:
     """:func:`sweep`, with the run directory's lock held."""
-    orphans = resume and not (run_dir / META).exists() and (run_dir / RECORDS).is_file() and (run_dir / RECORDS).stat().st_size > 0
+    orphans = (
+        resume
+        and not (run_dir / META).exists()
+        and (run_dir / RECORDS).is_file()
+        and (run_dir / RECORDS).stat().st_size > 0
+    )
     if resume and (run_dir / META).exists():
         run, grid, settings, shard = _reopen(run_dir, grid, given, shard)
     else:
         if grid is None:
             if orphans:
                 read_meta(run_dir)  # explains how to rebuild the missing meta.json
-            raise BlockprofError(f"give a grid to start a new run in {run_dir}" + (" (there is no run to resume there)" if resume else ""))
+            raise BlockprofError(
+                f"give a grid to start a new run in {run_dir}"
+                + (" (there is no run to resume there)" if resume else "")
+            )
         settings = _settings(Settings(**given))
         grid = _resolve_devices(grid, settings)
         run = None
     cells = grid.cells()
     if not settings.time and (len(grid.dtype) > 1 or len(grid.device) > 1):
-        raise BlockprofError("counts do not depend on dtype or device: give one of each, or add --time to time the cells")
+        raise BlockprofError(
+            "counts do not depend on dtype or device: give one of each, or add --time to time the cells"
+        )
     peaks = run.meta.get("peaks") if run is not None else _peaks(grid, settings)  # a resumed run keeps its ceilings
     if orphans:
         _check_orphans(run_dir, cells, shard, settings)
     if run is None:
-        run = Run.create(run_dir, {
-            "grid": grid.as_dict(),
-            "settings": settings.as_dict(),
-            "shard": None if shard is None else {"index": shard.index, "count": shard.count},
-            "cells": sum(1 for i in range(len(cells)) if shard is None or shard.holds(i)),
-            "environment": run_environment(grid.device if settings.time else (), settings.threads),
-            "peaks": peaks,
-            **({"rebuilt": f"meta.json was rebuilt on {_today()} from the grid and settings given to --resume; "
-                            "the environment is the resuming machine's"} if orphans else {}),
-        }, orphans=orphans)
+        run = Run.create(
+            run_dir,
+            {
+                "grid": grid.as_dict(),
+                "settings": settings.as_dict(),
+                "shard": None if shard is None else {"index": shard.index, "count": shard.count},
+                "cells": sum(1 for i in range(len(cells)) if shard is None or shard.holds(i)),
+                "environment": run_environment(grid.device if settings.time else (), settings.threads),
+                "peaks": peaks,
+                **(
+                    {
+                        "rebuilt": f"meta.json was rebuilt on {_today()} from the grid and settings given to --resume; "
+                        "the environment is the resuming machine's"
+                    }
+                    if orphans
+                    else {}
+                ),
+            },
+            orphans=orphans,
+        )
         if orphans:
             run = Run.open(run_dir)
     mine = [(i, cell) for i, cell in enumerate(cells) if shard is None or shard.holds(i)]
     done = run.keys(ok_only=retry_failed)
     pending = [(i, cell) for i, cell in mine if cell.key not in done]
-    state = SweepProgress(str(run_dir), total=len(mine), skipped=len(mine) - len(pending), notes=(*lock_notes, *run.notes))
+    state = SweepProgress(
+        str(run_dir), total=len(mine), skipped=len(mine) - len(pending), notes=(*lock_notes, *run.notes)
+    )
     report = progress or (lambda p: None)
     report(state)
     with run.appender() as appender, _stop_on_sigint(lambda: report(replace(state, stopping=True))) as stop:
@@ -231,7 +282,9 @@ def _resolve_devices(grid: Grid, settings: Settings) -> Grid:
         return grid
     from blockprof.timing.harness import conditions
 
-    devices = tuple(dict.fromkeys(conditions(d, t, threads=settings.threads).device for d in grid.device for t in grid.dtype))
+    devices = tuple(
+        dict.fromkeys(conditions(d, t, threads=settings.threads).device for d in grid.device for t in grid.dtype)
+    )
     return grid.replace(device=devices)
 
 
@@ -249,8 +302,10 @@ def _check_orphans(run_dir: Path, cells: list[Cell], shard: Shard | None, settin
     foreign = [r for r in records.records if r["cell"] not in keys]
     hint = "give the grid options and --time/--tools it was swept with, or sweep into a new directory"
     if foreign:
-        raise BlockprofError(f"{len(foreign)} of the {len(records.records)} records in {run_dir} are not cells of this grid "
-                             f"(e.g. {foreign[0].get('block')} {foreign[0].get('in_channels')}); {hint}")
+        raise BlockprofError(
+            f"{len(foreign)} of the {len(records.records)} records in {run_dir} are not cells of this grid "
+            f"(e.g. {foreign[0].get('block')} {foreign[0].get('in_channels')}); {hint}"
+        )
     ok = [r for r in records.records if r.get("status") == "ok"]
     timed = any(r.get("fwd_ms") is not None or r.get("train_ms") is not None for r in ok)
     tools = {t for r in ok for t in ("fvcore", "thop", "torch") if f"{t}_macs" in r}
@@ -259,26 +314,42 @@ def _check_orphans(run_dir: Path, cells: list[Cell], shard: Shard | None, settin
         raise BlockprofError(f"the records in {run_dir} were taken with {swept}; {hint}")
 
 
-def _reopen(run_dir: Path, grid: Grid | None, given: dict[str, Any], shard: Shard | None) -> tuple[Run, Grid, Settings, Shard | None]:
+def _reopen(
+    run_dir: Path, grid: Grid | None, given: dict[str, Any], shard: Shard | None
+) -> tuple[Run, Grid, Settings, Shard | None]:
     """The run to resume, with its grid, settings and shard; whatever the caller gave must match."""
     run = Run.open(run_dir)
     meta = run.meta
     if meta.get("grid") is None:
-        raise BlockprofError(f"{run_dir} was merged from runs of different grids; it cannot be resumed — sweep each grid on its own")
+        raise BlockprofError(
+            f"{run_dir} was merged from runs of different grids; it cannot be resumed — sweep each grid on its own"
+        )
     saved_grid = _from_meta(run_dir, "grid", lambda: _checked_grid(meta["grid"]))
     saved = _from_meta(run_dir, "settings", lambda: Settings.from_dict(meta["settings"]))
     settings = _from_meta(run_dir, "settings", lambda: _settings(replace(saved, **given)))
     if settings != saved:
         field_ = next(k for k in given if getattr(settings, k) != getattr(saved, k))
-        raise BlockprofError(f"{run_dir} was swept with {field_}={getattr(saved, field_)!r}, not {getattr(settings, field_)!r}; resume with the run's own settings (leave {field_} out)")
+        raise BlockprofError(
+            f"{run_dir} was swept with {field_}={getattr(saved, field_)!r}, not {getattr(settings, field_)!r}; resume with the run's own settings (leave {field_} out)"
+        )
     if grid is not None and _resolve_devices(grid, settings).as_dict() != saved_grid.as_dict():
-        raise BlockprofError(f"the grid differs from the one {run_dir} was swept with; resume without grid options (the run keeps its grid) or sweep into a new directory")
+        raise BlockprofError(
+            f"the grid differs from the one {run_dir} was swept with; resume without grid options (the run keeps its grid) or sweep into a new directory"
+        )
     saved_shard = _from_meta(run_dir, "shard", lambda: Shard(**meta["shard"]) if meta.get("shard") else None)
     if shard is not None and shard != saved_shard:
-        raise BlockprofError(f"{run_dir} holds shard {saved_shard or 'none (the whole grid)'}, not {shard}; resume it with its own shard")
-    differences = env_differences(meta["environment"], run_environment(saved_grid.device if settings.time else (), settings.threads), settings.time)
+        raise BlockprofError(
+            f"{run_dir} holds shard {saved_shard or 'none (the whole grid)'}, not {shard}; resume it with its own shard"
+        )
+    differences = env_differences(
+        meta["environment"],
+        run_environment(saved_grid.device if settings.time else (), settings.threads),
+        settings.time,
+    )
     if differences:
-        raise BlockprofError(f"{run_dir} was swept in another environment ({differences[0]}); resume it there, or sweep into a new directory and merge with --allow-mixed")
+        raise BlockprofError(
+            f"{run_dir} was swept in another environment ({differences[0]}); resume it there, or sweep into a new directory and merge with --allow-mixed"
+        )
     return run, saved_grid, settings, saved_shard
 
 
@@ -297,8 +368,10 @@ def _from_meta(run_dir: Path, key: str, build: Callable[[], T]) -> T:
     try:
         return build()
     except (BlockprofError, TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as e:
-        raise BlockprofError(f"{run_dir / META}: {key!r} is not what blockprof wrote ({_one_line(e)}); "
-                             "the file was edited or damaged — restore it, or sweep into a new directory") from None
+        raise BlockprofError(
+            f"{run_dir / META}: {key!r} is not what blockprof wrote ({_one_line(e)}); "
+            "the file was edited or damaged — restore it, or sweep into a new directory"
+        ) from None
 
 
 def _peaks(grid: Grid, settings: Settings) -> dict[str, Any] | None:
@@ -326,7 +399,9 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def _count_cell(index: int, cell: Cell, tools: tuple[str, ...], counted: dict[BlockSpec, dict[str, Any]]) -> dict[str, Any]:
+def _count_cell(
+    index: int, cell: Cell, tools: tuple[str, ...], counted: dict[BlockSpec, dict[str, Any]]
+) -> dict[str, Any]:
     """The cell's count record, or its error record; never raises (but KeyboardInterrupt).
     Counts do not depend on dtype or device, so cells that differ only there are
     counted once (``counted`` holds the records by spec)."""
@@ -342,7 +417,9 @@ def _count_cell(index: int, cell: Cell, tools: tuple[str, ...], counted: dict[Bl
             try:
                 counted[spec] = count_record(spec, tools)
             except MemoryError:
-                counted[spec] = error_record(spec, f"out of memory while counting {spec.label}; use a smaller batch or spatial size")
+                counted[spec] = error_record(
+                    spec, f"out of memory while counting {spec.label}; use a smaller batch or spatial size"
+                )
             except Exception as e:  # recorded per cell
                 counted[spec] = error_record(spec, _one_line(e))
         record = dict(counted[spec])
@@ -350,15 +427,21 @@ def _count_cell(index: int, cell: Cell, tools: tuple[str, ...], counted: dict[Bl
     return {"cell": cell.key, "index": index, **record, "count_s": clock.perf_counter() - start}
 
 
-def _run_batch(batch: list[tuple[int, Cell]], settings: Settings, peaks: dict[str, Any] | None,
-               counted: dict[BlockSpec, dict[str, Any]]) -> list[dict[str, Any]]:
+def _run_batch(
+    batch: list[tuple[int, Cell]],
+    settings: Settings,
+    peaks: dict[str, Any] | None,
+    counted: dict[BlockSpec, dict[str, Any]],
+) -> list[dict[str, Any]]:
     records = [_count_cell(i, cell, settings.tools, counted) for i, cell in batch]
     if settings.time:
         _time_group(batch, records, settings, peaks or {})
     return records
 
 
-def _time_group(batch: list[tuple[int, Cell]], records: list[dict[str, Any]], settings: Settings, peaks: dict[str, Any]) -> None:
+def _time_group(
+    batch: list[tuple[int, Cell]], records: list[dict[str, Any]], settings: Settings, peaks: dict[str, Any]
+) -> None:
     """Time the group's counted cells together and fold each timing into its record."""
     from blockprof.timing.calibrate import Peaks
     from blockprof.timing.harness import time_blocks
@@ -370,9 +453,16 @@ def _time_group(batch: list[tuple[int, Cell]], records: list[dict[str, Any]], se
     device, dtype = timed[0][0].device, timed[0][0].dtype
     start = clock.perf_counter()
     try:
-        timings = time_blocks([cell.spec() for cell, _ in timed], modes=settings.modes, device=device, dtype=dtype,
-                              threads=settings.threads, min_run_time=settings.min_run_time, rounds=settings.rounds,
-                              min_runs=settings.min_runs)
+        timings = time_blocks(
+            [cell.spec() for cell, _ in timed],
+            modes=settings.modes,
+            device=device,
+            dtype=dtype,
+            threads=settings.threads,
+            min_run_time=settings.min_run_time,
+            rounds=settings.rounds,
+            min_runs=settings.min_runs,
+        )
     except Exception as e:  # the harness records per-cell failures itself; this is one it could not
         for _, record in timed:
             record.update(status="error", error=f"timing failed: {_one_line(e)}")

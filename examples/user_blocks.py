@@ -30,7 +30,9 @@ class ConvNeXtBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, mlp_ratio: int = 4) -> None:
         super().__init__()
         if stride != 1 or in_channels != out_channels:
-            self.downsample: nn.Module = nn.Sequential(LayerNorm2d(in_channels, eps=1e-6), nn.Conv2d(in_channels, out_channels, stride, stride))
+            self.downsample: nn.Module = nn.Sequential(
+                LayerNorm2d(in_channels, eps=1e-6), nn.Conv2d(in_channels, out_channels, stride, stride)
+            )
         else:
             self.downsample = nn.Identity()
         c, hidden = out_channels, mlp_ratio * out_channels

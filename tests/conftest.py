@@ -43,6 +43,7 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
             os.environ[CACHE_ENV] = saved
     assert _snapshot(real) == before, f"the test suite wrote into the user's cache {real}"
 
+
 WIDTHS = (8, 24, 100, 256, 1024)  # includes widths that are not powers of two
 
 
@@ -91,7 +92,11 @@ def variant_specs(spatial: int = 16) -> list[BlockSpec]:
         (16, 1, 3, "relu", "mobilenetv3"), (24, 2, 5, "hardswish", "mobilenetv3"), (40, 1, 5, "silu", "efficientnet"),
         (100, 2, 7, "silu", "efficientnet"), (8, 1, 3, "relu6", "standard"), (112, 2, 5, "hardswish", None),
     ):  # fmt: skip
-        specs.append(BlockSpec("inverted_residual", c, stride=stride, kernel=kernel, activation=act, se_style=style, spatial=spatial))
+        specs.append(
+            BlockSpec(
+                "inverted_residual", c, stride=stride, kernel=kernel, activation=act, se_style=style, spatial=spatial
+            )
+        )
     specs += [
         BlockSpec("inverted_residual", 24, out_channels=40, stride=2, expansion=88 / 24, kernel=5, activation="hardswish",
                     se_style="mobilenetv3", spatial=spatial + 1),  # MobileNetV3-Small's t = 88/24, at an odd size
@@ -165,7 +170,17 @@ def hostile_report_input():  # type: ignore[no-untyped-def]
     evil["block"] = HOSTILE["block"]
     failed = df.iloc[[1]].copy()
     for column in failed.columns:
-        if column not in ("cell", "index", "in_channels", "out_channels", "stride", "spatial", "batch", "dtype", "device"):
+        if column not in (
+            "cell",
+            "index",
+            "in_channels",
+            "out_channels",
+            "stride",
+            "spatial",
+            "batch",
+            "dtype",
+            "device",
+        ):
             failed[column] = None
     failed["block"], failed["status"], failed["error"] = HOSTILE["user_block"], "error", HOSTILE["error"]
     records = pd.concat([df, evil, failed], ignore_index=True)

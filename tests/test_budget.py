@@ -26,7 +26,9 @@ def valid(spec: BlockSpec) -> bool:
     return True
 
 
-def assert_widest(block: str, budget_params: int | None, budget_macs: int | None, spatial: int = 56, **options: object) -> int:
+def assert_widest(
+    block: str, budget_params: int | None, budget_macs: int | None, spatial: int = 56, **options: object
+) -> int:
     """The found width fits; every wider width up to the next valid one is invalid; that one does not fit."""
     fit = fit_within(block, budget_params, budget_macs, spatial, **options)
     w = fit.spec.in_channels
@@ -36,7 +38,9 @@ def assert_widest(block: str, budget_params: int | None, budget_macs: int | None
     assert fit.next_width is not None
     assert not any(valid(BlockSpec(block, c, spatial=spatial, **options)) for c in range(w + 1, fit.next_width))  # type: ignore[arg-type]
     n = analytic_count(BlockSpec(block, fit.next_width, spatial=spatial, **options))  # type: ignore[arg-type]
-    assert (budget_params is not None and n.params > budget_params) or (budget_macs is not None and n.macs > budget_macs)
+    assert (budget_params is not None and n.params > budget_params) or (
+        budget_macs is not None and n.macs > budget_macs
+    )
     return w
 
 
@@ -60,15 +64,23 @@ def test_equal_params_budget_of_the_basic_block_at_256() -> None:
     assert assert_widest("basic", BASIC_256_PARAMS - 1, None) == 255
 
 
-@pytest.mark.parametrize("block, options", [
-    ("bottleneck", {}),
-    ("bottleneck", {"groups": 32, "width_per_group": 4}),
-    ("bottleneck", {"expansion": 2, "se": 0.25}),
-    ("inverted_residual", {"expansion": 4}),
-    ("basic", {"se": 1 / 16}),
-])
-@pytest.mark.parametrize("budget_params, budget_macs, spatial", [(500_000, None, 56), (None, 1_000_000_000, 28), (2_000_000, 400_000_000, 56)])
-def test_widest_steps_over_invalid_widths(block: str, options: dict, budget_params: int | None, budget_macs: int | None, spatial: int) -> None:
+@pytest.mark.parametrize(
+    "block, options",
+    [
+        ("bottleneck", {}),
+        ("bottleneck", {"groups": 32, "width_per_group": 4}),
+        ("bottleneck", {"expansion": 2, "se": 0.25}),
+        ("inverted_residual", {"expansion": 4}),
+        ("basic", {"se": 1 / 16}),
+    ],
+)
+@pytest.mark.parametrize(
+    "budget_params, budget_macs, spatial",
+    [(500_000, None, 56), (None, 1_000_000_000, 28), (2_000_000, 400_000_000, 56)],
+)
+def test_widest_steps_over_invalid_widths(
+    block: str, options: dict, budget_params: int | None, budget_macs: int | None, spatial: int
+) -> None:
     w = assert_widest(block, budget_params, budget_macs, spatial, **options)
     if block == "bottleneck":
         assert w % int(options.get("expansion", 4)) == 0
@@ -88,16 +100,25 @@ def test_user_block_budget() -> None:
     assert widest_within("examples.user_blocks:convnext_block", budget_params=budget).in_channels == c
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(block="bottleneck", budget_params=10), "no width of bottleneck fits a budget of 10 params: the narrowest, 4→4, already costs 29 params"),
-    (dict(block="basic", budget_macs=1000), "no width of basic fits a budget of 1,000 MACs: the narrowest, 1→1, already costs 22 params, 56,448 MACs"),
-    (dict(block="basic", budget_params=10**15), "wider than 65,536 channels"),
-    (dict(block="basic"), "give a budget"),
-    (dict(block="basic", budget_params=-5), "budget_params must be a positive number"),
-    (dict(block="basic", budget_params=10**6, stride=2), "drop stride"),
-    (dict(block="basic", budget_params=10**6, expansion=4), "cannot be built at any width"),
-    (dict(block="nope", budget_params=10**6), "unknown block 'nope'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(block="bottleneck", budget_params=10),
+            "no width of bottleneck fits a budget of 10 params: the narrowest, 4→4, already costs 29 params",
+        ),
+        (
+            dict(block="basic", budget_macs=1000),
+            "no width of basic fits a budget of 1,000 MACs: the narrowest, 1→1, already costs 22 params, 56,448 MACs",
+        ),
+        (dict(block="basic", budget_params=10**15), "wider than 65,536 channels"),
+        (dict(block="basic"), "give a budget"),
+        (dict(block="basic", budget_params=-5), "budget_params must be a positive number"),
+        (dict(block="basic", budget_params=10**6, stride=2), "drop stride"),
+        (dict(block="basic", budget_params=10**6, expansion=4), "cannot be built at any width"),
+        (dict(block="nope", budget_params=10**6), "unknown block 'nope'"),
+    ],
+)
 def test_budget_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(BlockprofError, match=None) as e:
         widest_within(**kwargs)
@@ -116,8 +137,12 @@ def test_equal_budget_routes_options_and_tabulates() -> None:
 
 
 def test_compare_within_budget_counts_each_block_at_its_width() -> None:
-    df = compare_within_budget(["basic", "bottleneck", "inverted_residual"], budget_macs=1_000_000_000, spatial=28, tools=("torch",))
-    assert list(df["in_channels"]) == [widest_within(b, budget_macs=1_000_000_000, spatial=28).in_channels for b in df["block"]]
+    df = compare_within_budget(
+        ["basic", "bottleneck", "inverted_residual"], budget_macs=1_000_000_000, spatial=28, tools=("torch",)
+    )
+    assert list(df["in_channels"]) == [
+        widest_within(b, budget_macs=1_000_000_000, spatial=28).in_channels for b in df["block"]
+    ]
     assert (df["macs"] <= 1_000_000_000).all() and (df["next_macs"] > 1_000_000_000).all()
     assert df["torch_agrees"].all() and (df["budget_macs"] == 1_000_000_000).all()
 
@@ -131,10 +156,16 @@ def test_compare_cli_at_equal_budget() -> None:
     from blockprof.cli import cli
 
     runner = CliRunner()
-    result = runner.invoke(cli, ["compare", "--no-time", "--budget-params", "1180672", "--tools", "torch", "--format", "json"])
+    result = runner.invoke(
+        cli, ["compare", "--no-time", "--budget-params", "1180672", "--tools", "torch", "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     rows = {r["block"]: r for r in json.loads(result.stdout)}
-    assert {b: r["in_channels"] for b, r in rows.items()} == {"basic": 256, "bottleneck": 1052, "inverted_residual": 310}
+    assert {b: r["in_channels"] for b, r in rows.items()} == {
+        "basic": 256,
+        "bottleneck": 1052,
+        "inverted_residual": 310,
+    }
     assert all(r["params"] <= 1180672 < r["next_params"] for r in rows.values())
     assert rows["bottleneck"]["params_rel"] == rows["bottleneck"]["params"] / rows["basic"]["params"]
     table = runner.invoke(cli, ["compare", "--no-time", "--budget-params", "1180672", "--tools", "torch"])

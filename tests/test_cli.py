@@ -14,8 +14,22 @@ from hypothesis import strategies as st
 from blockprof.cli import COMMANDS, cli
 from blockprof.records import COUNT_FIELDS
 
-REQUIRED = ["block", "in_channels", "out_channels", "stride", "spatial", "batch", "params", "params_conv",
-            "macs", "flops", "train_flops", "fvcore_macs", "thop_macs", "torch_macs"]
+REQUIRED = [
+    "block",
+    "in_channels",
+    "out_channels",
+    "stride",
+    "spatial",
+    "batch",
+    "params",
+    "params_conv",
+    "macs",
+    "flops",
+    "train_flops",
+    "fvcore_macs",
+    "thop_macs",
+    "torch_macs",
+]
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -50,12 +64,16 @@ def test_compare_csv_markdown_and_file(tmp_path) -> None:  # type: ignore[no-unt
     code, out, _ = run("compare", "--channels", "32", "--spatial", "8", "--format", "markdown", "--tools", "torch")
     assert code == 0 and out.startswith("### blockprof compare") and "\n| block" in out
     target = tmp_path / "c.json"
-    code, _, err = run("compare", "--channels", "32", "--spatial", "8", "--format", "json", "-o", str(target), "--tools", "torch")
+    code, _, err = run(
+        "compare", "--channels", "32", "--spatial", "8", "--format", "json", "-o", str(target), "--tools", "torch"
+    )
     assert code == 0 and len(json.loads(target.read_text())) == 3 and "wrote 3 rows" in err
 
 
 def test_variant_options_apply_to_the_blocks_that_take_them() -> None:
-    code, out, _ = run("compare", "--channels", "64", "--spatial", "8", "--expansion", "2", "--format", "json", "--tools", "torch")
+    code, out, _ = run(
+        "compare", "--channels", "64", "--spatial", "8", "--expansion", "2", "--format", "json", "--tools", "torch"
+    )
     by_block = {r["block"]: r for r in json.loads(out)}
     assert by_block["basic"]["expansion"] == 1 and by_block["bottleneck"]["inner_width"] == 32
     assert by_block["inverted_residual"]["inner_width"] == 128
@@ -83,9 +101,18 @@ def test_explain_shows_the_derivation() -> None:
         (["compare", "--kernel", "4", "--blocks", "inverted_residual"], "kernel must be one of 3, 5, 7"),
         (["compare", "--activation", "gelu"], "activation must be one of relu, relu6, hardswish, silu"),
         (["compare", "--se-style", "fancy"], "se_style must be one of standard"),
-        (["compare", "--blocks", "basic", "--kernel", "5"], "option 'kernel' applies to none of the blocks basic; it applies to inverted_residual"),
-        (["compare", "--blocks", "basic,bottleneck", "--se-style", "standard", "--se", "0.25"], "option 'se_style' applies to none"),
-        (["explain", "basic", "--kernel", "5"], "basic does not take kernel (--kernel 5); only inverted_residual, fused_mbconv take it"),
+        (
+            ["compare", "--blocks", "basic", "--kernel", "5"],
+            "option 'kernel' applies to none of the blocks basic; it applies to inverted_residual",
+        ),
+        (
+            ["compare", "--blocks", "basic,bottleneck", "--se-style", "standard", "--se", "0.25"],
+            "option 'se_style' applies to none",
+        ),
+        (
+            ["explain", "basic", "--kernel", "5"],
+            "basic does not take kernel (--kernel 5); only inverted_residual, fused_mbconv take it",
+        ),
         (["compare", "--blocks", "resnet"], "unknown block 'resnet'"),
         (["compare", "--blocks", "bottleneck", "--channels", "66"], "not divisible by expansion 4"),
         (["compare", "--blocks", "bottleneck", "--groups", "3"], "not divisible by groups 3"),
@@ -106,23 +133,45 @@ def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
 def test_help_does_not_import_torch(command: str) -> None:
     """`blockprof --help` and every `blockprof COMMAND --help` stay light: no torch, pandas or plotly."""
     argv = ["blockprof", *([command] if command else []), "--help"]
-    code = (f"import sys; from blockprof.cli import main; sys.argv={argv!r}\ntry: main()\nexcept SystemExit: pass\n"
-            "print([m for m in ('torch', 'pandas', 'plotly', 'fvcore', 'scipy') if m in sys.modules])")
+    code = (
+        f"import sys; from blockprof.cli import main; sys.argv={argv!r}\ntry: main()\nexcept SystemExit: pass\n"
+        "print([m for m in ('torch', 'pandas', 'plotly', 'fvcore', 'scipy') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
 
 
 def test_console_entry_point_runs() -> None:
-    proc = subprocess.run([sys.executable, "-m", "blockprof", "compare", "--no-time", "--channels", "x"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "blockprof", "compare", "--no-time", "--channels", "x"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
 
 
-OPTION_VALUES = st.one_of(st.integers(-3, 3000).map(str), st.text(max_size=6), st.sampled_from(["1.5", "nan", "inf", "-0", "2,0", "4,", "1e3"]))
+OPTION_VALUES = st.one_of(
+    st.integers(-3, 3000).map(str),
+    st.text(max_size=6),
+    st.sampled_from(["1.5", "nan", "inf", "-0", "2,0", "4,", "1e3"]),
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    option=st.sampled_from(["--channels", "--spatial", "--batch", "--stride", "--expansion", "--groups", "--se", "--out-channels", "--width-per-group", "--blocks", "--format"]),
+    option=st.sampled_from(
+        [
+            "--channels",
+            "--spatial",
+            "--batch",
+            "--stride",
+            "--expansion",
+            "--groups",
+            "--se",
+            "--out-channels",
+            "--width-per-group",
+            "--blocks",
+            "--format",
+        ]
+    ),
     value=OPTION_VALUES,
 )
 @pytest.mark.slow
@@ -156,9 +205,26 @@ def test_explain_time_shows_each_layers_share_of_time_and_macs(monkeypatch: pyte
 
     # the command's 1 s per measurement is for real numbers; the shape of the table needs far less
     monkeypatch.setattr(layers, "layer_times", functools.partial(layers.layer_times, min_run_time=0.05))
-    result = CliRunner().invoke(cli, ["explain", "inverted_residual", "--channels", "32", "--spatial", "16", "--time", "--device", "cpu", "--threads", "1"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "explain",
+            "inverted_residual",
+            "--channels",
+            "32",
+            "--spatial",
+            "16",
+            "--time",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip().startswith(("conv_dw", "(whole"))}
+    rows = {
+        line.split()[0]: line for line in result.stdout.splitlines() if line.strip().startswith(("conv_dw", "(whole"))
+    }
     assert "conv_dw" in rows and "100.0%" in rows["(whole"]
     assert "time %" in result.stdout and "MACs %" in result.stdout
 

@@ -23,20 +23,47 @@ def test_compare_times_every_block() -> None:
     assert (df["runs"] >= 10).all() and (df["threads"] == 1).all()
     assert df.loc[df["block"] == "basic", "train_ms_rel"].item() == 1.0
     # counts are untouched by the join, and the timed FLOP rate uses them
-    assert (df["fwd_gflops_per_s"] - df["flops"] / (df["fwd_ms"] * 1e-3) / 1e9).abs().max() < 1e-6 * df["fwd_gflops_per_s"].max()
+    assert (df["fwd_gflops_per_s"] - df["flops"] / (df["fwd_ms"] * 1e-3) / 1e9).abs().max() < 1e-6 * df[
+        "fwd_gflops_per_s"
+    ].max()
 
 
 @pytest.mark.timing
 @pytest.mark.slow
 def test_cli_shows_the_timing_table_and_json_fields() -> None:
     runner = CliRunner()
-    args = ["compare", "--channels", "32", "--spatial", "16", "--tools", "torch", "--device", "cpu", "--threads", "1", "--min-run-time", "0.01"]
+    args = [
+        "compare",
+        "--channels",
+        "32",
+        "--spatial",
+        "16",
+        "--tools",
+        "torch",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--min-run-time",
+        "0.01",
+    ]
     table = runner.invoke(cli, args)
     assert table.exit_code == 0, table.output
     assert "fwd ms" in table.stdout and "roofline" in table.stdout and "torch.utils.benchmark" in table.stdout
     records = json.loads(runner.invoke(cli, [*args, "--format", "json"]).stdout)
-    for field in ("device", "dtype", "threads", "fwd_ms", "fwd_iqr_ms", "train_ms", "train_iqr_ms", "runs",
-                  "fwd_gflops_per_s", "train_gflops_per_s", "roofline_fraction"):
+    for field in (
+        "device",
+        "dtype",
+        "threads",
+        "fwd_ms",
+        "fwd_iqr_ms",
+        "train_ms",
+        "train_iqr_ms",
+        "runs",
+        "fwd_gflops_per_s",
+        "train_gflops_per_s",
+        "roofline_fraction",
+    ):
         assert all(field in r for r in records), field
     assert all(r["status"] == "ok" and r["device"] == "cpu" for r in records)
 
@@ -52,8 +79,17 @@ def test_footer_flags_stale_peaks_and_load() -> None:
 
     from blockprof.commands.compare import timing_footer
 
-    df = pd.DataFrame({"block": ["basic", "bottleneck"], "in_channels": [64, 64], "status": ["ok", "ok"], "error": [None, None],
-                       "roofline_fraction": [1.4, 0.5], "load_average": [5.0, 5.0], "threads": [2, 2]})
+    df = pd.DataFrame(
+        {
+            "block": ["basic", "bottleneck"],
+            "in_channels": [64, 64],
+            "status": ["ok", "ok"],
+            "error": [None, None],
+            "roofline_fraction": [1.4, 0.5],
+            "load_average": [5.0, 5.0],
+            "threads": [2, 2],
+        }
+    )
     footer = timing_footer(df)
     assert "roofline above 100% for basic:" in footer and "calibrate --force" in footer
     assert "load average 5.0" in footer

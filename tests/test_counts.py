@@ -118,7 +118,10 @@ def _snapshot(module: torch.nn.Module) -> dict:
     return {
         "state": {k: v.clone() for k, v in module.state_dict().items()},
         "modes": {n: m.training for n, m in module.named_modules()},
-        "hooks": {n: (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks)) for n, m in module.named_modules()},
+        "hooks": {
+            n: (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
+            for n, m in module.named_modules()
+        },
         "buffers": [n for n, _ in module.named_buffers()],
         "grads": [p.grad is None for p in module.parameters()],
     }
@@ -213,10 +216,16 @@ def test_efficientnet_block_by_hand() -> None:
 
 def test_mobilenetv3_squeeze_is_made_divisible() -> None:
     """MobileNetV3-Large's 40→40 k5 block (expanded 120): squeeze _make_divisible(120 // 4, 8) = 32, not 30."""
-    spec = BlockSpec("inverted_residual", 40, expansion=3, kernel=5, activation="relu", se_style="mobilenetv3", spatial=28)
+    spec = BlockSpec(
+        "inverted_residual", 40, expansion=3, kernel=5, activation="relu", se_style="mobilenetv3", spatial=28
+    )
     definition, spec = resolve(spec)
     assert definition.inner_widths(spec) == {"inner": 120, "squeeze": 32}
-    assert [r.layer.op for r in analytic_count(spec).rows if r.layer.name.startswith("se.")][2:5] == ["relu", "conv2d", "hardsigmoid"]
+    assert [r.layer.op for r in analytic_count(spec).rows if r.layer.name.startswith("se.")][2:5] == [
+        "relu",
+        "conv2d",
+        "hardsigmoid",
+    ]
 
 
 def test_regnet_y_squeeze_comes_from_the_input_width() -> None:

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 import blockprof
 from blockprof.cli import cli
-from blockprof.spec import BlockSpec
 from blockprof.render.tables import PRIORITY, render
+from blockprof.spec import BlockSpec
 
 NO_GPU = not __import__("torch").cuda.is_available()
 

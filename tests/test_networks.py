@@ -14,13 +14,21 @@ import torch
 from click.testing import CliRunner
 from torch.utils.flop_counter import FlopCounterMode
 
+from blockprof.api import explain_network
 from blockprof.cli import cli
 from blockprof.commands.network import cli_command
 from blockprof.errors import BlockprofError
-from blockprof.api import explain_network
-from blockprof.networks import PUBLISHED_PARAMS, analytic_network, build_network, default_spatial, layout, names, network_count
-from blockprof.networks.layout import REGNET_PARAMS, regnet_stages, round_to_multiple_of
+from blockprof.networks import (
+    PUBLISHED_PARAMS,
+    analytic_network,
+    build_network,
+    default_spatial,
+    layout,
+    names,
+    network_count,
+)
 from blockprof.networks.count import NETWORK_FIELDS, STAGE_FIELDS
+from blockprof.networks.layout import REGNET_PARAMS, regnet_stages, round_to_multiple_of
 from blockprof.records import COUNT_FIELDS
 from blockprof.spec import NetworkSpec
 
@@ -93,7 +101,7 @@ def torch_flops(module: torch.nn.Module, shape: tuple[int, ...]) -> int:
 
 def test_names() -> None:
     assert names() == list(PUBLISHED) and len(names()) == 43
-    assert PUBLISHED_PARAMS == {n: p for n, (p, *_) in PUBLISHED.items()}
+    assert {n: p for n, (p, *_) in PUBLISHED.items()} == PUBLISHED_PARAMS
     assert {n: default_spatial(n) for n in names()} == {n: size for n, (_, _, size, _) in PUBLISHED.items()}
 
 
@@ -118,7 +126,12 @@ def test_regnet_generator_gives_the_papers_widths() -> None:
     """(width, depth, group width) per stage as torchvision's BlockParams.from_init_params gives them."""
     assert regnet_stages(*REGNET_PARAMS["regnet_x_400mf"]) == [(32, 1, 16), (64, 2, 16), (160, 7, 16), (400, 12, 16)]
     assert regnet_stages(*REGNET_PARAMS["regnet_y_800mf"]) == [(64, 1, 16), (144, 3, 16), (320, 8, 16), (784, 2, 16)]
-    assert regnet_stages(*REGNET_PARAMS["regnet_y_32gf"]) == [(232, 2, 232), (696, 5, 232), (1392, 12, 232), (3712, 1, 232)]
+    assert regnet_stages(*REGNET_PARAMS["regnet_y_32gf"]) == [
+        (232, 2, 232),
+        (696, 5, 232),
+        (1392, 12, 232),
+        (3712, 1, 232),
+    ]
 
 
 def test_efficientnet_compound_scaling() -> None:
@@ -133,7 +146,16 @@ def test_efficientnet_compound_scaling() -> None:
 
 
 def test_mnasnet_width_rounding() -> None:
-    assert [round_to_multiple_of(c * 0.75, 8) for c in (32, 16, 24, 40, 80, 96, 192, 320)] == [24, 16, 24, 32, 64, 72, 144, 240]
+    assert [round_to_multiple_of(c * 0.75, 8) for c in (32, 16, 24, 40, 80, 96, 192, 320)] == [
+        24,
+        16,
+        24,
+        32,
+        64,
+        72,
+        144,
+        240,
+    ]
     assert (round_to_multiple_of(83, 8), round_to_multiple_of(84, 8)) == (80, 88)  # torchvision's docstring
 
 
@@ -151,7 +173,9 @@ def test_stochastic_depth_is_the_real_module() -> None:
     block.eval()
     with torch.no_grad():
         assert torch.equal(block(x), block(x))
-    row = next(r for r in analytic_network("efficientnet_b0").stages[6].count.rows if r.layer.name == "features.6.3.drop_path")
+    row = next(
+        r for r in analytic_network("efficientnet_b0").stages[6].count.rows if r.layer.name == "features.6.3.drop_path"
+    )
     assert row.cost.params == row.cost.macs == 0
 
 
@@ -179,7 +203,9 @@ def test_other_input_sizes(name: str, spatial: int, batch: int) -> None:
     assert count.params == PUBLISHED[name][0]
 
 
-@pytest.mark.parametrize("name", ["efficientnet_v2_s", "mobilenet_v3_small", "regnet_y_400mf", "mnasnet0_5", "resnext50_32x4d"])
+@pytest.mark.parametrize(
+    "name", ["efficientnet_v2_s", "mobilenet_v3_small", "regnet_y_400mf", "mnasnet0_5", "resnext50_32x4d"]
+)
 @pytest.mark.parametrize("spatial", [57, 113, 224])
 def test_any_input_size(name: str, spatial: int) -> None:
     """Sizes that are not multiples of 32: every stride-2 conv maps H to (H − 1)//2 + 1, as torch's."""
@@ -213,21 +239,49 @@ def test_mobilenet_stages_follow_the_papers_table() -> None:
     lay = layout(NetworkSpec("mobilenet_v2"))
     blocks = [s.blocks for s in lay.stages if s.blocks]
     settings = [(b[0].spec.expansion, b[0].spec.out_channels, len(b), b[0].spec.stride) for b in blocks]
-    assert settings == [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-    assert [s.name for s in lay.stages][0] == "stem" and lay.stages[-1].modules == ("features.18", "avgpool", "classifier")
+    assert settings == [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
+    assert [s.name for s in lay.stages][0] == "stem" and lay.stages[-1].modules == (
+        "features.18",
+        "avgpool",
+        "classifier",
+    )
 
 
-@pytest.mark.parametrize("name, block", [
-    ("resnet50", "inverted_residual"), ("resnet50", "basic"), ("resnet18", "bottleneck"),
-    ("mobilenet_v2", "bottleneck"), ("mobilenet_v2", "basic"), ("resnet101", "inverted_residual"),
-    ("efficientnet_b0", "fused_mbconv"), ("efficientnet_v2_s", "inverted_residual"), ("regnet_y_400mf", "bottleneck"),
-    ("mobilenet_v3_small", "basic"), ("resnet50", "regnet_x"), ("mnasnet0_5", "fused_mbconv"),
-])
+@pytest.mark.parametrize(
+    "name, block",
+    [
+        ("resnet50", "inverted_residual"),
+        ("resnet50", "basic"),
+        ("resnet18", "bottleneck"),
+        ("mobilenet_v2", "bottleneck"),
+        ("mobilenet_v2", "basic"),
+        ("resnet101", "inverted_residual"),
+        ("efficientnet_b0", "fused_mbconv"),
+        ("efficientnet_v2_s", "inverted_residual"),
+        ("regnet_y_400mf", "bottleneck"),
+        ("mobilenet_v3_small", "basic"),
+        ("resnet50", "regnet_x"),
+        ("mnasnet0_5", "fused_mbconv"),
+    ],
+)
 def test_block_swap_keeps_depth_width_and_stride(name: str, block: str) -> None:
     native, swapped = layout(NetworkSpec(name)), layout(NetworkSpec(name, block))
     assert swapped.swapped and {b.spec.block for s in swapped.stages for b in s.blocks} == {block}
     for a, b in zip(native.stages, swapped.stages):
-        assert (a.name, len(a.blocks), a.out_channels, a.out_size) == (b.name, len(b.blocks), b.out_channels, b.out_size)
+        assert (a.name, len(a.blocks), a.out_channels, a.out_size) == (
+            b.name,
+            len(b.blocks),
+            b.out_channels,
+            b.out_size,
+        )
         assert [x.spec.stride for x in a.blocks] == [x.spec.stride for x in b.blocks]
     count = analytic_network(name, block, spatial=224).total
     module = meta_module(name, block)
@@ -236,10 +290,20 @@ def test_block_swap_keeps_depth_width_and_stride(name: str, block: str) -> None:
 
 
 def test_naming_the_native_block_is_the_published_network() -> None:
-    for name, block in (("resnet50", "bottleneck"), ("resnet18", "basic"), ("mobilenet_v2", "inverted_residual"),
-                        ("efficientnet_b0", "inverted_residual"), ("regnet_y_400mf", "regnet_y"), ("resnext50_32x4d", "bottleneck")):
+    for name, block in (
+        ("resnet50", "bottleneck"),
+        ("resnet18", "basic"),
+        ("mobilenet_v2", "inverted_residual"),
+        ("efficientnet_b0", "inverted_residual"),
+        ("regnet_y_400mf", "regnet_y"),
+        ("resnext50_32x4d", "bottleneck"),
+    ):
         count = analytic_network(name, block)
-        assert not count.layout.swapped and count.total.macs == PUBLISHED[name][3] and count.published_params == PUBLISHED[name][0]
+        assert (
+            not count.layout.swapped
+            and count.total.macs == PUBLISHED[name][3]
+            and count.published_params == PUBLISHED[name][0]
+        )
 
 
 @pytest.mark.slow
@@ -280,14 +344,20 @@ def test_mobilenet_training_count_names_the_torch_bug() -> None:
     assert "known FlopCounterMode bug" in record["torch_train_note"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(name="resnet51"), r"unknown network 'resnet51' \(did you mean resnet50\?\); choose from resnet18, "),
-    (dict(name="efficientnetb0"), r"\(did you mean efficientnet_b0\?\)"),
-    (dict(name="mobilenet_v3_small", block="regnet_x"), "mobilenet_v3_small with --block regnet_x: regnet_x: out_channels 24 is not a multiple of the group width 16"),
-    (dict(name="mnasnet1_0", block="regnet_y"), "mnasnet1_0 with --block regnet_y: regnet_y: out_channels 24"),
-    (dict(name="resnet50", block="nope"), "unknown block 'nope'"),
-    (dict(name="resnet50", block="examples.user_blocks:missing"), "has no attribute 'missing'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(name="resnet51"), r"unknown network 'resnet51' \(did you mean resnet50\?\); choose from resnet18, "),
+        (dict(name="efficientnetb0"), r"\(did you mean efficientnet_b0\?\)"),
+        (
+            dict(name="mobilenet_v3_small", block="regnet_x"),
+            "mobilenet_v3_small with --block regnet_x: regnet_x: out_channels 24 is not a multiple of the group width 16",
+        ),
+        (dict(name="mnasnet1_0", block="regnet_y"), "mnasnet1_0 with --block regnet_y: regnet_y: out_channels 24"),
+        (dict(name="resnet50", block="nope"), "unknown block 'nope'"),
+        (dict(name="resnet50", block="examples.user_blocks:missing"), "has no attribute 'missing'"),
+    ],
+)
 def test_bad_network_input(kwargs: dict, message: str) -> None:
     with pytest.raises(BlockprofError, match=message) as e:
         network_count(**kwargs, tools=("torch",))
@@ -303,10 +373,14 @@ def test_explain_sums_add_up() -> None:
         assert sum(int(t.replace(",", "")) for t in terms.split(" + ")) == int(total.replace(",", ""))
     assert "= 44,549,160 (torchvision publishes 44,549,160)" in text
     assert "= 7,801,405,440 = 15,602,810,880 FLOPs" in text
-    assert "blockprof explain bottleneck --channels 64 --out-channels 256 --spatial 56" in text  # expansion 4: the default
+    assert (
+        "blockprof explain bottleneck --channels 64 --out-channels 256 --spatial 56" in text
+    )  # expansion 4: the default
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v3_small", "regnet_y_400mf", "efficientnet_v2_s", "resnext50_32x4d"])
+@pytest.mark.parametrize(
+    "name", ["efficientnet_b0", "mobilenet_v3_small", "regnet_y_400mf", "efficientnet_v2_s", "resnext50_32x4d"]
+)
 def test_explain_names_a_command_that_rederives_the_first_block(name: str) -> None:
     """The command the network's derivation ends with gives the first block's own params and MACs."""
     count = analytic_network(name)
@@ -328,7 +402,11 @@ def test_cli_json_is_one_record() -> None:
     assert result.exit_code == 0 and isinstance(record, dict)
     for field in ("network", "params", "macs", "flops", "train_flops"):
         assert field in record
-    assert (record["params"], record["macs"], record["flops"]) == (PUBLISHED["mobilenet_v2"][0], MACS_224["mobilenet_v2"], 2 * MACS_224["mobilenet_v2"])
+    assert (record["params"], record["macs"], record["flops"]) == (
+        PUBLISHED["mobilenet_v2"][0],
+        MACS_224["mobilenet_v2"],
+        2 * MACS_224["mobilenet_v2"],
+    )
 
 
 def test_cli_table_csv_and_explain(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -345,15 +423,18 @@ def test_cli_table_csv_and_explain(tmp_path) -> None:  # type: ignore[no-untyped
     assert code == 0 and "= 11,689,512 (torchvision publishes 11,689,512)" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["network", "resnet51"], "unknown network 'resnet51' (did you mean resnet50?)"),
-    (["network", "regnet_y_800gf"], "(did you mean regnet_y_800mf?)"),
-    (["network", "mobilenet_v3_small", "--block", "regnet_x"], "is not a multiple of the group width 16"),
-    (["network", "resnet50", "--block", "no_such_pkg_xyz:f"], "no module named 'no_such_pkg_xyz'"),
-    (["network", "resnet50", "--explain", "--format", "json"], "drop --format"),
-    (["network", "resnet18", "--block", "examples.user_blocks:convnext_block", "--explain"], "no closed form"),
-    (["explain", "resnet50", "--channels", "64"], "a network takes only --spatial and --batch"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["network", "resnet51"], "unknown network 'resnet51' (did you mean resnet50?)"),
+        (["network", "regnet_y_800gf"], "(did you mean regnet_y_800mf?)"),
+        (["network", "mobilenet_v3_small", "--block", "regnet_x"], "is not a multiple of the group width 16"),
+        (["network", "resnet50", "--block", "no_such_pkg_xyz:f"], "no module named 'no_such_pkg_xyz'"),
+        (["network", "resnet50", "--explain", "--format", "json"], "drop --format"),
+        (["network", "resnet18", "--block", "examples.user_blocks:convnext_block", "--explain"], "no closed form"),
+        (["explain", "resnet50", "--channels", "64"], "a network takes only --spatial and --batch"),
+    ],
+)
 def test_cli_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
     code, out, err = run(*args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (out, err)
@@ -366,8 +447,10 @@ def test_command_module_raises_blockprof_error() -> None:
 
 
 def test_network_help_does_not_import_torch() -> None:
-    code = ("import sys; from blockprof.cli import main; sys.argv=['blockprof','network','--help']\n"
-            "try: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)")
+    code = (
+        "import sys; from blockprof.cli import main; sys.argv=['blockprof','network','--help']\n"
+        "try: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
     assert "resnet18/34/50/101/152, resnext50_32x4d" in " ".join(out.split())

@@ -28,7 +28,9 @@ def timed(timed_run: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def counted(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     run = tmp_path_factory.mktemp("plots") / "run"
-    sweep(Grid(channels=(12, 16, 24), spatial=(8, 4), options={"groups": [1, 3]}), run, tools=())  # g3 fails at 16 (inner 4)
+    sweep(
+        Grid(channels=(12, 16, 24), spatial=(8, 4), options={"groups": [1, 3]}), run, tools=()
+    )  # g3 fails at 16 (inner 4)
     return run
 
 
@@ -42,12 +44,25 @@ def test_counts_plot_has_one_trace_per_series_on_log_axes(counted: Path) -> None
     # parameters do not depend on the input size: one series per block (and bottleneck groups);
     # MACs do: each series again per spatial size, in grid order. The failed g3 cells are left out.
     assert names(fig) == [
-        "parameters · basic", "parameters · bottleneck · g1", "parameters · bottleneck · g3", "parameters · inverted_residual",
-        "MACs · basic · 8²", "MACs · basic · 4²", "MACs · bottleneck · g1 · 8²", "MACs · bottleneck · g3 · 8²",
-        "MACs · bottleneck · g1 · 4²", "MACs · bottleneck · g3 · 4²", "MACs · inverted_residual · 8²", "MACs · inverted_residual · 4²",
+        "parameters · basic",
+        "parameters · bottleneck · g1",
+        "parameters · bottleneck · g3",
+        "parameters · inverted_residual",
+        "MACs · basic · 8²",
+        "MACs · basic · 4²",
+        "MACs · bottleneck · g1 · 8²",
+        "MACs · bottleneck · g3 · 8²",
+        "MACs · bottleneck · g1 · 4²",
+        "MACs · bottleneck · g3 · 4²",
+        "MACs · inverted_residual · 8²",
+        "MACs · inverted_residual · 4²",
     ]
     assert fig.layout.xaxis.type == fig.layout.xaxis2.type == fig.layout.yaxis.type == fig.layout.yaxis2.type == "log"
-    assert "channels" in fig.layout.xaxis.title.text and "scalars" in fig.layout.yaxis.title.text and "MAC" in fig.layout.yaxis2.title.text
+    assert (
+        "channels" in fig.layout.xaxis.title.text
+        and "scalars" in fig.layout.yaxis.title.text
+        and "MAC" in fig.layout.yaxis2.title.text
+    )
     basic = fig.data[0]
     ok = df[(df["block"] == "basic") & (df["spatial"] == 8)].sort_values("in_channels")
     assert list(basic.x) == list(ok["in_channels"]) and list(basic.y) == list(ok["params"])
@@ -75,15 +90,21 @@ def test_latency_plot_has_quartile_error_bars(timed) -> None:  # type: ignore[no
         bars = trace.error_y
         assert bars.visible is not False and bars.symmetric is False
         # from the first to the third quartile: the two arms add up to the IQR torch computed
-        np.testing.assert_allclose(np.array(bars.array) + np.array(bars.arrayminus), rows[f"{mode}_iqr_ms"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            np.array(bars.array) + np.array(bars.arrayminus), rows[f"{mode}_iqr_ms"], rtol=1e-9, atol=1e-12
+        )
         assert (np.array(bars.arrayminus) >= 0).all() and (np.array(bars.array) >= 0).all()
         assert "runs" in trace.hovertemplate and "C=8" in trace.text[0]
 
 
 def test_throughput_plot_sits_under_the_calibrated_peak(timed) -> None:  # type: ignore[no-untyped-def]
     fig = plots.throughput(timed)
-    assert names(fig) == [*(f"fwd · {b}" for b in BLOCKS), "fwd · compute peak cpu/float32",
-                          *(f"train · {b}" for b in BLOCKS), "train · compute peak cpu/float32"]
+    assert names(fig) == [
+        *(f"fwd · {b}" for b in BLOCKS),
+        "fwd · compute peak cpu/float32",
+        *(f"train · {b}" for b in BLOCKS),
+        "train · compute peak cpu/float32",
+    ]
     peak = fig.data[3]
     assert set(peak.y) == {timed["peak_gflops_per_s"].iloc[0]}
     assert fig.layout.xaxis.type == "log" and "GFLOP/s" in fig.layout.yaxis.title.text
@@ -120,14 +141,20 @@ def test_cost_latency_plot_draws_the_pareto_front(timed) -> None:  # type: ignor
 def test_pareto_front_is_exactly_the_undominated_points(points: list[tuple[int, int]]) -> None:
     cost, latency = [float(c) for c, _ in points], [float(t) for _, t in points]
     front = plots.pareto_front(cost, latency)
-    dominated = {i for i in range(len(points)) for j in range(len(points))
-                 if latency[j] <= latency[i] and cost[j] >= cost[i] and (latency[j], cost[j]) != (latency[i], cost[i])}
+    dominated = {
+        i
+        for i in range(len(points))
+        for j in range(len(points))
+        if latency[j] <= latency[i] and cost[j] >= cost[i] and (latency[j], cost[j]) != (latency[i], cost[i])
+    }
     chosen = {(latency[i], cost[i]) for i in front}
     assert chosen == {(latency[i], cost[i]) for i in range(len(points)) if i not in dominated}
     assert [latency[i] for i in front] == sorted(latency[i] for i in front)
 
 
-def test_plot_command_writes_one_offline_page_and_says_what_it_skipped(counted: Path, timed_run: Path, tmp_path: Path) -> None:
+def test_plot_command_writes_one_offline_page_and_says_what_it_skipped(
+    counted: Path, timed_run: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "counts.html"
     result = CliRunner().invoke(cli, ["plot", str(counted), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -145,6 +172,8 @@ def test_plot_command_writes_one_offline_page_and_says_what_it_skipped(counted: 
 
 
 def test_plot_command_with_nothing_to_draw_is_a_one_line_error(counted: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["plot", str(counted), "-o", str(tmp_path / "p.html"), "--plots", "latency,roofline"])
+    result = CliRunner().invoke(
+        cli, ["plot", str(counted), "-o", str(tmp_path / "p.html"), "--plots", "latency,roofline"]
+    )
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "no figure applies" in result.stderr
     assert not (tmp_path / "p.html").exists()

@@ -10,9 +10,9 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -22,8 +22,24 @@ from blockprof.blocks.resnet import Basic
 from blockprof.cli import cli
 from blockprof.errors import BlockprofError
 from blockprof.regress import (
-    SCHEMA_VERSION, Rules, Snapshot, Suite, TimingPlan, cell_id, check, compare, confirm, inline_suite, judge_samples, load_baseline,
-    load_suite, measure, ratio_interval, save_baseline, suite_from_toml, write_baseline,
+    SCHEMA_VERSION,
+    Rules,
+    Snapshot,
+    Suite,
+    TimingPlan,
+    cell_id,
+    check,
+    compare,
+    confirm,
+    inline_suite,
+    judge_samples,
+    load_baseline,
+    load_suite,
+    measure,
+    ratio_interval,
+    save_baseline,
+    suite_from_toml,
+    write_baseline,
 )
 from blockprof.render.check import to_junit, to_markdown, to_text
 from blockprof.spec import BlockSpec
@@ -60,7 +76,13 @@ def twice() -> Iterator[type[Twice]]:
 
 @pytest.fixture(scope="module")
 def counts_suite() -> Suite:
-    return inline_suite(["basic", "bottleneck", "inverted_residual"], [16], [8], [1], metrics=("params", "params_conv", "macs", "train_flops"))
+    return inline_suite(
+        ["basic", "bottleneck", "inverted_residual"],
+        [16],
+        [8],
+        [1],
+        metrics=("params", "params_conv", "macs", "train_flops"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +125,15 @@ def test_any_count_change_fails_whichever_way(counts_suite: Suite) -> None:
         assert [(v.cell, v.metric, v.status) for v in result.failures] == [(key, "params", "changed")]
 
 
-def test_a_changed_block_definition_fails_its_counts(tmp_path: Path, twice: type[Twice], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_block_definition_fails_its_counts(
+    tmp_path: Path, twice: type[Twice], monkeypatch: pytest.MonkeyPatch
+) -> None:
     suite = inline_suite([Twice.name], [16], [8], [1], metrics=("params", "macs"))
     base = measure(suite)
     # the block grows a wider 3×3: its closed form changes, as a real edit would
-    monkeypatch.setattr(Twice, "layers", lambda self, spec: Basic.layers(self, spec.replace(out_channels=spec.out_channels + 8)))
+    monkeypatch.setattr(
+        Twice, "layers", lambda self, spec: Basic.layers(self, spec.replace(out_channels=spec.out_channels + 8))
+    )
     result = compare(base, measure(suite))
     assert {v.metric for v in result.failures} == {"params", "macs"} and result.exit_code == 1
 
@@ -174,7 +200,9 @@ def test_unchanged_code_passes_repeated_checks_against_its_fresh_baseline(timed:
 
 def on_a_slower_machine(snapshot: Snapshot, factor: float, comparison: str, **env: object) -> Snapshot:
     """The same run on a machine ``factor`` times slower at everything (reference included), judged by ``comparison``."""
-    cells = {k: replace(c, rounds=tuple(tuple(t * factor for t in r) for r in c.rounds)) for k, c in snapshot.cells.items()}
+    cells = {
+        k: replace(c, rounds=tuple(tuple(t * factor for t in r) for r in c.rounds)) for k, c in snapshot.cells.items()
+    }
     reference = tuple(tuple(t * factor for t in r) for r in snapshot.reference)
     suite = replace(snapshot.suite, rules=replace(snapshot.suite.rules, comparison=comparison))
     return replace(snapshot, suite=suite, cells=cells, reference=reference, environment={**snapshot.environment, **env})
@@ -194,6 +222,7 @@ def test_auto_compares_normalised_times_when_the_environment_differs(timed: tupl
 
 def steady(snapshot: Snapshot) -> Snapshot:
     """``snapshot`` with its noise replaced by a tight, known spread (±1% around each median)."""
+
     def rounds(samples: list[float]) -> tuple[tuple[float, ...], ...]:
         middle = sorted(samples)[len(samples) // 2]
         return tuple((middle * (1 + 0.01 * ((i % 3) - 1)),) for i in range(len(samples)))
@@ -239,18 +268,23 @@ def test_baseline_round_trips_as_plain_json(tmp_path: Path, timed: tuple[Suite, 
     assert loaded.to_json() == base.to_json()
 
 
-@pytest.mark.parametrize("damage, message", [
-    (None, "does not exist; create it with 'blockprof baseline save"),
-    ("{\"schema_version\": 1, \"cells\": [", "is not valid JSON"),
-    ("[1, 2]", "is not a blockprof baseline (no schema_version)"),
-    ("{\"schema_version\": 99}", "has schema version 99; this blockprof reads version 1: upgrade blockprof"),
-    ("{\"schema_version\": 1, \"cells\": []}", "baseline.json: blockprof_version is missing"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (None, "does not exist; create it with 'blockprof baseline save"),
+        ('{"schema_version": 1, "cells": [', "is not valid JSON"),
+        ("[1, 2]", "is not a blockprof baseline (no schema_version)"),
+        ('{"schema_version": 99}', "has schema version 99; this blockprof reads version 1: upgrade blockprof"),
+        ('{"schema_version": 1, "cells": []}', "baseline.json: blockprof_version is missing"),
+    ],
+)
 def test_a_missing_corrupt_or_wrong_version_baseline_exits_2(tmp_path: Path, damage: str | None, message: str) -> None:
     path = tmp_path / "baseline.json"
     if damage is not None:
         path.write_text(damage)
-    code, out, err = run("check", "--blocks", "basic", "--channels", "8", "--spatial", "8", "--baseline", str(path), "--no-time")
+    code, out, err = run(
+        "check", "--blocks", "basic", "--channels", "8", "--spatial", "8", "--baseline", str(path), "--no-time"
+    )
     assert code == 2 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
@@ -315,7 +349,9 @@ def test_cli_check_writes_markdown_and_junit_and_update_accepts_a_change(tmp_pat
     data["cells"][0]["counts"]["params"] += 7
     baseline.write_text(json.dumps(data))
 
-    code, out, _ = run("check", *cells, "--baseline", str(baseline), "--no-time", "--markdown", str(md), "--junit", str(junit))
+    code, out, _ = run(
+        "check", *cells, "--baseline", str(baseline), "--no-time", "--markdown", str(md), "--junit", str(junit)
+    )
     assert code == 1 and "FAILED: 1 changed count(s)" in out
     assert md.read_text().startswith("### ❌ blockprof check FAILED") and "| cell" in md.read_text()
     assert ET.parse(junit).getroot().find("testsuite").get("failures") == "1"
@@ -342,7 +378,9 @@ def test_cli_timed_check_says_which_comparison(tmp_path: Path) -> None:
     assert len(data["reference"]["rounds_s"]) == len(data["cells"][0]["rounds_s"]) == 3 * 6  # 3 sessions pooled
     data["environment"]["cpu_model"] = "Some Other CPU"
     baseline.write_text(json.dumps(data))
-    code, out, _ = run("check", *cells, "--baseline", str(baseline), "--comparison", "auto", "--markdown", str(tmp_path / "s.md"))
+    code, out, _ = run(
+        "check", *cells, "--baseline", str(baseline), "--comparison", "auto", "--markdown", str(tmp_path / "s.md")
+    )
     assert "times: times ÷ reference kernel in the same round, because the environment differs" in out
     assert "cpu_model Some Other CPU → " in out and "×ref" in (tmp_path / "s.md").read_text()
     code, out, _ = run("check", *cells, "--baseline", str(baseline), "--no-time")
@@ -350,7 +388,9 @@ def test_cli_timed_check_says_which_comparison(tmp_path: Path) -> None:
 
 
 def test_inline_options_and_suite_file_conflict() -> None:
-    code, _, err = run("check", "--suite", str(ROOT / "benchmarks" / "suite.toml"), "--channels", "8", "--baseline", "x.json")
+    code, _, err = run(
+        "check", "--suite", str(ROOT / "benchmarks" / "suite.toml"), "--channels", "8", "--baseline", "x.json"
+    )
     assert code == 2 and "not both (drop --channels)" in err
 
 
@@ -371,16 +411,19 @@ def test_the_committed_baseline_matches_the_suite_and_the_counts() -> None:
     assert len(result.baseline.reference or ()) == suite.timing.rounds * suite.timing.baseline_sessions
 
 
-@pytest.mark.parametrize("toml, message", [
-    ({"cells": [{"blocks": ["basic"], "chanels": [8]}]}, "unknown key in [[cells]] #1 'chanels'"),
-    ({"cells": [{"channels": [8]}]}, "has no 'blocks'"),
-    ({}, "no [[cells]] tables"),
-    ({"cells": [{"blocks": "basic"}], "rules": {"tolerence": 0.1}}, "unknown key in [rules] 'tolerence'"),
-    ({"cells": [{"blocks": "basic"}], "rules": {"tolerance": -1}}, "tolerance must be a fraction above 0"),
-    ({"cells": [{"blocks": "basic"}], "timing": {"rounds": 2}}, "rounds must be a whole number from 5"),
-    ({"cells": [{"blocks": "basic"}], "metrics": ["flops"]}, "unknown metric(s) ['flops']"),
-    ({"cells": [{"blocks": ["basic"], "groups": 4}]}, "option 'groups' applies to none of the blocks basic"),
-])
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ({"cells": [{"blocks": ["basic"], "chanels": [8]}]}, "unknown key in [[cells]] #1 'chanels'"),
+        ({"cells": [{"channels": [8]}]}, "has no 'blocks'"),
+        ({}, "no [[cells]] tables"),
+        ({"cells": [{"blocks": "basic"}], "rules": {"tolerence": 0.1}}, "unknown key in [rules] 'tolerence'"),
+        ({"cells": [{"blocks": "basic"}], "rules": {"tolerance": -1}}, "tolerance must be a fraction above 0"),
+        ({"cells": [{"blocks": "basic"}], "timing": {"rounds": 2}}, "rounds must be a whole number from 5"),
+        ({"cells": [{"blocks": "basic"}], "metrics": ["flops"]}, "unknown metric(s) ['flops']"),
+        ({"cells": [{"blocks": ["basic"], "groups": 4}]}, "option 'groups' applies to none of the blocks basic"),
+    ],
+)
 def test_suite_mistakes_are_one_line_errors(toml: dict, message: str) -> None:
     with pytest.raises(BlockprofError) as e:
         suite_from_toml(toml)
@@ -388,8 +431,14 @@ def test_suite_mistakes_are_one_line_errors(toml: dict, message: str) -> None:
 
 
 def test_overlapping_cell_tables_list_each_cell_once() -> None:
-    suite = suite_from_toml({"cells": [{"blocks": ["basic", "bottleneck"], "channels": 8}, {"blocks": ["basic"], "channels": [8, 16]}]})
-    assert [cell_id(s) for s in suite.cells] == ["basic 8→8 @ 1×8×56×56", "bottleneck 8→8 @ 1×8×56×56", "basic 16→16 @ 1×16×56×56"]
+    suite = suite_from_toml(
+        {"cells": [{"blocks": ["basic", "bottleneck"], "channels": 8}, {"blocks": ["basic"], "channels": [8, 16]}]}
+    )
+    assert [cell_id(s) for s in suite.cells] == [
+        "basic 8→8 @ 1×8×56×56",
+        "bottleneck 8→8 @ 1×8×56×56",
+        "basic 16→16 @ 1×16×56×56",
+    ]
     with pytest.raises(BlockprofError, match="more than once"):
         Suite((BlockSpec("basic", 8), BlockSpec("basic", 8)))
 
@@ -402,7 +451,9 @@ def test_a_bad_suite_file_exits_2(tmp_path: Path) -> None:
 
 
 def test_the_check_commands_do_not_import_torch_for_help() -> None:
-    code = "import sys; from blockprof.cli import cli; cli(['check', '--help'], standalone_mode=False); " \
-           "cli(['baseline', 'save', '--help'], standalone_mode=False); assert 'torch' not in sys.modules"
+    code = (
+        "import sys; from blockprof.cli import cli; cli(['check', '--help'], standalone_mode=False); "
+        "cli(['baseline', 'save', '--help'], standalone_mode=False); assert 'torch' not in sys.modules"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

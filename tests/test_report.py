@@ -142,7 +142,15 @@ def test_summary_states_findings_from_the_data(example_html: str) -> None:
 
 def test_timing_findings_only_with_timings() -> None:
     df = Run.open(EXAMPLE_RUN).frame()
-    counts_only = df[[c for c in df.columns if not c.startswith(("fwd_", "train_ms", "train_iqr", "train_runs", "train_noisy", "train_samples", "train_g", "train_roof"))]]
+    counts_only = df[
+        [
+            c
+            for c in df.columns
+            if not c.startswith(
+                ("fwd_", "train_ms", "train_iqr", "train_runs", "train_noisy", "train_samples", "train_g", "train_roof")
+            )
+        ]
+    ]
     text = " ".join(summary(counts_only, "basic", 0.1))
     assert "faster" not in text and "noisy" not in text and "holds" in text
     html = build_report(counts_only, environment=ENV, timestamp=None)
@@ -154,21 +162,49 @@ def spread(median: float, q1: float, q3: float, noisy: bool = False) -> Spread:
 
 
 def test_speed_phrase_uses_the_quartiles() -> None:
-    assert speed_phrase(spread(71, 70, 72), spread(10, 9.5, 10.5), "training step") == \
-        "runs its training step 7.1× faster (quartile range 6.7–7.6×)"
+    assert (
+        speed_phrase(spread(71, 70, 72), spread(10, 9.5, 10.5), "training step")
+        == "runs its training step 7.1× faster (quartile range 6.7–7.6×)"
+    )
     assert "no clearly different speed" in speed_phrase(spread(10, 8, 12), spread(9, 7, 11), "forward")
     assert speed_phrase(spread(10, 9.9, 10.1), spread(25, 24, 26), "forward").startswith("runs its forward 2.5× slower")
 
 
 def test_speed_ratio_from_raw_samples() -> None:
-    rows = pd.DataFrame([
-        {"block": "a", "in_channels": 8, "spatial": 4, "batch": 1, "params": 1000, "macs": 4000,
-         "fwd_ms": 10.0, "fwd_iqr_ms": 1.0, "fwd_runs": 5, "fwd_noisy": False, "fwd_samples_ms": [9, 9.5, 10, 10.5, 11]},
-        {"block": "b", "in_channels": 8, "spatial": 4, "batch": 1, "params": 59, "macs": 236,
-         "fwd_ms": 2.0, "fwd_iqr_ms": 0.1, "fwd_runs": 5, "fwd_noisy": True, "fwd_samples_ms": [1.9, 1.95, 2, 2.05, 2.1]},
-    ])
+    rows = pd.DataFrame(
+        [
+            {
+                "block": "a",
+                "in_channels": 8,
+                "spatial": 4,
+                "batch": 1,
+                "params": 1000,
+                "macs": 4000,
+                "fwd_ms": 10.0,
+                "fwd_iqr_ms": 1.0,
+                "fwd_runs": 5,
+                "fwd_noisy": False,
+                "fwd_samples_ms": [9, 9.5, 10, 10.5, 11],
+            },
+            {
+                "block": "b",
+                "in_channels": 8,
+                "spatial": 4,
+                "batch": 1,
+                "params": 59,
+                "macs": 236,
+                "fwd_ms": 2.0,
+                "fwd_iqr_ms": 0.1,
+                "fwd_runs": 5,
+                "fwd_noisy": True,
+                "fwd_samples_ms": [1.9, 1.95, 2, 2.05, 2.1],
+            },
+        ]
+    )
     first = summary(rows, "a", 0.1)[0]
-    assert first.startswith("At 8 channels, input 1×8×4×4, the b holds 5.9% of a's parameters (59 vs 1,000) and does 5.9% of its forward MACs")
+    assert first.startswith(
+        "At 8 channels, input 1×8×4×4, the b holds 5.9% of a's parameters (59 vs 1,000) and does 5.9% of its forward MACs"
+    )
     assert "runs its forward 5.0× faster (quartile range 4.6–5.4×); 1 of the 2 timings behind this is noisy" in first
 
 
@@ -176,12 +212,29 @@ def test_winners_count_points_and_clear_wins() -> None:
     from blockprof.report.findings import winners
 
     def row(block: str, c: int, ms: float, q: float, params: int) -> dict:
-        return {"block": block, "in_channels": c, "spatial": 8, "batch": 1, "params": params, "macs": params,
-                "fwd_ms": ms, "fwd_iqr_ms": 2 * q, "fwd_runs": 10, "fwd_noisy": False}
+        return {
+            "block": block,
+            "in_channels": c,
+            "spatial": 8,
+            "batch": 1,
+            "params": params,
+            "macs": params,
+            "fwd_ms": ms,
+            "fwd_iqr_ms": 2 * q,
+            "fwd_runs": 10,
+            "fwd_noisy": False,
+        }
 
-    rows = pd.DataFrame([row("a", 8, 1.0, 0.1, 10), row("b", 8, 2.0, 0.1, 5),    # a clearly faster
-                         row("a", 16, 1.0, 0.5, 40), row("b", 16, 1.2, 0.5, 20),  # a faster, quartiles overlap
-                         row("a", 32, 3.0, 0.1, 160), row("b", 32, 2.0, 0.1, 80)])
+    rows = pd.DataFrame(
+        [
+            row("a", 8, 1.0, 0.1, 10),
+            row("b", 8, 2.0, 0.1, 5),  # a clearly faster
+            row("a", 16, 1.0, 0.5, 40),
+            row("b", 16, 1.2, 0.5, 20),  # a faster, quartiles overlap
+            row("a", 32, 3.0, 0.1, 160),
+            row("b", 32, 2.0, 0.1, 80),
+        ]
+    )
     assert winners(rows) == [
         "Fewest parameters: the b at every one of the 3 points compared.",
         "Fewest forward MACs: the b at every one of the 3 points compared.",
@@ -224,7 +277,11 @@ def test_same_run_same_bytes_but_the_timestamp(example_html: str) -> None:
     a = build_report(EXAMPLE_RUN, title="example", timestamp="2026-01-01T00:00:00+00:00")
     b = build_report(EXAMPLE_RUN, title="example", timestamp="2026-06-30T12:00:00+00:00")
     diff = [(x, y) for x, y in zip(a.splitlines(), b.splitlines()) if x != y]
-    assert len(a.splitlines()) == len(b.splitlines()) and len(diff) == 1 and "Generated 2026-01-01T00:00:00+00:00." in diff[0][0]
+    assert (
+        len(a.splitlines()) == len(b.splitlines())
+        and len(diff) == 1
+        and "Generated 2026-01-01T00:00:00+00:00." in diff[0][0]
+    )
 
 
 def test_source_date_epoch_fixes_the_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,8 +301,12 @@ def test_cli_regenerates_byte_identically_across_processes(tmp_path: Path) -> No
     for seed in ("1", "2"):
         out = tmp_path / f"report-{seed}.html"
         env = {**os.environ, "PYTHONHASHSEED": seed, "SOURCE_DATE_EPOCH": "1767225600"}
-        subprocess.run([sys.executable, "-m", "blockprof", "report", EXAMPLE_RUN, "-o", str(out), "--title", "example"],
-                       check=True, env=env, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "blockprof", "report", EXAMPLE_RUN, "-o", str(out), "--title", "example"],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert b"Generated 2026-01-01T00:00:00+00:00." in outputs[0]
@@ -277,7 +338,9 @@ def test_cli_report_and_bad_input(tmp_path: Path) -> None:
 
 def test_compare_html(tmp_path: Path) -> None:
     out = tmp_path / "c.html"
-    result = CliRunner().invoke(cli, ["compare", "--channels", "32,64", "--spatial", "8", "--tools", "torch", "--no-time", "--html", str(out)])
+    result = CliRunner().invoke(
+        cli, ["compare", "--channels", "32,64", "--spatial", "8", "--tools", "torch", "--no-time", "--html", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "basic" in result.stdout  # the table is still printed
     html = unescape(out.read_text(encoding="utf-8"))
@@ -296,8 +359,25 @@ def test_compare_time_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr("blockprof.timing.contention.CpuClock.cpu", lambda self: self.wall())
     monkeypatch.setattr("blockprof.timing.harness.cpu_ticks", lambda: None)
     out = tmp_path / "t.html"
-    result = CliRunner().invoke(cli, ["compare", "--channels", "16", "--spatial", "8", "--tools", "torch", "--time", "--threads", "1",
-                                      "--min-run-time", "0.01", "--html", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "compare",
+            "--channels",
+            "16",
+            "--spatial",
+            "8",
+            "--tools",
+            "torch",
+            "--time",
+            "--threads",
+            "1",
+            "--min-run-time",
+            "0.01",
+            "--html",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     html = unescape(out.read_text(encoding="utf-8"))
     assert len(tables(html).rows["timing-table"]) == 3
@@ -308,7 +388,10 @@ def test_compare_time_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 def test_compare_html_at_equal_budget(tmp_path: Path) -> None:
     """At equal budget each block has its own width: the report compares them at one input."""
     out = tmp_path / "b.html"
-    result = CliRunner().invoke(cli, ["compare", "--budget-params", "100000", "--spatial", "8", "--tools", "torch", "--no-time", "--html", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        ["compare", "--budget-params", "100000", "--spatial", "8", "--tools", "torch", "--no-time", "--html", str(out)],
+    )
     assert result.exit_code == 0, result.output
     html = unescape(out.read_text(encoding="utf-8"))
     assert "within 100,000 parameters" in html

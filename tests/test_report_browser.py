@@ -15,9 +15,18 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)"),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)"
+    ),
 ]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 FIGURES = 5
 
 
@@ -34,13 +43,24 @@ class Opened:
 def opened(hostile_report_input, tmp_path_factory):  # type: ignore[no-untyped-def]
     """One browser for the module: the example run plus hostile rows, opened offline."""
     records, meta = hostile_report_input
-    path = write_report(tmp_path_factory.mktemp("report") / "report.html", records, HOSTILE["title"], meta=meta,
-                        timestamp=None, notes=[HOSTILE["note"]])
+    path = write_report(
+        tmp_path_factory.mktemp("report") / "report.html",
+        records,
+        HOSTILE["title"],
+        meta=meta,
+        timestamp=None,
+        notes=[HOSTILE["note"]],
+    )
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         state = Opened(page, len(records), path)
-        page.on("console", lambda message: state.errors.append(f"console {message.type}: {message.text}") if message.type == "error" else None)
+        page.on(
+            "console",
+            lambda message: (
+                state.errors.append(f"console {message.type}: {message.text}") if message.type == "error" else None
+            ),
+        )
         page.on("pageerror", lambda error: state.errors.append(f"uncaught: {error}"))
 
         def only_files(route) -> None:  # type: ignore[no-untyped-def]
@@ -52,7 +72,9 @@ def opened(hostile_report_input, tmp_path_factory):  # type: ignore[no-untyped-d
 
         page.route("**/*", only_files)
         page.goto(path.as_uri(), wait_until="load")
-        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {FIGURES}", timeout=30_000)
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {FIGURES}", timeout=30_000
+        )
         yield state
         browser.close()
 
@@ -97,7 +119,7 @@ def test_clicking_a_header_sorts_numerically(opened: Opened) -> None:
     ascending = column_values(page, "counts-table", "params")
     numbers = [float(v) for v in ascending if v != "–"]
     assert numbers == sorted(numbers) and ascending != before
-    assert ascending[len(numbers):] == ["–"] * (len(ascending) - len(numbers))  # missing values last
+    assert ascending[len(numbers) :] == ["–"] * (len(ascending) - len(numbers))  # missing values last
     assert 4_544 < 70_400 < 1_180_672 and numbers.index(70_400) < numbers.index(1_180_672)  # numeric, not "1,1" < "7"
     page.locator("#counts-table thead th", has_text="params").first.locator("button").click()
     descending = [float(v) for v in column_values(page, "counts-table", "params") if v != "–"]

@@ -52,7 +52,9 @@ def test_standard_grids_load_and_have_the_product_of_their_axes(path: Path) -> N
     data = tomllib.loads(path.read_text())
     grid = Grid.from_toml(path)
     axes = [len(data[k]) if isinstance(data.get(k), list) else 1 for k in ("channels", "spatial", "batch")]
-    options = [len(v) if isinstance(v, list) else 1 for k, v in data.items() if k in ("stride", "expansion", "groups", "se")]
+    options = [
+        len(v) if isinstance(v, list) else 1 for k, v in data.items() if k in ("stride", "expansion", "groups", "se")
+    ]
     # the standard grids' options apply to every block they list
     assert len(grid.cells()) == len(data["blocks"]) * _product(axes) * _product(options)
 
@@ -64,18 +66,24 @@ def _product(values: list[int]) -> int:
     return out
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    ("channels = [32, 0]", r"channels must be a whole number in \[1, 1048576\] \(or a list of them\); got \[32, 0\]"),
-    ("channels = [32, 'wide']", "channels must be"),
-    ("batch = 1.5", "batch must be"),
-    ("se = [0, 1.5]", r"se must be a number in \[0, 1\)"),
-    ("expansion = 0", r"expansion must be a number in \(0, 1024\]"),
-    ("dtype = ['fp8']", "dtype must be one or a list of float32, bfloat16, float16"),
-    ("device = 'tpu'", "device must be one or a list of auto, cpu, cuda"),
-    ("blocks = []", "blocks must be a non-empty list"),
-    ("width = [64]", r"unknown key\(s\) width; known: blocks, channels"),
-    ("channels = [32", "is not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            "channels = [32, 0]",
+            r"channels must be a whole number in \[1, 1048576\] \(or a list of them\); got \[32, 0\]",
+        ),
+        ("channels = [32, 'wide']", "channels must be"),
+        ("batch = 1.5", "batch must be"),
+        ("se = [0, 1.5]", r"se must be a number in \[0, 1\)"),
+        ("expansion = 0", r"expansion must be a number in \(0, 1024\]"),
+        ("dtype = ['fp8']", "dtype must be one or a list of float32, bfloat16, float16"),
+        ("device = 'tpu'", "device must be one or a list of auto, cpu, cuda"),
+        ("blocks = []", "blocks must be a non-empty list"),
+        ("width = [64]", r"unknown key\(s\) width; known: blocks, channels"),
+        ("channels = [32", "is not valid TOML"),
+    ],
+)
 def test_bad_grid_files_are_one_line_errors_naming_the_file(tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text + "\n")
@@ -96,8 +104,22 @@ def test_bad_grid_via_the_cli_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_command_line_axes_override_the_grid_file(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["sweep", "--grid", str(GRIDS / "quick.toml"), "--channels", "8", "--spatial", "4",
-                                      "--tools", "none", "-o", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sweep",
+            "--grid",
+            str(GRIDS / "quick.toml"),
+            "--channels",
+            "8",
+            "--spatial",
+            "4",
+            "--tools",
+            "none",
+            "-o",
+            str(tmp_path / "run"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["grid"]["channels"] == [8] and meta["grid"]["spatial"] == [4]
@@ -105,7 +127,11 @@ def test_command_line_axes_override_the_grid_file(tmp_path: Path) -> None:
 
 
 def test_cell_key_is_the_hash_of_the_canonical_fields() -> None:
-    cell = Cell((("block", "bottleneck"), ("in_channels", 64), ("spatial", 56), ("batch", 1), ("expansion", 4.0)), "float32", "cpu")
+    cell = Cell(
+        (("block", "bottleneck"), ("in_channels", 64), ("spatial", 56), ("batch", 1), ("expansion", 4.0)),
+        "float32",
+        "cpu",
+    )
     canonical = '{"batch":1,"block":"bottleneck","device":"cpu","dtype":"float32","expansion":4.0,"in_channels":64,"spatial":56}'
     assert cell.key == hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -148,7 +174,9 @@ def small_run(tmp_path: Path) -> Path:
 def test_a_run_is_meta_plus_one_json_line_per_cell(small_run: Path) -> None:
     meta = json.loads((small_run / "meta.json").read_text())
     assert meta["format"] == "blockprof-run" and meta["schema_version"] == 1 and meta["cells"] == 6
-    assert {"blockprof_version", "torch_version", "fvcore_version", "thop_version", "cpu_model"} <= set(meta["environment"])
+    assert {"blockprof_version", "torch_version", "fvcore_version", "thop_version", "cpu_model"} <= set(
+        meta["environment"]
+    )
     assert meta["grid"]["channels"] == [8, 16] and meta["settings"]["tools"] == [] and meta["created"]
     lines = (small_run / RECORDS).read_text().splitlines()
     assert len(lines) == 6 and all(json.loads(line)["status"] == "ok" for line in lines)
@@ -165,7 +193,9 @@ def test_an_incomplete_last_line_is_ignored_reported_and_never_truncated(small_r
     data = records.read_bytes()
     assert data.startswith(b"".join(lines[:-1]) + lines[-1][:40] + b"\n")  # the fragment stays: nothing is cut
     run = Run.open(small_run)
-    assert len(run.records) == 6 and sorted(r["cell"] for r in run.records) == sorted(json.loads(x)["cell"] for x in lines)
+    assert len(run.records) == 6 and sorted(r["cell"] for r in run.records) == sorted(
+        json.loads(x)["cell"] for x in lines
+    )
     assert "skipped 1 record(s) cut off by an interrupted write (line 6)" in run.notes[0]
 
 
@@ -192,15 +222,27 @@ def test_resume_skips_finished_cells_and_retry_failed_reruns_errors(tmp_path: Pa
     assert (df["status"] == "error").sum() == 2
 
 
-@pytest.mark.parametrize(("damage", "match"), [
-    (lambda run: (run / "meta.json").unlink(), r"has records but no meta.json \(deleted\?\); the records are intact: rebuild it"),
-    (lambda run: (run / "meta.json").write_text("{not json"), "meta.json is not readable JSON"),
-    (lambda run: (run / "meta.json").write_text('{"format": "something-else"}'), "is not a blockprof run's metadata"),
-    (lambda run: _edit_meta(run, schema_version=99), "schema version 99; this blockprof .* reads version 1"),
-    (lambda run: (run / RECORDS).write_text('{"cell": "a"}\n{oops\n{"cell": "b"}\n'), "records.jsonl line 2 is not a JSON record"),
-    (lambda run: (run / RECORDS).write_text('{"block": "basic"}\n'), "line 1 is not a blockprof cell record"),
-    (lambda run: (run / RECORDS).unlink(), "has a meta.json but no records.jsonl"),
-])
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (
+            lambda run: (run / "meta.json").unlink(),
+            r"has records but no meta.json \(deleted\?\); the records are intact: rebuild it",
+        ),
+        (lambda run: (run / "meta.json").write_text("{not json"), "meta.json is not readable JSON"),
+        (
+            lambda run: (run / "meta.json").write_text('{"format": "something-else"}'),
+            "is not a blockprof run's metadata",
+        ),
+        (lambda run: _edit_meta(run, schema_version=99), "schema version 99; this blockprof .* reads version 1"),
+        (
+            lambda run: (run / RECORDS).write_text('{"cell": "a"}\n{oops\n{"cell": "b"}\n'),
+            "records.jsonl line 2 is not a JSON record",
+        ),
+        (lambda run: (run / RECORDS).write_text('{"block": "basic"}\n'), "line 1 is not a blockprof cell record"),
+        (lambda run: (run / RECORDS).unlink(), "has a meta.json but no records.jsonl"),
+    ],
+)
 def test_corrupt_runs_are_one_line_errors(small_run: Path, damage, match: str) -> None:  # type: ignore[no-untyped-def]
     damage(small_run)
     with pytest.raises(BlockprofError, match=match) as e:
@@ -212,8 +254,12 @@ def test_corrupt_runs_are_one_line_errors(small_run: Path, damage, match: str) -
 
 def test_a_foreign_directory_is_not_a_run(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
-    for command in (["show", str(tmp_path)], ["plot", str(tmp_path), "-o", str(tmp_path / "p.html")],
-                    ["merge", str(tmp_path), str(tmp_path), "-o", str(tmp_path / "m")], ["sweep", "-o", str(tmp_path), "--resume"]):
+    for command in (
+        ["show", str(tmp_path)],
+        ["plot", str(tmp_path), "-o", str(tmp_path / "p.html")],
+        ["merge", str(tmp_path), str(tmp_path), "-o", str(tmp_path / "m")],
+        ["sweep", "-o", str(tmp_path), "--resume"],
+    ):
         result = CliRunner().invoke(cli, command)
         assert result.exit_code == 2, command
         assert result.stderr.strip().count("\n") == 0, result.stderr
@@ -232,7 +278,10 @@ def test_resume_refuses_other_settings_grids_and_shards(small_run: Path) -> None
         sweep(Grid(channels=(8, 32), spatial=(4,)), small_run, resume=True)
     with pytest.raises(BlockprofError, match="holds shard none"):
         sweep(None, small_run, resume=True, shard="1/2")
-    _edit_meta(small_run, environment={**json.loads((small_run / "meta.json").read_text())["environment"], "torch_version": "1.0"})
+    _edit_meta(
+        small_run,
+        environment={**json.loads((small_run / "meta.json").read_text())["environment"], "torch_version": "1.0"},
+    )
     with pytest.raises(BlockprofError, match="swept in another environment .torch_version: '1.0'"):
         sweep(None, small_run, resume=True)
 
@@ -264,7 +313,9 @@ def test_merge_refuses_conflicting_results_naming_the_cell(small_run: Path) -> N
     changed = json.loads(lines[0])
     changed["macs"] += 1
     (twin / RECORDS).write_text("\n".join([json.dumps(changed), *lines[1:]]) + "\n")
-    with pytest.raises(BlockprofError, match=rf"cell {changed['cell']} \(basic 8\) has different results .*macs: ") as e:
+    with pytest.raises(
+        BlockprofError, match=rf"cell {changed['cell']} \(basic 8\) has different results .*macs: "
+    ) as e:
         merge([small_run, twin], small_run.parent / "merged")
     one_line_error(e)
 
@@ -273,7 +324,9 @@ def test_merge_prefers_a_successful_record_to_a_failed_one(small_run: Path) -> N
     failed = _copy(small_run, "failed")
     lines = (failed / RECORDS).read_text().splitlines()
     record = json.loads(lines[0])
-    (failed / RECORDS).write_text(json.dumps({"cell": record["cell"], "block": "basic", "status": "error", "error": "out of memory"}) + "\n")
+    (failed / RECORDS).write_text(
+        json.dumps({"cell": record["cell"], "block": "basic", "status": "error", "error": "out of memory"}) + "\n"
+    )
     result = merge([failed, small_run], small_run.parent / "merged")
     assert result.replaced_errors == 1
     assert (load_run(small_run.parent / "merged")["status"] == "ok").all()
@@ -281,7 +334,9 @@ def test_merge_prefers_a_successful_record_to_a_failed_one(small_run: Path) -> N
 
 def test_merge_refuses_mixed_environments_unless_allowed(small_run: Path) -> None:
     other = _copy(small_run, "other")
-    _edit_meta(other, environment={**json.loads((other / "meta.json").read_text())["environment"], "thop_version": "0.0.1"})
+    _edit_meta(
+        other, environment={**json.loads((other / "meta.json").read_text())["environment"], "thop_version": "0.0.1"}
+    )
     with pytest.raises(BlockprofError, match="environment thop_version: .* pass --allow-mixed") as e:
         merge([small_run, other], small_run.parent / "merged")
     one_line_error(e)

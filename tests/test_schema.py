@@ -186,7 +186,10 @@ def test_resolved_spec_fills_every_default() -> None:
 @pytest.mark.parametrize(
     "spec, message",
     [
-        (BlockSpec("basic", 32, kernel=5), "basic does not take kernel (--kernel 5); only inverted_residual, fused_mbconv take it"),
+        (
+            BlockSpec("basic", 32, kernel=5),
+            "basic does not take kernel (--kernel 5); only inverted_residual, fused_mbconv take it",
+        ),
         (
             BlockSpec("bottleneck", 32, se=0.25, se_style="efficientnet"),
             "bottleneck does not take se_style (--se-style efficientnet); only inverted_residual takes it",

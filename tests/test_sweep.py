@@ -24,8 +24,25 @@ from blockprof.sweep import sweep
 
 ROOT = Path(__file__).parent.parent
 #: what a count is made of: equal counts mean these fields are equal
-COUNT_COLUMNS = ["cell", "block", "in_channels", "out_channels", "stride", "expansion", "spatial", "batch", "params",
-                 "module_params", "params_conv", "macs", "flops", "train_flops", "torch_macs", "torch_train_flops", "status"]
+COUNT_COLUMNS = [
+    "cell",
+    "block",
+    "in_channels",
+    "out_channels",
+    "stride",
+    "expansion",
+    "spatial",
+    "batch",
+    "params",
+    "module_params",
+    "params_conv",
+    "macs",
+    "flops",
+    "train_flops",
+    "torch_macs",
+    "torch_train_flops",
+    "status",
+]
 
 
 def lines(run: Path) -> list[dict]:
@@ -37,8 +54,14 @@ def test_sigint_stops_between_cells_and_resume_finishes_every_cell_exactly_once(
     run = tmp_path / "run"
     widths = ",".join(str(c) for c in range(8, 68, 4))  # 45 cells at ~20 ms each: Ctrl-C lands mid-sweep
     args = ["sweep", "--channels", widths, "--spatial", "8", "--tools", "torch", "-o", str(run)]
-    proc = subprocess.Popen([sys.executable, "-m", "blockprof", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "blockprof", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     deadline = time.monotonic() + 60
     while not ((run / RECORDS).exists() and (run / RECORDS).read_bytes().count(b"\n") >= 1):
         assert proc.poll() is None and time.monotonic() < deadline, "the sweep never wrote a record"
@@ -82,8 +105,13 @@ def test_failing_cells_are_recorded_and_the_sweep_goes_on(tmp_path: Path, monkey
     # stride 3 at spatial 8 is a valid cell now: output side (8 − 1) // 3 + 1 = 3
     assert ("basic", 8, 8) not in errors.index
     # groups 3 with inner width C/4 = 2 or 4: the bottleneck refuses it; at C = 24 (inner 6) it is fine
-    grouped = df[(df["block"] == "bottleneck") & (df["groups"] == 3) & (df["spatial"] == 12)].set_index(["in_channels", "stride"])["error"]
-    assert grouped[(8, 1)] == "bottleneck: inner width 2 is not divisible by groups 3; use groups that divide 2 or a width that 3 divides"
+    grouped = df[(df["block"] == "bottleneck") & (df["groups"] == 3) & (df["spatial"] == 12)].set_index(
+        ["in_channels", "stride"]
+    )["error"]
+    assert (
+        grouped[(8, 1)]
+        == "bottleneck: inner width 2 is not divisible by groups 3; use groups that divide 2 or a width that 3 divides"
+    )
     assert grouped[(16, 3)].startswith("bottleneck: inner width 4") and pd.isna(grouped[(24, 1)])  # no error
     # an exception inside counting: its type and first line, nothing more
     exploded = df[df["error"].str.startswith("Exploding", na=False)]
@@ -126,7 +154,11 @@ def test_the_library_prints_nothing_and_reports_progress(tmp_path: Path, capsys:
     sweep(Grid(channels=(8,), spatial=(4,)), tmp_path / "run", tools=(), progress=seen.append)
     out, err = capsys.readouterr()
     assert out == err == ""
-    assert [p.done for p in seen] == [0, 1, 2, 3] and seen[-1].total == 3 and seen[-1].last.startswith("inverted_residual 8")
+    assert (
+        [p.done for p in seen] == [0, 1, 2, 3]
+        and seen[-1].total == 3
+        and seen[-1].last.startswith("inverted_residual 8")
+    )
 
 
 def test_counts_only_sweeps_refuse_dtype_and_device_axes(tmp_path: Path) -> None:
@@ -165,7 +197,15 @@ def test_a_timing_failure_is_recorded_per_cell(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(harness, "time_blocks", out_of_memory)
     monkeypatch.setenv("BLOCKPROF_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr("blockprof.sweep._peaks", lambda grid, settings: None)  # calibration is not under test here
-    df = sweep(Grid(channels=(8,), spatial=(4,), device=("cpu",)), tmp_path / "run", tools=(), time=True, min_run_time=0.01, rounds=1, min_runs=4)
+    df = sweep(
+        Grid(channels=(8,), spatial=(4,), device=("cpu",)),
+        tmp_path / "run",
+        tools=(),
+        time=True,
+        min_run_time=0.01,
+        rounds=1,
+        min_runs=4,
+    )
     assert (df["status"] == "error").all() and (df["params"] > 0).all()  # the counts are kept
     assert df["error"].str.startswith("timing failed: RuntimeError: DefaultCPUAllocator: can't allocate memory").all()
 
@@ -176,7 +216,9 @@ def test_a_timing_failure_is_recorded_per_cell(tmp_path: Path, monkeypatch: pyte
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("cli") / "run"
-    result = CliRunner().invoke(cli, ["sweep", "--channels", "8,16", "--spatial", "4", "--groups", "1,3", "-o", str(run)])
+    result = CliRunner().invoke(
+        cli, ["sweep", "--channels", "8,16", "--spatial", "4", "--groups", "1,3", "-o", str(run)]
+    )
     assert result.exit_code == 0, result.output
     assert "8 cells in" in result.stderr and "8 done now, 0 already done (skipped), 2 failed now" in result.stderr
     assert "failed: bottleneck C=8, input 1×8×4×4 (g3), float32 on auto: bottleneck: inner width 2" in result.stderr
@@ -200,7 +242,11 @@ def test_show_json_is_the_compare_schema_with_status_per_cell(cli_run: Path) -> 
 def test_show_table_csv_markdown_parquet_and_pivot(cli_run: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     table = runner.invoke(cli, ["show", str(cli_run)])
-    assert table.exit_code == 0 and "8 cells, 2 failed" in table.stdout and "error: bottleneck: inner width 2" in table.stdout
+    assert (
+        table.exit_code == 0
+        and "8 cells, 2 failed" in table.stdout
+        and "error: bottleneck: inner width 2" in table.stdout
+    )
     csv = runner.invoke(cli, ["show", str(cli_run), "--format", "csv"])
     assert csv.stdout.startswith("block,in_channels") and len(pd.read_csv(io.StringIO(csv.stdout))) == 8
     markdown = runner.invoke(cli, ["show", str(cli_run), "--format", "markdown", "--reference", "basic"])
@@ -226,30 +272,62 @@ def test_relative_and_pivot_from_the_api(cli_run: Path) -> None:
     assert (basic["macs_rel"] == 1).all() and (basic["params_rel"] == 1).all()
     table = pivot(df, "params", groups=1)
     assert list(table.index) == ["basic", "bottleneck", "inverted_residual"] and list(table.columns) == [8, 16]
-    assert table.loc["bottleneck", 16] == df[(df["block"] == "bottleneck") & (df["in_channels"] == 16) & (df["groups"] == 1)]["params"].item()
+    assert (
+        table.loc["bottleneck", 16]
+        == df[(df["block"] == "bottleneck") & (df["in_channels"] == 16) & (df["groups"] == 1)]["params"].item()
+    )
 
 
 def test_cells_that_differ_only_in_dtype_are_counted_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real_count = blockprof.counting.record.count_record
-    monkeypatch.setattr(blockprof.counting.record, "count_record", lambda spec, tools: calls.append(spec) or real_count(spec, tools))
+    monkeypatch.setattr(
+        blockprof.counting.record, "count_record", lambda spec, tools: calls.append(spec) or real_count(spec, tools)
+    )
     monkeypatch.setattr("blockprof.sweep._time_group", lambda *args: None)  # the timing is not under test here
     monkeypatch.setattr("blockprof.sweep._peaks", lambda grid, settings: None)
-    df = sweep(Grid(channels=(8,), spatial=(4,), dtype=("float32", "bfloat16"), device=("cpu",)), tmp_path / "run", tools=(), time=True)
+    df = sweep(
+        Grid(channels=(8,), spatial=(4,), dtype=("float32", "bfloat16"), device=("cpu",)),
+        tmp_path / "run",
+        tools=(),
+        time=True,
+    )
     assert len(df) == 6 and len(calls) == 3 == len(set(calls))
     by_dtype = df.set_index(["block", "dtype"])["macs"]
-    assert all(by_dtype[(b, "float32")] == by_dtype[(b, "bfloat16")] for b in ("basic", "bottleneck", "inverted_residual"))
+    assert all(
+        by_dtype[(b, "float32")] == by_dtype[(b, "bfloat16")] for b in ("basic", "bottleneck", "inverted_residual")
+    )
 
 
 def test_user_blocks_that_raise_are_recorded_beside_those_that_count(tmp_path: Path) -> None:
     fixtures = "tests.user_block_fixtures"
-    result = CliRunner().invoke(cli, ["sweep", "--blocks", "basic", "--block", f"{fixtures}:raises", "--block", f"{fixtures}:bottleneck",
-                                      "--block", f"{fixtures}:CrashesInForward", "--channels", "16,32", "--spatial", "8", "-o", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sweep",
+            "--blocks",
+            "basic",
+            "--block",
+            f"{fixtures}:raises",
+            "--block",
+            f"{fixtures}:bottleneck",
+            "--block",
+            f"{fixtures}:CrashesInForward",
+            "--channels",
+            "16,32",
+            "--spatial",
+            "8",
+            "-o",
+            str(tmp_path / "run"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     df = load_run(tmp_path / "run").set_index(["block", "in_channels"])
     assert len(df) == 8 and "4 failed now" in result.stderr
     assert df.loc[(f"{fixtures}:raises", 16), "error"].endswith("raised ValueError: cannot build 16 channels")
-    assert "its forward on a 1×32×8×8 input raised RuntimeError" in df.loc[(f"{fixtures}:CrashesInForward", 32), "error"]
+    assert (
+        "its forward on a 1×32×8×8 input raised RuntimeError" in df.loc[(f"{fixtures}:CrashesInForward", 32), "error"]
+    )
     # the user's bottleneck is blockprof's own behind the user-block door: same counts as the registered one
     ours = sweep(Grid(blocks=("bottleneck",), channels=(16, 32), spatial=(8,)), tmp_path / "ours", tools=())
     assert list(df.loc[f"{fixtures}:bottleneck", "macs"]) == list(ours["macs"])

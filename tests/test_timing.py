@@ -56,7 +56,9 @@ def test_doubling_the_batch_roughly_doubles_the_time() -> None:
 
 @pytest.mark.timing
 def test_at_least_min_runs_even_when_one_call_exceeds_the_budget() -> None:
-    (t,) = time_blocks([BlockSpec("basic", 64, spatial=28)], modes=("train",), device="cpu", threads=1, min_run_time=1e-4, min_runs=12)
+    (t,) = time_blocks(
+        [BlockSpec("basic", 64, spatial=28)], modes=("train",), device="cpu", threads=1, min_run_time=1e-4, min_runs=12
+    )
     assert t.train.runs >= 12
 
 
@@ -108,7 +110,9 @@ def test_train_step_starts_from_fresh_gradients() -> None:
 
 
 def _measurement(samples: list[float]) -> Measurement:
-    return Measurement(Task("synthetic", "fwd", "cpu", "float32", 1, "contiguous", 1), tuple(samples), len(samples), sum(samples))
+    return Measurement(
+        Task("synthetic", "fwd", "cpu", "float32", 1, "contiguous", 1), tuple(samples), len(samples), sum(samples)
+    )
 
 
 def test_tight_samples_are_not_noisy() -> None:
@@ -160,6 +164,7 @@ def test_cells_are_measured_round_robin() -> None:
     log: list[str] = []
     cells = []
     for name in "ab":
+
         def call(name: str = name) -> None:
             log.append(name)
             sum(range(2000))  # some work, so the block size stays small
@@ -240,9 +245,20 @@ def test_float16_on_a_cpu_build_without_it_is_a_clear_error(monkeypatch: pytest.
 
 @pytest.mark.timing
 def test_bfloat16_channels_last_on_cpu() -> None:
-    (t,) = time_blocks([BlockSpec("bottleneck", 32, spatial=14)], device="cpu", threads=1, dtype="bfloat16", channels_last=True, min_run_time=0.02)
+    (t,) = time_blocks(
+        [BlockSpec("bottleneck", 32, spatial=14)],
+        device="cpu",
+        threads=1,
+        dtype="bfloat16",
+        channels_last=True,
+        min_run_time=0.02,
+    )
     assert t.error is None and t.fwd.median > 0 and t.train.median > 0
-    assert t.env.dtype == "bfloat16" and t.env.memory_format == "channels_last" and t.fwd.task.memory_format == "channels_last"
+    assert (
+        t.env.dtype == "bfloat16"
+        and t.env.memory_format == "channels_last"
+        and t.fwd.task.memory_format == "channels_last"
+    )
 
 
 def test_no_peak_memory_on_cpu_but_saved_bytes_measured(small_timings: list[harness.BlockTiming]) -> None:
@@ -253,7 +269,9 @@ def test_no_peak_memory_on_cpu_but_saved_bytes_measured(small_timings: list[harn
 
 @pytest.mark.timing
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # raised inside torch.compile
+@pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
+)  # raised inside torch.compile
 def test_compiled_block_times() -> None:
     t = time_block(BlockSpec("basic", 16, spatial=8), modes=("fwd",), compile=True, **FAST)
     assert t.compile and t.fwd.median > 0 and t.fwd.task.compile
@@ -281,7 +299,13 @@ def test_cuda_fwd_and_train_with_peak_memory() -> None:
 def test_cuda_autocast_dtypes(dtype: str) -> None:
     if dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
         pytest.skip("GPU without bfloat16")
-    t = time_block(BlockSpec("inverted_residual", 32, spatial=28, batch=4), device="cuda", dtype=dtype, channels_last=True, min_run_time=0.05)
+    t = time_block(
+        BlockSpec("inverted_residual", 32, spatial=28, batch=4),
+        device="cuda",
+        dtype=dtype,
+        channels_last=True,
+        min_run_time=0.05,
+    )
     assert t.fwd.median > 0 and t.train.median > 0 and t.env.dtype == dtype
 
 
@@ -289,5 +313,7 @@ def test_cuda_autocast_dtypes(dtype: str) -> None:
 @pytest.mark.cuda
 @cuda
 def test_cuda_peak_memory_grows_with_the_batch() -> None:
-    small, large = time_blocks([BlockSpec("basic", 64, spatial=56, batch=b) for b in (4, 16)], device="cuda", min_run_time=0.05)
+    small, large = time_blocks(
+        [BlockSpec("basic", 64, spatial=56, batch=b) for b in (4, 16)], device="cuda", min_run_time=0.05
+    )
     assert large.train_peak_bytes > 2 * small.train_peak_bytes

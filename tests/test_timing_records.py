@@ -115,7 +115,25 @@ def test_roofline_is_the_lower_of_the_two_roofs() -> None:
 
 
 def _peaks(flops: float = 1e11, bandwidth: float = 1e10) -> calibration.Peaks:
-    return calibration.Peaks("test", "cpu", "test cpu", "float32", 1, torch.__version__, flops, flops / 2, 0.01, 10, bandwidth, bandwidth / 2, 0.01, 10, 64, 1024, "now")
+    return calibration.Peaks(
+        "test",
+        "cpu",
+        "test cpu",
+        "float32",
+        1,
+        torch.__version__,
+        flops,
+        flops / 2,
+        0.01,
+        10,
+        bandwidth,
+        bandwidth / 2,
+        0.01,
+        10,
+        64,
+        1024,
+        "now",
+    )
 
 
 def _synthetic(spec: BlockSpec, fwd_s: float, train_s: float, fwd_runs: int = 10, train_runs: int = 15) -> BlockTiming:
@@ -125,9 +143,18 @@ def _synthetic(spec: BlockSpec, fwd_s: float, train_s: float, fwd_runs: int = 10
 
     def m(mode: str, t: float, runs: int, spread: float = 0.0) -> Measurement:
         samples = tuple(t * (1 + spread * ((i % 5) - 2)) for i in range(runs))  # whole cycles: median t
-        return Measurement(Task(spec.label, mode, "cpu", "float32", 1, "contiguous", spec.batch), samples, runs, sum(samples))
+        return Measurement(
+            Task(spec.label, mode, "cpu", "float32", 1, "contiguous", spec.batch), samples, runs, sum(samples)
+        )
 
-    return BlockTiming(spec.label, spec, environment("cpu", "float32", 1), False, m("fwd", fwd_s, fwd_runs), m("train", train_s, train_runs, spread=0.2))
+    return BlockTiming(
+        spec.label,
+        spec,
+        environment("cpu", "float32", 1),
+        False,
+        m("fwd", fwd_s, fwd_runs),
+        m("train", train_s, train_runs, spread=0.2),
+    )
 
 
 def test_record_throughput_and_roofline_arithmetic() -> None:
@@ -163,11 +190,40 @@ def test_frame_has_the_issue_columns_and_a_failed_cell_row(monkeypatch: pytest.M
         raise RuntimeError("boom")
 
     monkeypatch.setattr(blocks_nn.Bottleneck, "forward", broken)
-    timings = time_blocks([BlockSpec("basic", 16, spatial=8), BlockSpec("bottleneck", 16, spatial=8)], device="cpu", threads=1, min_run_time=0.01)
+    timings = time_blocks(
+        [BlockSpec("basic", 16, spatial=8), BlockSpec("bottleneck", 16, spatial=8)],
+        device="cpu",
+        threads=1,
+        min_run_time=0.01,
+    )
     df = timing_frame(timings, _peaks())
-    required = {"block", "in_channels", "spatial", "batch", "device", "dtype", "threads", "fwd_ms", "fwd_iqr_ms", "train_ms", "train_iqr_ms",
-                "runs", "fwd_runs", "train_runs", "fwd_gflops_per_s", "train_gflops_per_s", "roofline_fraction", "fwd_noisy", "train_noisy",
-                "fwd_peak_bytes", "train_peak_bytes", "param_bytes", "saved_activation_bytes", "fwd_min_bytes", "error"}
+    required = {
+        "block",
+        "in_channels",
+        "spatial",
+        "batch",
+        "device",
+        "dtype",
+        "threads",
+        "fwd_ms",
+        "fwd_iqr_ms",
+        "train_ms",
+        "train_iqr_ms",
+        "runs",
+        "fwd_runs",
+        "train_runs",
+        "fwd_gflops_per_s",
+        "train_gflops_per_s",
+        "roofline_fraction",
+        "fwd_noisy",
+        "train_noisy",
+        "fwd_peak_bytes",
+        "train_peak_bytes",
+        "param_bytes",
+        "saved_activation_bytes",
+        "fwd_min_bytes",
+        "error",
+    }
     assert required <= set(df.columns)
     assert set(TIMING_FIELDS) <= set(df.columns)
     ok, failed = df.iloc[0], df.iloc[1]
@@ -223,7 +279,11 @@ def test_calibrate_command(small_calibration: None, monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("calibrating: cpu float32 peaks")  # a first calibration says what it does
     data = json.loads(result.stdout)
-    assert data["flops_per_s"] > 0 and data["threads"] == 1 and data["ridge_intensity"] == pytest.approx(data["flops_per_s"] / data["bytes_per_s"])
+    assert (
+        data["flops_per_s"] > 0
+        and data["threads"] == 1
+        and data["ridge_intensity"] == pytest.approx(data["flops_per_s"] / data["bytes_per_s"])
+    )
     text = runner.invoke(cli.cli, ["calibrate", "--device", "cpu", "--threads", "1"])
     assert text.exit_code == 0 and "GFLOP/s" in text.output and "from the cache" in text.output
     if not torch.cuda.is_available():

@@ -37,7 +37,10 @@ def test_convnext_counted_by_the_tools(c: int, spatial: int) -> None:
     assert record["params"] == record["module_params"] == 8 * c * c + 58 * c
     assert record["macs"] == record["torch_macs"] == record["thop_macs"] == spatial * spatial * (49 * c + 8 * c * c)
     assert record["torch_agrees"] and record["torch_note"] == "= the traced MACs (conv + linear + matmul)"
-    assert record["fvcore_agrees"] and f"fvcore +{5 * c * spatial * spatial:,}: adds 5× the values of LayerNorm2d (norm)" in record["fvcore_note"]
+    assert (
+        record["fvcore_agrees"]
+        and f"fvcore +{5 * c * spatial * spatial:,}: adds 5× the values of LayerNorm2d (norm)" in record["fvcore_note"]
+    )
     assert record["torch_train_agrees"] is False and "groups× too high" in record["torch_train_note"]
     # every product's input and weight gradient cost its forward: 3 forwards' worth, traced exactly;
     # torch's own backward count overcounts the depthwise 7×7
@@ -84,22 +87,41 @@ def test_meta_failure_falls_back_to_a_real_sample() -> None:
     assert tuple(build(spec)(torch.zeros(spec.input_shape)).shape) == (1, 8, 8, 8)  # ... yet it passes the check
 
 
-@pytest.mark.parametrize("block, options, message", [
-    ("examples.user_blocks:", {}, "give it as 'package.module:callable'"),
-    (":convnext_block", {}, "give it as 'package.module:callable'"),
-    ("a:b:c", {}, "give it as 'package.module:callable'"),
-    ("no_such_pkg_xyz.blocks:make", {}, "no module named 'no_such_pkg_xyz'"),
-    ("examples.user_blocks:missing", {}, "has no attribute 'missing'; it defines ConvNeXtBlock, FusedMBConv, LayerNorm2d, convnext_block"),
-    (f"{FIXTURES}:NOT_CALLABLE", {}, "NOT_CALLABLE is of type int, not callable"),
-    (f"{FIXTURES}:raises", {}, "calling it with (in_channels=64, out_channels=64, stride=1) raised ValueError: cannot build 64 channels"),
-    (f"{FIXTURES}:not_a_module", {}, "returned a str, not a torch.nn.Module"),
-    (f"{FIXTURES}:ignores_stride", {"stride": 2}, "output shape 1×64×56×56 for input 1×64×56×56, expected 1×64×28×28"),
-    (f"{FIXTURES}:ignores_out_channels", {"out_channels": 32, "batch": 3}, "output shape 3×64×56×56 for input 3×64×56×56, expected 3×32×56×56"),
-    (f"{FIXTURES}:returns_tuple", {}, "its forward returned a tuple; expected one tensor of shape 1×64×56×56"),
-    (f"{FIXTURES}:CrashesInForward", {}, "its forward on a 1×64×56×56 input raised RuntimeError"),
-    (CONVNEXT, {"expansion": 4, "se": 0.25}, "takes only (in_channels, out_channels, stride); drop expansion, se"),
-    (CONVNEXT, {"groups": 2}, "drop groups"),
-])
+@pytest.mark.parametrize(
+    "block, options, message",
+    [
+        ("examples.user_blocks:", {}, "give it as 'package.module:callable'"),
+        (":convnext_block", {}, "give it as 'package.module:callable'"),
+        ("a:b:c", {}, "give it as 'package.module:callable'"),
+        ("no_such_pkg_xyz.blocks:make", {}, "no module named 'no_such_pkg_xyz'"),
+        (
+            "examples.user_blocks:missing",
+            {},
+            "has no attribute 'missing'; it defines ConvNeXtBlock, FusedMBConv, LayerNorm2d, convnext_block",
+        ),
+        (f"{FIXTURES}:NOT_CALLABLE", {}, "NOT_CALLABLE is of type int, not callable"),
+        (
+            f"{FIXTURES}:raises",
+            {},
+            "calling it with (in_channels=64, out_channels=64, stride=1) raised ValueError: cannot build 64 channels",
+        ),
+        (f"{FIXTURES}:not_a_module", {}, "returned a str, not a torch.nn.Module"),
+        (
+            f"{FIXTURES}:ignores_stride",
+            {"stride": 2},
+            "output shape 1×64×56×56 for input 1×64×56×56, expected 1×64×28×28",
+        ),
+        (
+            f"{FIXTURES}:ignores_out_channels",
+            {"out_channels": 32, "batch": 3},
+            "output shape 3×64×56×56 for input 3×64×56×56, expected 3×32×56×56",
+        ),
+        (f"{FIXTURES}:returns_tuple", {}, "its forward returned a tuple; expected one tensor of shape 1×64×56×56"),
+        (f"{FIXTURES}:CrashesInForward", {}, "its forward on a 1×64×56×56 input raised RuntimeError"),
+        (CONVNEXT, {"expansion": 4, "se": 0.25}, "takes only (in_channels, out_channels, stride); drop expansion, se"),
+        (CONVNEXT, {"groups": 2}, "drop groups"),
+    ],
+)
 def test_bad_user_blocks_are_one_line_naming_the_block(block: str, options: dict, message: str) -> None:
     with pytest.raises(BlockprofError) as e:
         build(BlockSpec(block, 64, **options))
@@ -117,16 +139,56 @@ def test_check_imports_but_does_not_build() -> None:
 
 @pytest.mark.slow
 def test_compare_cli_with_a_user_block() -> None:
-    result = CliRunner().invoke(cli, ["compare", "--blocks", "bottleneck", "--block", CONVNEXT, "--channels", "96", "--spatial", "14",
-                                      "--tools", "torch", "--format", "json"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "compare",
+            "--blocks",
+            "bottleneck",
+            "--block",
+            CONVNEXT,
+            "--channels",
+            "96",
+            "--spatial",
+            "14",
+            "--tools",
+            "torch",
+            "--format",
+            "json",
+        ],
+        catch_exceptions=False,
+    )
     by_block = {r["block"]: r for r in json.loads(result.stdout)}
     assert result.exit_code == 0 and by_block[CONVNEXT]["params"] == 8 * 96 * 96 + 58 * 96
     assert by_block[CONVNEXT]["params_conv"] == 49 * 96 + 8 * 96 * 96  # the trace sees its conv weights
-    table = CliRunner().invoke(cli, ["compare", "--blocks", "bottleneck", "--block", CONVNEXT, "--channels", "96", "--spatial", "14", "--tools", "torch"])
-    row = next(line for line in table.stdout.splitlines() if line.startswith(" " + CONVNEXT) or line.startswith(CONVNEXT))
+    table = CliRunner().invoke(
+        cli,
+        [
+            "compare",
+            "--blocks",
+            "bottleneck",
+            "--block",
+            CONVNEXT,
+            "--channels",
+            "96",
+            "--spatial",
+            "14",
+            "--tools",
+            "torch",
+        ],
+    )
+    row = next(
+        line for line in table.stdout.splitlines() if line.startswith(" " + CONVNEXT) or line.startswith(CONVNEXT)
+    )
     assert "79,296" in row and "nan" not in row
-    result = CliRunner().invoke(cli, ["compare", "--block", f"{FIXTURES}:ignores_stride", "--stride", "2", "--tools", "torch"])
-    assert result.exit_code == 2 and "expected 1×256×28×28" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = CliRunner().invoke(
+        cli, ["compare", "--block", f"{FIXTURES}:ignores_stride", "--stride", "2", "--tools", "torch"]
+    )
+    assert (
+        result.exit_code == 2
+        and "expected 1×256×28×28" in result.stderr
+        and len(result.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_user_block_that_reads_values_is_counted_on_one_real_sample() -> None:

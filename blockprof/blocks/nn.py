@@ -85,7 +85,9 @@ class SqueezeExcite(nn.Module):
 class BasicBlock(nn.Module):
     """ResNet-18/34 block (He et al., 2016): 3×3 conv-BN-ReLU, 3×3 conv-BN, add, ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, se: SEPlan | None = None, act: str = "relu") -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, se: SEPlan | None = None, act: str = "relu"
+    ) -> None:
         super().__init__()
         self.conv1 = _conv(in_channels, out_channels, 3, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
@@ -108,8 +110,14 @@ class Bottleneck(nn.Module):
     3×3 (grouped for ResNeXt), 1×1 expand, BN after each, add, ReLU."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, width: int, stride: int = 1, groups: int = 1,
-        se: SEPlan | None = None, act: str = "relu",
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int,
+        stride: int = 1,
+        groups: int = 1,
+        se: SEPlan | None = None,
+        act: str = "relu",
     ) -> None:
         super().__init__()
         self.conv1 = _conv(in_channels, width, 1)
@@ -138,8 +146,14 @@ class InvertedResidual(nn.Module):
     projection; the residual add only when stride is 1 and the widths match."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, se: SEPlan | None = None,
-        kernel: int = 3, act: str = "relu6",
+        self,
+        in_channels: int,
+        out_channels: int,
+        hidden: int,
+        stride: int = 1,
+        se: SEPlan | None = None,
+        kernel: int = 3,
+        act: str = "relu6",
     ) -> None:
         super().__init__()
         self.has_skip = stride == 1 and in_channels == out_channels
@@ -171,7 +185,9 @@ class FusedMBConv(nn.Module):
     linear projection; with no expansion, the k×k conv alone (+ act). Residual add
     (behind a network's stochastic depth) when stride is 1 and the widths match."""
 
-    def __init__(self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, kernel: int = 3, act: str = "silu") -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, hidden: int, stride: int = 1, kernel: int = 3, act: str = "silu"
+    ) -> None:
         super().__init__()
         self.has_skip = stride == 1 and in_channels == out_channels
         if hidden != in_channels:
@@ -199,7 +215,9 @@ class RegNetBottleneck(nn.Module):
     stride), SE on the bottleneck width for Y, 1×1 to the output, projection shortcut
     when the shape changes, add, ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, width: int, stride: int, groups: int, se: SEPlan | None = None) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, width: int, stride: int, groups: int, se: SEPlan | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = _conv(in_channels, width, 1)
         self.bn1 = nn.BatchNorm2d(width)

@@ -40,7 +40,9 @@ def get(name: str) -> BlockDef:
         return _REGISTRY[name]
     if ":" in name:
         return UserBlock(name)
-    raise BlockprofError(f"unknown block {name!r}; choose from {', '.join(_REGISTRY)} or give 'package.module:callable'")
+    raise BlockprofError(
+        f"unknown block {name!r}; choose from {', '.join(_REGISTRY)} or give 'package.module:callable'"
+    )
 
 
 def resolve(spec: BlockSpec | ResolvedSpec) -> tuple[BlockDef, ResolvedSpec]:
@@ -55,10 +57,17 @@ def resolve(spec: BlockSpec | ResolvedSpec) -> tuple[BlockDef, ResolvedSpec]:
     defaults = dict(definition.defaults)
     for f in schema.VARIANT_FIELDS:
         value = getattr(spec, f.name)
-        if not definition.analytic or f.name in definition.accepts or value is None or value == defaults.get(f.name, f.default):
+        if (
+            not definition.analytic
+            or f.name in definition.accepts
+            or value is None
+            or value == defaults.get(f.name, f.default)
+        ):
             continue
         takers = [n for n in names() if f.name in _REGISTRY[n].accepts]
-        who = f"only {', '.join(takers)} take{'s' if len(takers) == 1 else ''} it" if takers else "no block takes it yet"
+        who = (
+            f"only {', '.join(takers)} take{'s' if len(takers) == 1 else ''} it" if takers else "no block takes it yet"
+        )
         raise BlockprofError(f"{spec.block} does not take {f.name} ({f.option} {value}); {who}")
     values: dict[str, Any] = spec.as_dict()
     if values["se_style"] not in (None, "standard") and not values["se"]:

@@ -56,7 +56,9 @@ class Basic(BlockDef):
     def module(self, spec: ResolvedSpec) -> nn.Module:
         from blockprof.blocks.nn import BasicBlock
 
-        return BasicBlock(spec.in_channels, spec.out_channels, spec.stride, shapes.se_plan(spec, spec.out_channels), _act(spec))
+        return BasicBlock(
+            spec.in_channels, spec.out_channels, spec.stride, shapes.se_plan(spec, spec.out_channels), _act(spec)
+        )
 
 
 @register
@@ -111,7 +113,9 @@ class BottleneckDef(BlockDef):
         from blockprof.blocks.nn import Bottleneck
 
         se = shapes.se_plan(spec, spec.out_channels)
-        return Bottleneck(spec.in_channels, spec.out_channels, self.inner_width(spec), spec.stride, spec.groups, se, _act(spec))
+        return Bottleneck(
+            spec.in_channels, spec.out_channels, self.inner_width(spec), spec.stride, spec.groups, se, _act(spec)
+        )
 
 
 def _round_up(value: int, step: float) -> int:

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from blockprof.spec import ResolvedSpec
 
 
-def conv(name: str, cin: int, cout: int, size: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False) -> Layer:
+def conv(
+    name: str, cin: int, cout: int, size: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False
+) -> Layer:
     out = conv_output_size(size, kernel, stride)
     return Layer(name, "conv2d", cin, cout, size, out, kernel, stride, groups, bias)
 
@@ -27,7 +29,9 @@ def pointwise(name: str, op: str, channels: int, size: int) -> Layer:
     return Layer(name, op, channels, channels, size, size)
 
 
-def conv_bn(conv_name: str, bn_name: str, cin: int, cout: int, size: int, kernel: int, stride: int = 1, groups: int = 1) -> list[Layer]:
+def conv_bn(
+    conv_name: str, bn_name: str, cin: int, cout: int, size: int, kernel: int, stride: int = 1, groups: int = 1
+) -> list[Layer]:
     c = conv(conv_name, cin, cout, size, kernel, stride, groups)
     return [c, pointwise(bn_name, "batchnorm2d", cout, c.out_size)]
 

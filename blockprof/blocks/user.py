@@ -17,7 +17,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from blockprof.blocks.base import BlockDef
 from blockprof.counting.formulas import Layer
@@ -29,7 +30,15 @@ if TYPE_CHECKING:
 
 EXAMPLE = "examples.user_blocks:convnext_block"
 #: BlockSpec fields that describe built-in blocks only; a user block's callable takes none of them
-_NOT_APPLICABLE = {"expansion": None, "groups": 1, "width_per_group": None, "se": 0.0, "kernel": None, "activation": None, "se_style": None}
+_NOT_APPLICABLE = {
+    "expansion": None,
+    "groups": 1,
+    "width_per_group": None,
+    "se": 0.0,
+    "kernel": None,
+    "activation": None,
+    "se_style": None,
+}
 
 
 class UserBlock(BlockDef):
@@ -71,18 +80,24 @@ class UserBlock(BlockDef):
     def module(self, spec: ResolvedSpec) -> nn.Module:
         from torch import nn
 
-        call = f"calling it with (in_channels={spec.in_channels}, out_channels={spec.out_channels}, stride={spec.stride})"
+        call = (
+            f"calling it with (in_channels={spec.in_channels}, out_channels={spec.out_channels}, stride={spec.stride})"
+        )
         try:
             block = self.factory()(spec.in_channels, spec.out_channels, spec.stride)
         except Exception as e:  # the user's code: its failure is bad input, reported in one line
             raise BlockprofError(f"user block {self.name!r}: {call} raised {_describe(e)}") from None
         if not isinstance(block, nn.Module):
-            raise BlockprofError(f"user block {self.name!r}: {call} returned a {type(block).__name__}, not a torch.nn.Module")
+            raise BlockprofError(
+                f"user block {self.name!r}: {call} returned a {type(block).__name__}, not a torch.nn.Module"
+            )
         _check_output_shape(self.name, block, spec)
         return block
 
 
-def _load(path: str, what: str = "user block", example: str = EXAMPLE, takes: str = "(in_channels, out_channels, stride)") -> Callable[..., Any]:
+def _load(
+    path: str, what: str = "user block", example: str = EXAMPLE, takes: str = "(in_channels, out_channels, stride)"
+) -> Callable[..., Any]:
     """The callable ``path`` (``package.module:callable``) names; every failure one line naming ``what``."""
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr or ":" in attr:
@@ -102,7 +117,11 @@ def _load(path: str, what: str = "user block", example: str = EXAMPLE, takes: st
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
-            offered = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module_name)
+            offered = sorted(
+                n
+                for n, v in vars(module).items()
+                if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module_name
+            )
             hint = f"; it defines {', '.join(offered)}" if offered else ""
             raise BlockprofError(f"{what} {path!r}: module {module_name} has no attribute {attr!r}{hint}")
         target = getattr(target, part)
@@ -134,10 +153,14 @@ def _check_output_shape(name: str, block: nn.Module, spec: ResolvedSpec) -> None
             with torch.no_grad(), torch.device("cpu"):
                 y = fresh_copy(block, "cpu")(torch.zeros(shape))
         except Exception as e:
-            raise BlockprofError(f"user block {name!r}: its forward on a {_shape(shape)} input raised {_describe(e)}") from None
+            raise BlockprofError(
+                f"user block {name!r}: its forward on a {_shape(shape)} input raised {_describe(e)}"
+            ) from None
     expected = (batch, spec.out_channels, s, s)
     if not isinstance(y, torch.Tensor):
-        raise BlockprofError(f"user block {name!r}: its forward returned a {type(y).__name__}; expected one tensor of shape {_shape(expected)}")
+        raise BlockprofError(
+            f"user block {name!r}: its forward returned a {type(y).__name__}; expected one tensor of shape {_shape(expected)}"
+        )
     if tuple(y.shape) != expected:
         raise BlockprofError(
             f"user block {name!r}: output shape {_shape(y.shape)} for input {_shape((batch, *spec.input_shape[1:]))}, "

@@ -19,7 +19,13 @@ def cli_command() -> None:
 @cli_command.command("save")
 @options.suite
 @clock_option
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Baseline JSON to write, e.g. benchmarks/baseline.json.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Baseline JSON to write, e.g. benchmarks/baseline.json.",
+)
 @click.option("--no-time", is_flag=True, help="Record counts only (a check then compares no times).")
 @click.pass_context
 def save(ctx: click.Context, output: Path, **params: Any) -> None:
@@ -36,4 +42,6 @@ def save(ctx: click.Context, output: Path, **params: Any) -> None:
     with progress_bar(f"timing {len(suite.cells)} cells + reference") as progress:
         snapshot = save_baseline(suite, output, progress=progress)
     timed = "counts and times" if snapshot.reference is not None else "counts only"
-    click.echo(f"wrote the baseline of suite {suite.name!r} ({len(snapshot.cells)} cells, {timed}) to {output}", err=True)
+    click.echo(
+        f"wrote the baseline of suite {suite.name!r} ({len(snapshot.cells)} cells, {timed}) to {output}", err=True
+    )

@@ -10,11 +10,30 @@ from blockprof.timing.harness import MAX_THREADS
 
 
 @click.command("calibrate")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Device to measure; auto = cuda when available.")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True, help="Precision of the compute peak (the matmul).")
-@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None, help="CPU threads (default: torch's default).")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Device to measure; auto = cuda when available.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default="float32",
+    show_default=True,
+    help="Precision of the compute peak (the matmul).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1, max=MAX_THREADS),
+    default=None,
+    help="CPU threads (default: torch's default).",
+)
 @click.option("--force", is_flag=True, help="Measure again even when the cache has these peaks.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
+)
 def cli_command(device: str, dtype: str, threads: int | None, force: bool, fmt: str) -> None:
     """Measure the device's peak FLOP/s (a large matmul) and bytes/s (a large copy).
 
@@ -31,13 +50,25 @@ def cli_command(device: str, dtype: str, threads: int | None, force: bool, fmt: 
         click.echo(f"calibrating: {describe_calibration(device, dtype, threads)}", err=True)
     peaks = calibrate(device, dtype, threads, force=force)
     if fmt == "json":
-        click.echo(json.dumps({**peaks.as_dict(), "ridge_intensity": peaks.ridge_intensity, "cache": str(cache_path())}, indent=2))
+        click.echo(
+            json.dumps(
+                {**peaks.as_dict(), "ridge_intensity": peaks.ridge_intensity, "cache": str(cache_path())}, indent=2
+            )
+        )
         return
     source = "from the cache" if was_cached else "measured now"
-    click.echo(f"device     {peaks.device}: {peaks.device_name}, {peaks.threads} threads, {peaks.dtype}, torch {peaks.torch_version}")
-    click.echo(f"compute    {peaks.flops_per_s / 1e9:,.1f} GFLOP/s  ({peaks.matmul_n}×{peaks.matmul_n} matmul, fastest of {peaks.flops_runs} samples; "
-               f"median {peaks.flops_median_per_s / 1e9:,.1f}, IQR {100 * peaks.flops_rel_iqr:.1f}% of the median time)")
-    click.echo(f"bandwidth  {peaks.bytes_per_s / 1e9:,.1f} GB/s  ({peaks.copy_bytes / 2**20:,.0f} MiB copy, read + write, fastest of {peaks.bytes_runs} samples; "
-               f"median {peaks.bytes_median_per_s / 1e9:,.1f}, IQR {100 * peaks.bytes_rel_iqr:.1f}%)")
-    click.echo(f"ridge      {peaks.ridge_intensity:,.1f} FLOP/byte: a block below it is memory-bound, above it compute-bound")
+    click.echo(
+        f"device     {peaks.device}: {peaks.device_name}, {peaks.threads} threads, {peaks.dtype}, torch {peaks.torch_version}"
+    )
+    click.echo(
+        f"compute    {peaks.flops_per_s / 1e9:,.1f} GFLOP/s  ({peaks.matmul_n}×{peaks.matmul_n} matmul, fastest of {peaks.flops_runs} samples; "
+        f"median {peaks.flops_median_per_s / 1e9:,.1f}, IQR {100 * peaks.flops_rel_iqr:.1f}% of the median time)"
+    )
+    click.echo(
+        f"bandwidth  {peaks.bytes_per_s / 1e9:,.1f} GB/s  ({peaks.copy_bytes / 2**20:,.0f} MiB copy, read + write, fastest of {peaks.bytes_runs} samples; "
+        f"median {peaks.bytes_median_per_s / 1e9:,.1f}, IQR {100 * peaks.bytes_rel_iqr:.1f}%)"
+    )
+    click.echo(
+        f"ridge      {peaks.ridge_intensity:,.1f} FLOP/byte: a block below it is memory-bound, above it compute-bound"
+    )
     click.echo(f"cache      {cache_path()} ({source}, {peaks.measured_at}; --force measures again)")

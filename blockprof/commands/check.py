@@ -9,8 +9,9 @@ before "passed" is printed: every output path is checked before measuring.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -36,11 +37,18 @@ def suite_from_options(ctx: click.Context, params: dict[str, Any]) -> Suite:
     if params["suite"] is not None:
         if given:
             flags = ", ".join("--" + ("block" if n == "extra_blocks" else n.replace("_", "-")) for n in given)
-            raise click.BadParameter(f"give the cells either in the suite file or inline, not both (drop {flags})", param_hint="--suite")
+            raise click.BadParameter(
+                f"give the cells either in the suite file or inline, not both (drop {flags})", param_hint="--suite"
+            )
         suite = load_suite(params["suite"])
     else:
-        suite = inline_suite((*params["blocks"], *params["extra_blocks"]), params["channels"], params["spatial"], params["batch"],
-                             options.variant_options(**params))
+        suite = inline_suite(
+            (*params["blocks"], *params["extra_blocks"]),
+            params["channels"],
+            params["spatial"],
+            params["batch"],
+            options.variant_options(**params),
+        )
     chosen = {k: params[k] for k in _RULES if params.get(k) is not None}
     rules = {k: v for k, v in chosen.items() if k != "across_machines" or v}  # the flag's absence keeps the suite's
     timing = {k: params[k] for k in _TIMING if params.get(k) is not None}
@@ -76,34 +84,77 @@ def _write(path: Path, text: str, what: str) -> None:
 
 def clock_option(f: Any) -> Any:
     """``--clock``: what a timing reads (the suite's ``[timing] clock``)."""
-    return click.option("--clock", type=click.Choice(("thread", "wall", "instructions")), default=None,
-                        help="thread: CPU time of the timing thread (default); wall; "
-                             "instructions: instructions per call "
-                             "under valgrind (deterministic counts of work; needs valgrind).")(f)
+    return click.option(
+        "--clock",
+        type=click.Choice(("thread", "wall", "instructions")),
+        default=None,
+        help="thread: CPU time of the timing thread (default); wall; "
+        "instructions: instructions per call "
+        "under valgrind (deterministic counts of work; needs valgrind).",
+    )(f)
 
 
 @click.command("check")
 @options.suite
 @clock_option
-@click.option("--against", "against", metavar="REF",
-              help="A/B: measure git REF (e.g. origin/main, HEAD~1) and this tree side by side, interleaved, in this "
-                   "job: no stored timing crosses machines (the recommended CI mode).")
-@click.option("--against-path", type=click.Path(file_okay=False, path_type=Path),
-              help="A/B against a second checkout at DIR instead of a git ref.")
-@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Baseline JSON written by 'blockprof baseline save'.")
-@click.option("--judge-across-machines", "across_machines", is_flag=True, default=None,
-              help="Judge times against a baseline of another machine class (CPU model, cores, torch build); "
-                   "by default they are only reported.")
+@click.option(
+    "--against",
+    "against",
+    metavar="REF",
+    help="A/B: measure git REF (e.g. origin/main, HEAD~1) and this tree side by side, interleaved, in this "
+    "job: no stored timing crosses machines (the recommended CI mode).",
+)
+@click.option(
+    "--against-path",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A/B against a second checkout at DIR instead of a git ref.",
+)
+@click.option(
+    "--baseline",
+    "baseline_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Baseline JSON written by 'blockprof baseline save'.",
+)
+@click.option(
+    "--judge-across-machines",
+    "across_machines",
+    is_flag=True,
+    default=None,
+    help="Judge times against a baseline of another machine class (CPU model, cores, torch build); "
+    "by default they are only reported.",
+)
 @click.option("--no-time", is_flag=True, help="Compare counts only (seconds instead of a timing run).")
-@click.option("--only-time", is_flag=True,
-              help="Compare times only (e.g. A/B times while counts are checked against the committed baseline).")
-@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as Markdown (e.g. for $GITHUB_STEP_SUMMARY).")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML: one testcase per cell × metric.")
-@click.option("--update", is_flag=True, help="Rewrite the baseline with this run's measurements (deliberately accept the changes).")
+@click.option(
+    "--only-time",
+    is_flag=True,
+    help="Compare times only (e.g. A/B times while counts are checked against the committed baseline).",
+)
+@click.option(
+    "--markdown",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the summary as Markdown (e.g. for $GITHUB_STEP_SUMMARY).",
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write JUnit XML: one testcase per cell × metric.",
+)
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Rewrite the baseline with this run's measurements (deliberately accept the changes).",
+)
 @click.pass_context
-def cli_command(ctx: click.Context, against: str | None, against_path: Path | None, baseline_path: Path | None,
-                markdown: Path | None, junit: Path | None, update: bool, **params: Any) -> None:
+def cli_command(
+    ctx: click.Context,
+    against: str | None,
+    against_path: Path | None,
+    baseline_path: Path | None,
+    markdown: Path | None,
+    junit: Path | None,
+    update: bool,
+    **params: Any,
+) -> None:
     """Check counts and times against a base commit (A/B) or a baseline; exit 1 on a regression.
 
     Counts (params, conv weights, MACs, train FLOPs) must match exactly. A time
@@ -131,7 +182,11 @@ def cli_command(ctx: click.Context, against: str | None, against_path: Path | No
     if update and baseline_path is None:
         raise click.BadParameter("--update rewrites a stored baseline; it needs --baseline", param_hint="--update")
     suite = suite_from_options(ctx, params)
-    outputs = ((markdown, "the Markdown summary"), (junit, "JUnit XML"), (baseline_path if update else None, "the baseline"))
+    outputs = (
+        (markdown, "the Markdown summary"),
+        (junit, "JUnit XML"),
+        (baseline_path if update else None, "the baseline"),
+    )
     for path, what in outputs:
         if path is not None:
             check_writable(path, what)  # before any measuring: a bad path is exit 2 now, not after "passed"

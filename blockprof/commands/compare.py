@@ -15,6 +15,7 @@ from blockprof.render.tables import PRIORITY
 if TYPE_CHECKING:
     import pandas as pd
 
+
 def _percent(ratio: float) -> str:
     return "-" if ratio != ratio else f"{100 * ratio:.1f}%"
 
@@ -34,7 +35,9 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     if (df["in_channels"] != df["out_channels"]).any() or df["in_channels"].nunique() > 1:
         view["C_in→C_out"] = [f"{a}→{b}" for a, b in zip(df["in_channels"], df["out_channels"])]
     if df["spatial"].nunique() > 1 or df["batch"].nunique() > 1 or (df["stride"] != 1).any():
-        view["input"] = [f"{n}×{c}×{s}×{s} /{st}" for n, c, s, st in zip(df["batch"], df["in_channels"], df["spatial"], df["stride"])]
+        view["input"] = [
+            f"{n}×{c}×{s}×{s} /{st}" for n, c, s, st in zip(df["batch"], df["in_channels"], df["spatial"], df["stride"])
+        ]
     view["inner"] = [grouped(v) if pd.notna(v) else "-" for v in df["inner_width"]]
     view["params"] = df["params"].map(grouped)
     view["params\n%ref"] = df["params_rel"].map(_percent)
@@ -53,12 +56,33 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
             for w, p, m in zip(df["next_width"], df["next_params"], df["next_macs"])
         ]
     checks = [c for c in ("fvcore_agrees", "thop_agrees", "torch_agrees", "torch_train_agrees") if c in df.columns]
-    view.attrs[PRIORITY] = ["block", "C_in→C_out", "input", "params", "MACs", "params\n%ref", "MACs\n%ref", "train\nFLOPs",
-                            "params\n%budget", "MACs\n%budget", "next width\nover budget", "FLOPs", "inner", "conv\nweights", "conv\n%ref"]
+    view.attrs[PRIORITY] = [
+        "block",
+        "C_in→C_out",
+        "input",
+        "params",
+        "MACs",
+        "params\n%ref",
+        "MACs\n%ref",
+        "train\nFLOPs",
+        "params\n%budget",
+        "MACs\n%budget",
+        "next width\nover budget",
+        "FLOPs",
+        "inner",
+        "conv\nweights",
+        "conv\n%ref",
+    ]
     if not checks:  # --tools none: the analytic count alone
         return view
-    header = " ".join({"fvcore_agrees": "fv", "thop_agrees": "th", "torch_agrees": "to", "torch_train_agrees": "bwd"}[c] for c in checks)
-    view["checks\n" + header] = [" ".join(f"{_mark(row[c]):<{len(h)}}" for c, h in zip(checks, header.split())).rstrip() for _, row in df.iterrows()]
+    header = " ".join(
+        {"fvcore_agrees": "fv", "thop_agrees": "th", "torch_agrees": "to", "torch_train_agrees": "bwd"}[c]
+        for c in checks
+    )
+    view["checks\n" + header] = [
+        " ".join(f"{_mark(row[c]):<{len(h)}}" for c, h in zip(checks, header.split())).rstrip()
+        for _, row in df.iterrows()
+    ]
     view.attrs[PRIORITY].insert(5, "checks\n" + header)  # a failed check matters more than a share
     return view
 
@@ -90,8 +114,15 @@ def tool_footer(df: pd.DataFrame, reference: str, basis: str = "width") -> str:
     return "\n".join(lines)
 
 
-def _write_html(df: pd.DataFrame, path: Path, names: tuple[str, ...], reference: str, tools: tuple[str, ...],
-                budget: str | None, timing: dict[str, Any] | None) -> None:
+def _write_html(
+    df: pd.DataFrame,
+    path: Path,
+    names: tuple[str, ...],
+    reference: str,
+    tools: tuple[str, ...],
+    budget: str | None,
+    timing: dict[str, Any] | None,
+) -> None:
     """The comparison as a report. compare has no run directory, so the environment (and,
     when timed, the settings and the device peaks the roofline used) is gathered here.
     At equal budget each block has a width of its own, so blocks meet at one input."""
@@ -109,14 +140,30 @@ def _write_html(df: pd.DataFrame, path: Path, names: tuple[str, ...], reference:
         timed = df.dropna(subset=["device"])
         devices = sorted(set(timed["device"]))
         threads = int(timed["threads"].iloc[0]) if len(timed) else timing["threads"]
-        meta["settings"].update(time=True, modes=list(MODES), threads=threads, min_run_time=timing["min_run_time"],
-                                rounds=DEFAULT_ROUNDS, min_runs=MIN_RUNS)
-        peaks = {f"{d}/{t}": cached_peaks(d, t, threads) for d, t in timed[["device", "dtype"]].drop_duplicates().itertuples(index=False)}
+        meta["settings"].update(
+            time=True,
+            modes=list(MODES),
+            threads=threads,
+            min_run_time=timing["min_run_time"],
+            rounds=DEFAULT_ROUNDS,
+            min_runs=MIN_RUNS,
+        )
+        peaks = {
+            f"{d}/{t}": cached_peaks(d, t, threads)
+            for d, t in timed[["device", "dtype"]].drop_duplicates().itertuples(index=False)
+        }
         meta["peaks"] = {k: p.as_dict() for k, p in peaks.items() if p is not None}
     widths = ", ".join(map(str, sorted(set(df["in_channels"]))))
     title = f"blockprof compare: {', '.join(names)} " + (f"within {budget}" if budget else f"at {widths} channels")
-    write_report(path, df, title, reference=reference, environment=run_environment(devices, threads), meta=meta,
-                 compare_on=("spatial", "batch") if budget else ("in_channels", "spatial", "batch"))
+    write_report(
+        path,
+        df,
+        title,
+        reference=reference,
+        environment=run_environment(devices, threads),
+        meta=meta,
+        compare_on=("spatial", "batch") if budget else ("in_channels", "spatial", "batch"),
+    )
     click.echo(f"wrote {path}", err=True)
 
 
@@ -124,16 +171,41 @@ def _write_html(df: pd.DataFrame, path: Path, names: tuple[str, ...], reference:
 @options.blocks
 @options.grid_axes
 @options.variants
-@click.option("--budget-params", type=click.IntRange(min=1), help="Equal budget: each block at the widest C → C within this many params.")
-@click.option("--budget-macs", type=click.IntRange(min=1), help="Equal budget: each block at the widest C → C within this many forward MACs.")
+@click.option(
+    "--budget-params",
+    type=click.IntRange(min=1),
+    help="Equal budget: each block at the widest C → C within this many params.",
+)
+@click.option(
+    "--budget-macs",
+    type=click.IntRange(min=1),
+    help="Equal budget: each block at the widest C → C within this many forward MACs.",
+)
 @click.option("--reference", help="Block the %ref columns divide by (default: the first block).")
 @options.tools
 @options.timing
 @options.output()
-@click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report of the comparison (one self-contained file).")
-def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels: tuple[int, ...], spatial: tuple[int, ...],
-                batch: tuple[int, ...], budget_params: int | None, budget_macs: int | None, reference: str | None,
-                tools: tuple[str, ...], fmt: str, output: Path | None, html: Path | None, **variant: Any) -> None:
+@click.option(
+    "--html",
+    "html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write an HTML report of the comparison (one self-contained file).",
+)
+def cli_command(
+    blocks: tuple[str, ...],
+    extra_blocks: tuple[str, ...],
+    channels: tuple[int, ...],
+    spatial: tuple[int, ...],
+    batch: tuple[int, ...],
+    budget_params: int | None,
+    budget_macs: int | None,
+    reference: str | None,
+    tools: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    html: Path | None,
+    **variant: Any,
+) -> None:
     """Compare blocks at equal width (or equal budget): params, MACs, FLOPs, each tool's agreement.
 
     Every block maps C → C at stride 1 unless --stride/--out-channels say otherwise.
@@ -170,7 +242,11 @@ def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels
     if time:
         _check_memory(df, timing)
     basis = "budget" if budget_params or budget_macs else "width"
-    title = f"blockprof compare — input {batch[0]}×C×{spatial[0]}×{spatial[0]}" if len(batch) == len(spatial) == 1 else "blockprof compare"
+    title = (
+        f"blockprof compare — input {batch[0]}×C×{spatial[0]}×{spatial[0]}"
+        if len(batch) == len(spatial) == 1
+        else "blockprof compare"
+    )
     counts_part, counts_footer = (display_frame(df), title), tool_footer(df, reference, basis)
     streaming = fmt == "table" and output is None
     if streaming:  # the counts are ready in seconds: show them before the timing starts
@@ -179,12 +255,19 @@ def cli_command(blocks: tuple[str, ...], extra_blocks: tuple[str, ...], channels
         df = _timed(df, timing)
         df = add_relative(df, reference, metrics=REL_METRICS + TIME_METRICS, keys=keys)
     if html is not None:
-        budget = " and ".join(f"{n:,} {unit}" for n, unit in ((budget_params, "parameters"), (budget_macs, "MACs")) if n) or None
+        budget = (
+            " and ".join(f"{n:,} {unit}" for n, unit in ((budget_params, "parameters"), (budget_macs, "MACs")) if n)
+            or None
+        )
         _write_html(df, html, names, reference, tools, budget, timing if time else None)
     if fmt in ("json", "csv"):
         emit(df, fmt, output)
         return
-    timing_part = [(timing_frame(df), f"timing — {_conditions(df)}")] if time and "fwd_ms" in df.columns and df["fwd_ms"].notna().any() else []
+    timing_part = (
+        [(timing_frame(df), f"timing — {_conditions(df)}")]
+        if time and "fwd_ms" in df.columns and df["fwd_ms"].notna().any()
+        else []
+    )
     if streaming:
         if timing_part:
             click.echo()
@@ -198,8 +281,8 @@ def _check_memory(df: pd.DataFrame, timing: dict[str, Any]) -> None:
     """Refuse a timing that cannot fit in memory before anything is built."""
     import dataclasses
 
-    from blockprof.spec import BlockSpec
     from blockprof.records import to_records
+    from blockprof.spec import BlockSpec
     from blockprof.timing.harness import conditions
     from blockprof.timing.memory import check_fits
 
@@ -239,8 +322,12 @@ def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
     if df["in_channels"].nunique() > 1:
         view["C"] = df["in_channels"]
     busy = df["contended"] if "contended" in df.columns else [None] * len(df)
-    view["fwd ms\n(IQR)"] = [_ms(m, q, n, b) for m, q, n, b in zip(df["fwd_ms"], df["fwd_iqr_ms"], df["fwd_noisy"], busy)]
-    view["train ms\n(IQR)"] = [_ms(m, q, n, b) for m, q, n, b in zip(df["train_ms"], df["train_iqr_ms"], df["train_noisy"], busy)]
+    view["fwd ms\n(IQR)"] = [
+        _ms(m, q, n, b) for m, q, n, b in zip(df["fwd_ms"], df["fwd_iqr_ms"], df["fwd_noisy"], busy)
+    ]
+    view["train ms\n(IQR)"] = [
+        _ms(m, q, n, b) for m, q, n, b in zip(df["train_ms"], df["train_iqr_ms"], df["train_noisy"], busy)
+    ]
     view["train\n%ref"] = df["train_ms_rel"].map(_percent)
     view["runs"] = df["runs"].map(lambda r: "-" if r != r or r is None else str(int(r)))
     if "cpu_wall_ratio" in df.columns:
@@ -250,8 +337,20 @@ def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
     view["FLOP/byte\nfwd"] = df["fwd_intensity"].map(_number)
     view["roofline\nfwd"] = df["roofline_fraction"].map(_percent)
     view["bound"] = df["fwd_bound"].map(lambda b: b if isinstance(b, str) else "-")
-    view.attrs[PRIORITY] = ["block", "C", "fwd ms\n(IQR)", "train ms\n(IQR)", "CPU\n%wall", "train\n%ref", "runs", "roofline\nfwd",
-                            "fwd\nGFLOP/s", "bound", "train\nGFLOP/s", "FLOP/byte\nfwd"]
+    view.attrs[PRIORITY] = [
+        "block",
+        "C",
+        "fwd ms\n(IQR)",
+        "train ms\n(IQR)",
+        "CPU\n%wall",
+        "train\n%ref",
+        "runs",
+        "roofline\nfwd",
+        "fwd\nGFLOP/s",
+        "bound",
+        "train\nGFLOP/s",
+        "FLOP/byte\nfwd",
+    ]
     return view
 
 
@@ -264,7 +363,9 @@ def _number(value: Any) -> str:
 
 def _conditions(df: pd.DataFrame) -> str:
     row = df.dropna(subset=["fwd_ms"]).iloc[0]
-    return f"{row['device_name']} ({row['device']}), {row['dtype']}, {int(row['threads'])} threads, {row['memory_format']}"
+    return (
+        f"{row['device_name']} ({row['device']}), {row['dtype']}, {int(row['threads'])} threads, {row['memory_format']}"
+    )
 
 
 def timing_footer(df: pd.DataFrame) -> str:
@@ -277,8 +378,10 @@ def timing_footer(df: pd.DataFrame) -> str:
     ]
     over = df[df["roofline_fraction"].astype("float64") > 1]
     if len(over):
-        lines.append(f"  roofline above 100% for {', '.join(over['block'])}: the cached peaks were measured under load; "
-                     "run 'blockprof calibrate --force' on a quiet machine.")
+        lines.append(
+            f"  roofline above 100% for {', '.join(over['block'])}: the cached peaks were measured under load; "
+            "run 'blockprof calibrate --force' on a quiet machine."
+        )
     errors = df[df["status"] != "ok"]
     lines += [f"  {row['block']} @ {row['in_channels']}: {row['error']}" for _, row in errors.iterrows()]
     lines += contention_lines(df)
@@ -287,7 +390,9 @@ def timing_footer(df: pd.DataFrame) -> str:
 
 def contention_lines(df: pd.DataFrame) -> list[str]:
     """What 'busy' means and how many rows carry it, with the load before and after."""
-    if "contended" not in df.columns or not df["contended"].notna().any():  # records from before contention was measured
+    if (
+        "contended" not in df.columns or not df["contended"].notna().any()
+    ):  # records from before contention was measured
         load, threads = df["load_average"].dropna(), df["threads"].dropna()
         if len(load) and load.iloc[0] > (threads.iloc[0] if len(threads) else 1):
             return [f"  load average {load.iloc[0]:.1f} when timing began: other work shared the cores; expect noise."]
@@ -297,20 +402,33 @@ def contention_lines(df: pd.DataFrame) -> list[str]:
     if "load_after" in df.columns and df["load_average"].notna().any() and df["load_after"].notna().any():
         load = f" (load average {df['load_average'].dropna().iloc[0]:.1f} before, {df['load_after'].dropna().iloc[-1]:.1f} after)"
     if busy.empty:
-        return [f"CPU %wall: share of the timed wall time the timed code was on the CPU; at or above 90% in every row{load}."]
-    return [f"busy: {len(busy)} of {int(df['contended'].notna().sum())} rows were timed while other work held the cores{load}: "
-            f"{busy['contention'].iloc[0]}.",
-            "  Their times are slower than the block is, and the ranking between them means nothing; time again on a quiet machine."]
+        return [
+            f"CPU %wall: share of the timed wall time the timed code was on the CPU; at or above 90% in every row{load}."
+        ]
+    return [
+        f"busy: {len(busy)} of {int(df['contended'].notna().sum())} rows were timed while other work held the cores{load}: "
+        f"{busy['contention'].iloc[0]}.",
+        "  Their times are slower than the block is, and the ranking between them means nothing; time again on a quiet machine.",
+    ]
 
 
-def _at_equal_budget(names: tuple[str, ...], spatial: tuple[int, ...], batch: tuple[int, ...], budget_params: int | None,
-                     budget_macs: int | None, tools: tuple[str, ...], variant: dict[str, Any]) -> pd.DataFrame:
+def _at_equal_budget(
+    names: tuple[str, ...],
+    spatial: tuple[int, ...],
+    batch: tuple[int, ...],
+    budget_params: int | None,
+    budget_macs: int | None,
+    tools: tuple[str, ...],
+    variant: dict[str, Any],
+) -> pd.DataFrame:
     from click.core import ParameterSource
 
     from blockprof.budget import compare_within_budget
 
     if click.get_current_context().get_parameter_source("channels") is not ParameterSource.DEFAULT:
-        raise click.UsageError("--channels and --budget-params/--budget-macs exclude each other: the budget picks each block's width")
+        raise click.UsageError(
+            "--channels and --budget-params/--budget-macs exclude each other: the budget picks each block's width"
+        )
     if len(spatial) > 1 or len(batch) > 1:
         raise click.UsageError("an equal-budget comparison takes one --spatial and one --batch")
     return compare_within_budget(names, budget_params, budget_macs, spatial[0], batch[0], tools=tools, **variant)

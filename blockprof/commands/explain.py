@@ -13,13 +13,37 @@ from blockprof.timing.harness import MAX_THREADS
 @click.command("explain")
 @click.argument("block")
 @click.option("--channels", type=click.IntRange(min=1), default=256, show_default=True, help="Residual-stream width C.")
-@click.option("--spatial", type=click.IntRange(min=1), help="Input height = width.  [default: 56 for a block; for a network, the size torchvision evaluates it at]")
+@click.option(
+    "--spatial",
+    type=click.IntRange(min=1),
+    help="Input height = width.  [default: 56 for a block; for a network, the size torchvision evaluates it at]",
+)
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size.")
 @options.variants
-@click.option("--time", "time_layers", is_flag=True, help="Also time each layer of the forward in place (torch.profiler) beside its share of the MACs.")
-@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True, help="Device for --time.")
-@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), help="CPU threads for --time [default: torch's own default].")
-def cli_command(block: str, channels: int, spatial: int | None, batch: int, time_layers: bool, device: str, threads: int | None, **variant: Any) -> None:
+@click.option(
+    "--time",
+    "time_layers",
+    is_flag=True,
+    help="Also time each layer of the forward in place (torch.profiler) beside its share of the MACs.",
+)
+@click.option(
+    "--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True, help="Device for --time."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1, max=MAX_THREADS),
+    help="CPU threads for --time [default: torch's own default].",
+)
+def cli_command(
+    block: str,
+    channels: int,
+    spatial: int | None,
+    batch: int,
+    time_layers: bool,
+    device: str,
+    threads: int | None,
+    **variant: Any,
+) -> None:
     """Show how BLOCK's params, MACs and training FLOPs are derived; BLOCK may
     also be a network (any of blockprof network's 43), derived stage by stage.
     With --time, where the forward's time goes, layer by layer.
@@ -37,7 +61,9 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
         if given:
             raise click.BadParameter(
                 f"a network takes only --spatial and --batch; drop {', '.join(given)} "
-                f"(to swap its blocks: blockprof network {block} --block BLOCK --explain)", param_hint=given[0])
+                f"(to swap its blocks: blockprof network {block} --block BLOCK --explain)",
+                param_hint=given[0],
+            )
         click.echo(explain_network(block, spatial=spatial, batch=batch))  # None: the network's own size
         return
     from blockprof.api import explain
@@ -48,8 +74,11 @@ def cli_command(block: str, channels: int, spatial: int | None, batch: int, time
     if time_layers:
         from blockprof.timing.layers import LAYER_MIN_RUN_TIME
 
-        click.echo(f"timing each layer of {spec.label}'s forward in place (torch.profiler): about {2 * LAYER_MIN_RUN_TIME:.0f} s "
-                   "of timed calls …", err=True)
+        click.echo(
+            f"timing each layer of {spec.label}'s forward in place (torch.profiler): about {2 * LAYER_MIN_RUN_TIME:.0f} s "
+            "of timed calls …",
+            err=True,
+        )
         click.echo("\n" + _layer_time_table(spec, device, threads))
 
 
@@ -65,8 +94,10 @@ def _layer_time_table(spec: Any, device: str, threads: int | None) -> str:
     view["MACs %"] = ["-" if m != m or m is None else f"{100 * m:.1f}%" for m in df["macs_share"]]
     env = df.attrs.get("environment", {})
     where = f"{env.get('device', device)}, {env.get('threads', threads)} threads" if env else device
-    footer = (f"Forward, eval mode; each layer timed in place under torch.profiler, median over {int(df['runs'].min())}+ runs. "
-              "! = IQR over 10% of the median. Time outside modules is the residual add / SE rescale.")
+    footer = (
+        f"Forward, eval mode; each layer timed in place under torch.profiler, median over {int(df['runs'].min())}+ runs. "
+        "! = IQR over 10% of the median. Time outside modules is the residual add / SE rescale."
+    )
     return render(view, "table", title=f"where the time goes — {where}") + "\n" + footer
 
 

@@ -9,8 +9,18 @@ import click
 
 @click.command("merge")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="New run directory to write.")
-@click.option("--allow-mixed", is_flag=True, help="Merge runs taken in different environments or with different settings (recorded in meta.json).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="New run directory to write.",
+)
+@click.option(
+    "--allow-mixed",
+    is_flag=True,
+    help="Merge runs taken in different environments or with different settings (recorded in meta.json).",
+)
 def cli_command(runs: tuple[Path, ...], output: Path, allow_mixed: bool) -> None:
     """Merge the run directories RUNS into a new run.
 

@@ -27,14 +27,7 @@ def display_frame(df: pd.DataFrame, tools: tuple[str, ...]) -> pd.DataFrame:
 
     from blockprof.units import grouped, si
 
-    view = pd.DataFrame(
-        {
-            "module": [
-                "  " * d + (n or "model")
-                for n, d in zip(df["name"], df["depth"], strict=True)
-            ]
-        }
-    )
+    view = pd.DataFrame({"module": ["  " * d + (n or "model") for n, d in zip(df["name"], df["depth"], strict=True)]})
     view["type"] = df["type"]
     view["params"] = df["params"].map(grouped)
     view["MACs"] = df["macs"].map(grouped)

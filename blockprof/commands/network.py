@@ -28,13 +28,23 @@ def display_frame(record: dict[str, Any]) -> pd.DataFrame:
     from blockprof.units import grouped, si
 
     df = stage_frame(record)
-    view = pd.DataFrame({"stage": df["stage"], "modules": df["modules"].fillna(""), "blocks": df["layout"].fillna(""), "output": df["output"].fillna("")})
+    view = pd.DataFrame(
+        {
+            "stage": df["stage"],
+            "modules": df["modules"].fillna(""),
+            "blocks": df["layout"].fillna(""),
+            "output": df["output"].fillna(""),
+        }
+    )
     view["params"] = df["params"].map(grouped)
     view["MACs"] = df["macs"].map(grouped)
     view["FLOPs"] = df["flops"].map(si)
     view["train\nFLOPs"] = df["train_flops"].map(si)
     if record["count_source"] == "analytic":
-        checks = zip(df["module_params"] == df["params"], [None if t is None or t != t else t == m for t, m in zip(df["torch_macs"], df["macs"])])
+        checks = zip(
+            df["module_params"] == df["params"],
+            [None if t is None or t != t else t == m for t, m in zip(df["torch_macs"], df["macs"])],
+        )
         view["checks\nmod to"] = [f"{_mark(p)}   {_mark(t)}" for p, t in checks]
     return view
 
@@ -44,28 +54,42 @@ def footer(record: dict[str, Any]) -> str:
     from blockprof.counting.tools import TOOL_NAMES
     from blockprof.units import grouped, si
 
-    lines = ["MAC = one multiply-accumulate of a conv or linear layer; FLOP = one floating-point op (1 MAC = 2 FLOPs);",
-             "train FLOPs = forward + input-gradient + weight-gradient."]
+    lines = [
+        "MAC = one multiply-accumulate of a conv or linear layer; FLOP = one floating-point op (1 MAC = 2 FLOPs);",
+        "train FLOPs = forward + input-gradient + weight-gradient.",
+    ]
     if record["count_source"] == "analytic":
-        lines.append("checks: mod = module.parameters() of the stage equals its analytic params; to = torch's MACs of the stage equal its analytic MACs.")
+        lines.append(
+            "checks: mod = module.parameters() of the stage equals its analytic params; to = torch's MACs of the stage equal its analytic MACs."
+        )
     else:
-        lines.append(f"{record['block']} is a user block: no closed form, so params come from module.parameters(), MACs from "
-                     "PyTorch's flop counter, and train FLOPs = 3 × FLOPs (each backward term costs the forward).")
+        lines.append(
+            f"{record['block']} is a user block: no closed form, so params come from module.parameters(), MACs from "
+            "PyTorch's flop counter, and train FLOPs = 3 × FLOPs (each backward term costs the forward)."
+        )
     published = record["published_params"]
     if published is not None:
         verdict = "equal ✓" if record["params"] == published == record["module_params"] else "DIFFER ✗"
-        lines.append(f"params {grouped(record['params'])} (analytic), {grouped(record['module_params'])} (module), "
-                     f"{grouped(published)} (torchvision's published count): {verdict}")
+        lines.append(
+            f"params {grouped(record['params'])} (analytic), {grouped(record['module_params'])} (module), "
+            f"{grouped(published)} (torchvision's published count): {verdict}"
+        )
     gflops = record.get("published_gflops")
     if gflops is not None:
         verdict = "equal ✓" if round(record["macs"] / 1e9, 3) == gflops else "DIFFER ✗"
-        lines.append(f"MACs {grouped(record['macs'])} = {record['macs'] / 1e9:.3f} G; torchvision publishes {gflops:g} \"GFLOPS\" "
-                     f"(its conv + linear MACs, 3 decimals): {verdict}")
-    lines.append(f"total: {grouped(record['macs'])} MACs ({si(record['macs'])}) = {grouped(record['flops'])} FLOPs per forward at batch {record['batch']}")
+        lines.append(
+            f'MACs {grouped(record["macs"])} = {record["macs"] / 1e9:.3f} G; torchvision publishes {gflops:g} "GFLOPS" '
+            f"(its conv + linear MACs, 3 decimals): {verdict}"
+        )
+    lines.append(
+        f"total: {grouped(record['macs'])} MACs ({si(record['macs'])}) = {grouped(record['flops'])} FLOPs per forward at batch {record['batch']}"
+    )
     for tool in TOOL_NAMES:
         if f"{tool}_macs" in record:
             macs = record[f"{tool}_macs"]
-            lines.append(f"  {tool}: {'-' if macs is None else grouped(round(macs))} MACs {_mark(record[f'{tool}_agrees'])} {record[f'{tool}_note']}")
+            lines.append(
+                f"  {tool}: {'-' if macs is None else grouped(round(macs))} MACs {_mark(record[f'{tool}_agrees'])} {record[f'{tool}_note']}"
+            )
             if tool == "torch" and record.get("torch_train_agrees") is False:
                 lines.append(f"  torch (training step): ✗ {record['torch_train_note']}")
     return "\n".join(lines)
@@ -74,12 +98,25 @@ def footer(record: dict[str, Any]) -> str:
 @click.command("network")
 @click.argument("name")
 @click.option("--block", help="Swap the block of every stage: a registered block or package.module:callable.")
-@click.option("--spatial", type=click.IntRange(min=1), help="Input height = width, any size.  [default: the size torchvision evaluates the network at: 224 for most]")
+@click.option(
+    "--spatial",
+    type=click.IntRange(min=1),
+    help="Input height = width, any size.  [default: the size torchvision evaluates the network at: 224 for most]",
+)
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size.")
 @options.tools
 @click.option("--explain", is_flag=True, help="Show the derivation stage by stage (text) instead of the table.")
 @options.output()
-def cli_command(name: str, block: str | None, spatial: int | None, batch: int, tools: tuple[str, ...], explain: bool, fmt: str, output: Path | None) -> None:
+def cli_command(
+    name: str,
+    block: str | None,
+    spatial: int | None,
+    batch: int,
+    tools: tuple[str, ...],
+    explain: bool,
+    fmt: str,
+    output: Path | None,
+) -> None:
     """Count a whole network built from blockprof's blocks. NAME is one of
     torchvision's 43 classification networks, spelled as torchvision spells it:
     resnet18/34/50/101/152, resnext50_32x4d, resnext101_32x8d, resnext101_64x4d,
@@ -98,7 +135,9 @@ def cli_command(name: str, block: str | None, spatial: int | None, batch: int, t
         check_writable(output)
     if explain:
         if fmt != "table":
-            raise click.BadParameter("--explain prints the derivation as text; drop --format", param_hint="--explain/--format")
+            raise click.BadParameter(
+                "--explain prints the derivation as text; drop --format", param_hint="--explain/--format"
+            )
         from blockprof.api import explain_network
 
         _write_text(explain_network(name, block, spatial, batch), output)
@@ -111,7 +150,9 @@ def cli_command(name: str, block: str | None, spatial: int | None, batch: int, t
         return
     size = record["spatial"]
     title = f"blockprof network {record['network']}{' with ' + record['block'] if record['swapped'] else ''} — input {batch}×3×{size}×{size}"
-    emit(stage_frame(record) if fmt == "csv" else display_frame(record), fmt, output, title=title, footer=footer(record))
+    emit(
+        stage_frame(record) if fmt == "csv" else display_frame(record), fmt, output, title=title, footer=footer(record)
+    )
 
 
 def _write_text(text: str, output: Path | None) -> None:

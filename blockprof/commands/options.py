@@ -9,8 +9,9 @@ as one line, exit 2.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -59,7 +60,11 @@ class Shape(click.ParamType):
             return value
         items = [v.strip() for v in str(value).split(",")]
         if not all(item.isdigit() and 0 < int(item) <= self.LIMIT for item in items):
-            self.fail(f"{value!r} is not a shape; give positive whole numbers up to {self.LIMIT}, e.g. 1,3,224,224", param, ctx)
+            self.fail(
+                f"{value!r} is not a shape; give positive whole numbers up to {self.LIMIT}, e.g. 1,3,224,224",
+                param,
+                ctx,
+            )
         return tuple(int(item) for item in items)
 
 
@@ -77,7 +82,11 @@ class ToolList(NameList):
 
 def tools(f: F) -> F:
     return click.option(
-        "--tools", "tools", type=ToolList(), default="fvcore,thop,torch", show_default=True,
+        "--tools",
+        "tools",
+        type=ToolList(),
+        default="fvcore,thop,torch",
+        show_default=True,
         help="Counting tools to cross-check with (fvcore,thop,torch), or 'none' for the analytic count alone.",
     )(f)
 
@@ -90,27 +99,42 @@ def check_devices(devices: tuple[str, ...] | str, param_hint: str = "--device") 
 
     if not torch.cuda.is_available():
         build = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise click.BadParameter(f"cuda: no CUDA GPU is available here (torch {torch.__version__}, {build}); use cpu or auto",
-                                 param_hint=param_hint)
+        raise click.BadParameter(
+            f"cuda: no CUDA GPU is available here (torch {torch.__version__}, {build}); use cpu or auto",
+            param_hint=param_hint,
+        )
 
 
 def blocks(f: F) -> F:
     f = click.option(
-        "--block", "extra_blocks", multiple=True, metavar="PKG.MODULE:CALLABLE",
+        "--block",
+        "extra_blocks",
+        multiple=True,
+        metavar="PKG.MODULE:CALLABLE",
         help="Add a block (a user block path, or a registered name); repeatable.",
     )(f)
     return click.option(
-        "--blocks", type=NameList(), default="basic,bottleneck,inverted_residual", show_default=True,
+        "--blocks",
+        type=NameList(),
+        default="basic,bottleneck,inverted_residual",
+        show_default=True,
         help="Comma-separated block names (see 'blockprof blocks') or 'package.module:callable'.",
     )(f)
 
 
 def grid_axes(f: F) -> F:
-    for name, field, default, helptext in reversed((
-        ("--channels", "in_channels", "256", "Residual-stream width(s): every block maps C → C (comma-separated list allowed)."),
-        ("--spatial", "spatial", "56", "Input height = width, e.g. 56 or 56,28."),
-        ("--batch", "batch", "1", "Batch size(s)."),
-    )):
+    for name, field, default, helptext in reversed(
+        (
+            (
+                "--channels",
+                "in_channels",
+                "256",
+                "Residual-stream width(s): every block maps C → C (comma-separated list allowed).",
+            ),
+            ("--spatial", "spatial", "56", "Input height = width, e.g. 56 or 56,28."),
+            ("--batch", "batch", "1", "Batch size(s)."),
+        )
+    ):
         f = click.option(name, type=FieldValue(field, many=True), default=default, show_default=True, help=helptext)(f)
     return f
 
@@ -141,7 +165,9 @@ class FieldValue(click.ParamType):
             return value
         items = [v.strip() for v in str(value).split(",")] if self.many else [value]
         try:
-            out = tuple(schema.coerce(self.field.name, item, self.what or (param.name if param else None)) for item in items)
+            out = tuple(
+                schema.coerce(self.field.name, item, self.what or (param.name if param else None)) for item in items
+            )
         except BlockprofError as e:
             self.fail(str(e), param, ctx)
         return out if self.many else out[0]
@@ -169,8 +195,16 @@ def variant_axes(f: F) -> F:
 
 def output(formats: tuple[str, ...] = TEXT_FORMATS) -> Callable[[F], F]:
     def deco(f: F) -> F:
-        f = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), help="Write to this file instead of the terminal.")(f)
-        return click.option("--format", "fmt", type=click.Choice(formats), default="table", show_default=True, help="Output format.")(f)
+        f = click.option(
+            "-o",
+            "--output",
+            type=click.Path(dir_okay=False, writable=True, path_type=Path),
+            help="Write to this file instead of the terminal.",
+        )(f)
+        return click.option(
+            "--format", "fmt", type=click.Choice(formats), default="table", show_default=True, help="Output format."
+        )(f)
+
     return deco
 
 
@@ -184,33 +218,113 @@ def variant_options(**kwargs: Any) -> dict[str, Any]:
 def suite(f: F) -> F:
     """The cells of a regression check: ``--suite FILE``, or the sweep options inline,
     plus overrides of the suite's timing and rules."""
-    for decl, kwargs in reversed((
-        ("--suite", dict(type=click.Path(dir_okay=False, path_type=Path), help="Suite TOML (cells, metrics, rules, timing); instead of the inline --blocks/--channels/--spatial/--batch.")),
-        ("--tolerance", dict(type=Finite(min=0, min_open=True), help="Time change that counts, as a fraction (suite default 0.10 = 10%).")),
-        ("--alpha", dict(type=Finite(min=0, max=1, min_open=True, max_open=True), help="Significance level of the Mann–Whitney U test (default 0.01).")),
-        ("--comparison", dict(type=click.Choice(("auto", "raw", "normalised")), help="Times over the reference kernel's (normalised, default), raw, or auto (raw on the baseline's own environment).")),
-        ("--confirm/--no-confirm", dict(help="Re-measure a slower time and fail only if it is slower again (default: confirm).")),
-        ("--rounds", dict(type=click.IntRange(min=5, max=MAX_ROUNDS), help="Timing rounds (samples per cell; default 15).")),
-        ("--sample-time", dict(type=seconds(MAX_MIN_RUN_TIME), help="Seconds per cell per round (default 0.05).")),
-        ("--threads", dict(type=click.IntRange(min=1, max=MAX_THREADS), help="CPU threads for timing (default 1).")),
-        ("--mode", dict(type=click.Choice(("fwd", "train")), help="Step timed: forward, or forward + backward (default fwd).")),
-    )):
+    for decl, kwargs in reversed(
+        (
+            (
+                "--suite",
+                dict(
+                    type=click.Path(dir_okay=False, path_type=Path),
+                    help="Suite TOML (cells, metrics, rules, timing); instead of the inline --blocks/--channels/--spatial/--batch.",
+                ),
+            ),
+            (
+                "--tolerance",
+                dict(
+                    type=Finite(min=0, min_open=True),
+                    help="Time change that counts, as a fraction (suite default 0.10 = 10%).",
+                ),
+            ),
+            (
+                "--alpha",
+                dict(
+                    type=Finite(min=0, max=1, min_open=True, max_open=True),
+                    help="Significance level of the Mann–Whitney U test (default 0.01).",
+                ),
+            ),
+            (
+                "--comparison",
+                dict(
+                    type=click.Choice(("auto", "raw", "normalised")),
+                    help="Times over the reference kernel's (normalised, default), raw, or auto (raw on the baseline's own environment).",
+                ),
+            ),
+            (
+                "--confirm/--no-confirm",
+                dict(help="Re-measure a slower time and fail only if it is slower again (default: confirm)."),
+            ),
+            (
+                "--rounds",
+                dict(type=click.IntRange(min=5, max=MAX_ROUNDS), help="Timing rounds (samples per cell; default 15)."),
+            ),
+            ("--sample-time", dict(type=seconds(MAX_MIN_RUN_TIME), help="Seconds per cell per round (default 0.05).")),
+            (
+                "--threads",
+                dict(type=click.IntRange(min=1, max=MAX_THREADS), help="CPU threads for timing (default 1)."),
+            ),
+            (
+                "--mode",
+                dict(
+                    type=click.Choice(("fwd", "train")),
+                    help="Step timed: forward, or forward + backward (default fwd).",
+                ),
+            ),
+        )
+    ):
         f = click.option(decl, default=None, **kwargs)(f)
     return blocks(grid_axes(variants(f)))
 
 
 def timing(f: F) -> F:
     """One timing condition (device, dtype, ...) for a command that times what it counts."""
-    for decl, kwargs in reversed((
-        ("--time/--no-time", dict(default=True, show_default=True, help="Time forward and training step (torch.utils.benchmark).")),
-        ("--device", dict(type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True, help="auto: CUDA when available.")),
-        ("--dtype", dict(type=click.Choice(("float32", "bfloat16", "float16")), default="float32", show_default=True, help="Compute dtype (autocast for 16-bit).")),
-        ("--threads", dict(type=click.IntRange(min=1, max=MAX_THREADS), default=None, help="CPU threads for timing [default: torch's own default].")),
-        ("--min-run-time", dict(type=seconds(MAX_MIN_RUN_TIME), default=0.2, show_default=True, help="Seconds of timed calls per block and mode (at least 10 samples).")),
-        ("--channels-last", dict(is_flag=True, help="Time in channels_last memory format.")),
-        ("--compile", dict(is_flag=True, help="Time the block under torch.compile.")),
-        ("--allow-slow-dtype", dict(is_flag=True, help="Time a 16-bit dtype even where the CPU only emulates it (refused otherwise).")),
-    )):
+    for decl, kwargs in reversed(
+        (
+            (
+                "--time/--no-time",
+                dict(default=True, show_default=True, help="Time forward and training step (torch.utils.benchmark)."),
+            ),
+            (
+                "--device",
+                dict(
+                    type=click.Choice(("auto", "cpu", "cuda")),
+                    default="auto",
+                    show_default=True,
+                    help="auto: CUDA when available.",
+                ),
+            ),
+            (
+                "--dtype",
+                dict(
+                    type=click.Choice(("float32", "bfloat16", "float16")),
+                    default="float32",
+                    show_default=True,
+                    help="Compute dtype (autocast for 16-bit).",
+                ),
+            ),
+            (
+                "--threads",
+                dict(
+                    type=click.IntRange(min=1, max=MAX_THREADS),
+                    default=None,
+                    help="CPU threads for timing [default: torch's own default].",
+                ),
+            ),
+            (
+                "--min-run-time",
+                dict(
+                    type=seconds(MAX_MIN_RUN_TIME),
+                    default=0.2,
+                    show_default=True,
+                    help="Seconds of timed calls per block and mode (at least 10 samples).",
+                ),
+            ),
+            ("--channels-last", dict(is_flag=True, help="Time in channels_last memory format.")),
+            ("--compile", dict(is_flag=True, help="Time the block under torch.compile.")),
+            (
+                "--allow-slow-dtype",
+                dict(is_flag=True, help="Time a 16-bit dtype even where the CPU only emulates it (refused otherwise)."),
+            ),
+        )
+    ):
         f = click.option(decl, **kwargs)(f)
     return f
 
@@ -219,7 +333,9 @@ def timing(f: F) -> F:
 TIMING_PARAMS = ("device", "dtype", "threads", "min_run_time", "channels_last", "compile", "allow_slow_dtype")
 
 
-def refuse_unused_timing(ctx: click.Context, time: bool, params: tuple[str, ...] = TIMING_PARAMS, switch: str = "--no-time") -> None:
+def refuse_unused_timing(
+    ctx: click.Context, time: bool, params: tuple[str, ...] = TIMING_PARAMS, switch: str = "--no-time"
+) -> None:
     """Timing options given while not timing are a contradiction: say which, in one line.
     ``switch`` is how timing was turned off: ``--no-time`` given, or ``--time`` left out."""
     if time:
@@ -229,7 +345,9 @@ def refuse_unused_timing(ctx: click.Context, time: bool, params: tuple[str, ...]
         flags = ", ".join(f"--{p.replace('_', '-')}" for p in given)
         it = "it" if len(given) == 1 else "them"
         fix = f"drop {it} or drop --no-time" if switch == "--no-time" else f"add --time or drop {it}"
-        raise click.BadParameter(f"{flags} only {'applies' if len(given) == 1 else 'apply'} when timing; {fix}", param_hint=switch)
+        raise click.BadParameter(
+            f"{flags} only {'applies' if len(given) == 1 else 'apply'} when timing; {fix}", param_hint=switch
+        )
 
 
 def check_timing(device: str, dtype: str, allow_slow_dtype: bool) -> None:
@@ -240,12 +358,18 @@ def check_timing(device: str, dtype: str, allow_slow_dtype: bool) -> None:
 
     resolved = conditions(device, dtype).device if device == "auto" else device
     if not allow_slow_dtype and (reason := slow_dtype(resolved, dtype)):
-        raise click.BadParameter(f"{reason}; use --dtype float32, or add --allow-slow-dtype to time it anyway", param_hint="--dtype")
+        raise click.BadParameter(
+            f"{reason}; use --dtype float32, or add --allow-slow-dtype to time it anyway", param_hint="--dtype"
+        )
 
 
 def timing_options(**kwargs: Any) -> dict[str, Any]:
     """The timing keyword arguments of :func:`blockprof.timing.harness.time_blocks`, from the parsed options."""
     return {
-        "device": kwargs["device"], "dtype": kwargs["dtype"], "threads": kwargs["threads"], "min_run_time": kwargs["min_run_time"],
-        "channels_last": kwargs["channels_last"], "compile": kwargs["compile"],
+        "device": kwargs["device"],
+        "dtype": kwargs["dtype"],
+        "threads": kwargs["threads"],
+        "min_run_time": kwargs["min_run_time"],
+        "channels_last": kwargs["channels_last"],
+        "compile": kwargs["compile"],
     }

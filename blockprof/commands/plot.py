@@ -12,9 +12,17 @@ from blockprof.errors import BlockprofError
 
 @click.command("plot")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write.")
-@click.option("--plots", "names", type=options.NameList(), default="counts,latency,throughput,roofline,pareto", show_default=True,
-              help="Which figures (those that need timings are skipped for a counts-only run).")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write."
+)
+@click.option(
+    "--plots",
+    "names",
+    type=options.NameList(),
+    default="counts,latency,throughput,roofline,pareto",
+    show_default=True,
+    help="Which figures (those that need timings are skipped for a counts-only run).",
+)
 def cli_command(run: Path, output: Path, names: tuple[str, ...]) -> None:
     """Plot the run directory RUN into one HTML file (plotly.js inlined: opens offline).
 
@@ -28,8 +36,10 @@ def cli_command(run: Path, output: Path, names: tuple[str, ...]) -> None:
     check_writable(output)
     df = load_run(run)
     if len(df) and "status" in df.columns and (df["status"] != "ok").all():
-        raise BlockprofError(f"every one of the {len(df)} cells of {run} failed, so there is nothing to plot; "
-                             f"see why with: blockprof show {run}")
+        raise BlockprofError(
+            f"every one of the {len(df)} cells of {run} failed, so there is nothing to plot; "
+            f"see why with: blockprof show {run}"
+        )
     figures, skipped = build_all(df, names)
     if not figures:
         raise BlockprofError(f"no figure applies to {run}: " + "; ".join(f"{n}: {why}" for n, why in skipped.items()))

@@ -28,7 +28,12 @@ def emit_many(parts: list[tuple[pd.DataFrame, str]], fmt: str, output: Path | No
     """Several titled tables, one after another, as one text (terminal table or Markdown)."""
     from blockprof.render.tables import render
 
-    blocks = [render(df, fmt, title=title, width=200 if output else None) if fmt == "table" else f"### {title}\n\n{render(df, fmt)}" for df, title in parts]
+    blocks = [
+        render(df, fmt, title=title, width=200 if output else None)
+        if fmt == "table"
+        else f"### {title}\n\n{render(df, fmt)}"
+        for df, title in parts
+    ]
     text = "\n\n".join(blocks) + (f"\n{footer}" if fmt == "table" and footer else "")
     if output is not None:
         from blockprof.io import write_output

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
-TIMESTAMP_HELP = ("Generated-at line: 'now' (default; $SOURCE_DATE_EPOCH when set), 'none' to leave it out "
-                  "(byte-identical rebuilds), or any text to show as given.")
+TIMESTAMP_HELP = (
+    "Generated-at line: 'now' (default; $SOURCE_DATE_EPOCH when set), 'none' to leave it out "
+    "(byte-identical rebuilds), or any text to show as given."
+)
 
 
 def timestamp_option(value: str) -> str | None:
@@ -17,7 +19,13 @@ def timestamp_option(value: str) -> str | None:
 
 @click.command("report")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write (folders are made).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write (folders are made).",
+)
 @click.option("--title", help="Title of the report [default: names the run].")
 @click.option("--reference", metavar="BLOCK", help="Block the others are measured against [default: the first block].")
 @click.option("--timestamp", default="now", show_default=True, help=TIMESTAMP_HELP)

@@ -38,14 +38,22 @@ def display_frame(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
             busy = df["contended"] if "contended" in df.columns else [None] * len(df)
             columns = (df[f"{mode}_ms"], df[f"{mode}_iqr_ms"], df[f"{mode}_runs"], df[f"{mode}_noisy"], busy)
             view[f"{mode} ms\n(IQR, runs)"] = [_timing(*v) for v in zip(*columns)]
-            view[f"{mode}\nGFLOP/s"] = [f"{v:.3g}" if v == v and v is not None else "-" for v in df[f"{mode}_gflops_per_s"]]
+            view[f"{mode}\nGFLOP/s"] = [
+                f"{v:.3g}" if v == v and v is not None else "-" for v in df[f"{mode}_gflops_per_s"]
+            ]
     if reference:
         for metric in ("params", "macs", "fwd_ms", "train_ms"):
             if f"{metric}_rel" in df.columns:
                 view[f"{metric}\n/{reference}"] = [f"{v:.3g}×" if v == v else "-" for v in df[f"{metric}_rel"]]
     view["status"] = [s if s == "ok" else f"error: {e}" for s, e in zip(df["status"], df["error"])]
-    view.attrs[PRIORITY] = ["cell", *(c for c in view.columns if " ms\n" in c), "status", "params", "MACs",
-                            *(c for c in view.columns if c.startswith(("params\n/", "macs\n/", "fwd_ms\n/", "train_ms\n/")))]
+    view.attrs[PRIORITY] = [
+        "cell",
+        *(c for c in view.columns if " ms\n" in c),
+        "status",
+        "params",
+        "MACs",
+        *(c for c in view.columns if c.startswith(("params\n/", "macs\n/", "fwd_ms\n/", "train_ms\n/"))),
+    ]
     return view
 
 
@@ -62,10 +70,16 @@ def _where(items: tuple[str, ...]) -> dict[str, str]:
 @click.command("show")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--pivot", "metric", metavar="METRIC", help="Show METRIC (e.g. macs, fwd_ms) as a block × width table.")
-@click.option("--where", multiple=True, metavar="KEY=VALUE", help="Keep the rows with this value (e.g. spatial=56); repeatable.")
-@click.option("--reference", metavar="BLOCK", help="Add each cell's counts and times over this block's at the same point.")
+@click.option(
+    "--where", multiple=True, metavar="KEY=VALUE", help="Keep the rows with this value (e.g. spatial=56); repeatable."
+)
+@click.option(
+    "--reference", metavar="BLOCK", help="Add each cell's counts and times over this block's at the same point."
+)
 @options.output(FILE_FORMATS)
-def cli_command(run: Path, metric: str | None, where: tuple[str, ...], reference: str | None, fmt: str, output: Path | None) -> None:
+def cli_command(
+    run: Path, metric: str | None, where: tuple[str, ...], reference: str | None, fmt: str, output: Path | None
+) -> None:
     """Show the records of a sweep's run directory RUN, one row per cell.
 
     JSON, CSV and Parquet hold every field (the same records as 'compare --format
@@ -100,10 +114,14 @@ def cli_command(run: Path, metric: str | None, where: tuple[str, ...], reference
         emit(df, fmt, output)
         return
     failed = int((df["status"] != "ok").sum())
-    footer = ("MACs: multiply-accumulates (1 MAC = 2 FLOPs). Times: median per call in ms (interquartile range, samples);\n"
-              "! = IQR over 10% of the median: noisy, do not trust the median alone.")
+    footer = (
+        "MACs: multiply-accumulates (1 MAC = 2 FLOPs). Times: median per call in ms (interquartile range, samples);\n"
+        "! = IQR over 10% of the median: noisy, do not trust the median alone."
+    )
     if "contended" in df.columns and (df["contended"] == True).any():  # noqa: E712
         busy = df[df["contended"] == True]  # noqa: E712
-        footer += (f"\nbusy = timed while other work held the cores ({len(busy)} of {int(df['contended'].notna().sum())} timed cells; "
-                   f"e.g. {busy['contention'].iloc[0]}): slower than the block is; do not rank these.")
+        footer += (
+            f"\nbusy = timed while other work held the cores ({len(busy)} of {int(df['contended'].notna().sum())} timed cells; "
+            f"e.g. {busy['contention'].iloc[0]}): slower than the block is; do not rank these."
+        )
     emit(display_frame(df, reference), fmt, output, title=f"{run}: {len(df)} cells, {failed} failed", footer=footer)

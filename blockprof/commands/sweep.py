@@ -29,7 +29,9 @@ def _grid(ctx: click.Context, params: dict[str, Any], grid_file: Path | None, re
     if resume and grid_file is None and not any(_given(ctx, p) for p in GRID_PARAMS):
         return None
     base = Grid.from_toml(grid_file) if grid_file else Grid()
-    axes = {k: params[k] for k in ("channels", "spatial", "batch", "dtype", "device") if not grid_file or _given(ctx, k)}
+    axes = {
+        k: params[k] for k in ("channels", "spatial", "batch", "dtype", "device") if not grid_file or _given(ctx, k)
+    }
     blocks = params["blocks"] if not grid_file or _given(ctx, "blocks") else base.blocks
     variant = {k: params[k] for k in options.variant_options(**params)}
     return base.replace(blocks=(*blocks, *params["extra_blocks"]), **axes, options={**base.options, **variant})
@@ -39,25 +41,95 @@ def _grid(ctx: click.Context, params: dict[str, Any], grid_file: Path | None, re
 @options.blocks
 @options.grid_axes
 @options.variant_axes
-@click.option("--dtype", type=options.NameList(), default="float32", show_default=True, help="Timing dtype(s): float32, bfloat16, float16.")
-@click.option("--device", type=options.NameList(), default="auto", show_default=True, help="Timing device(s): auto, cpu, cuda.")
-@click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path), help="A grid file (TOML, see benchmarks/grids/); axes given as options override it.")
-@click.option("--tools", type=options.ToolList(), default=",".join(Settings.tools), show_default=True,
-              help="Counting tools to cross-check each cell with (fvcore,thop,torch), or 'none' for the analytic count alone.")
-@click.option("--time", is_flag=True, help="Also time every cell: forward and training step, median and IQR of at least --min-runs samples.")
-@click.option("--allow-slow-dtype", is_flag=True, help="Time a 16-bit dtype even where the CPU only emulates it (refused otherwise).")
-@click.option("--modes", type=options.NameList(), default=",".join(Settings.modes), show_default=True, help="What --time times.")
-@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), help="Torch threads for timing [default: torch.get_num_threads()].")
-@click.option("--min-run-time", type=options.seconds(MAX_MIN_RUN_TIME), default=Settings.min_run_time, show_default=True,
-              help="Seconds of timed calls per cell and mode.")
-@click.option("--rounds", type=click.IntRange(min=1, max=MAX_ROUNDS), default=Settings.rounds, show_default=True, help="Interleaved rounds over each group of timed cells.")
-@click.option("--min-runs", type=click.IntRange(min=4, max=MAX_MIN_RUNS), default=Settings.min_runs, show_default=True, help="Fewest samples behind a median.")
-@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory to write (records.jsonl + meta.json).")
-@click.option("--resume", is_flag=True, help="Continue the run in -o: skip the cells it holds (its grid and settings are kept).")
+@click.option(
+    "--dtype",
+    type=options.NameList(),
+    default="float32",
+    show_default=True,
+    help="Timing dtype(s): float32, bfloat16, float16.",
+)
+@click.option(
+    "--device", type=options.NameList(), default="auto", show_default=True, help="Timing device(s): auto, cpu, cuda."
+)
+@click.option(
+    "--grid",
+    "grid_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A grid file (TOML, see benchmarks/grids/); axes given as options override it.",
+)
+@click.option(
+    "--tools",
+    type=options.ToolList(),
+    default=",".join(Settings.tools),
+    show_default=True,
+    help="Counting tools to cross-check each cell with (fvcore,thop,torch), or 'none' for the analytic count alone.",
+)
+@click.option(
+    "--time",
+    is_flag=True,
+    help="Also time every cell: forward and training step, median and IQR of at least --min-runs samples.",
+)
+@click.option(
+    "--allow-slow-dtype",
+    is_flag=True,
+    help="Time a 16-bit dtype even where the CPU only emulates it (refused otherwise).",
+)
+@click.option(
+    "--modes", type=options.NameList(), default=",".join(Settings.modes), show_default=True, help="What --time times."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1, max=MAX_THREADS),
+    help="Torch threads for timing [default: torch.get_num_threads()].",
+)
+@click.option(
+    "--min-run-time",
+    type=options.seconds(MAX_MIN_RUN_TIME),
+    default=Settings.min_run_time,
+    show_default=True,
+    help="Seconds of timed calls per cell and mode.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1, max=MAX_ROUNDS),
+    default=Settings.rounds,
+    show_default=True,
+    help="Interleaved rounds over each group of timed cells.",
+)
+@click.option(
+    "--min-runs",
+    type=click.IntRange(min=4, max=MAX_MIN_RUNS),
+    default=Settings.min_runs,
+    show_default=True,
+    help="Fewest samples behind a median.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "run_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory to write (records.jsonl + meta.json).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in -o: skip the cells it holds (its grid and settings are kept)."
+)
 @click.option("--retry-failed", is_flag=True, help="With --resume: run the failed cells again too.")
-@click.option("--shard", metavar="I/N", help="Run only the I-th of N disjoint parts of the grid (e.g. a CI matrix job); combine with 'blockprof merge'.")
+@click.option(
+    "--shard",
+    metavar="I/N",
+    help="Run only the I-th of N disjoint parts of the grid (e.g. a CI matrix job); combine with 'blockprof merge'.",
+)
 @click.pass_context
-def cli_command(ctx: click.Context, run_dir: Path, grid_file: Path | None, resume: bool, retry_failed: bool, shard: str | None, **params: Any) -> None:
+def cli_command(
+    ctx: click.Context,
+    run_dir: Path,
+    grid_file: Path | None,
+    resume: bool,
+    retry_failed: bool,
+    shard: str | None,
+    **params: Any,
+) -> None:
     """Count (and with --time, time) every cell of a grid, saving each as it finishes.
 
     The grid is blocks × --channels × --spatial × --batch (× variant lists, × dtype ×
@@ -78,17 +150,23 @@ def cli_command(ctx: click.Context, run_dir: Path, grid_file: Path | None, resum
     bar = _ProgressBar()
     try:
         with bar:
-            df = sweep(grid, run_dir, resume=resume, retry_failed=retry_failed, shard=shard, progress=bar.update, **settings)
+            df = sweep(
+                grid, run_dir, resume=resume, retry_failed=retry_failed, shard=shard, progress=bar.update, **settings
+            )
     except SweepInterrupted as stop:
         from blockprof.commands.exits import interrupted
 
         p = stop.progress
-        interrupted(f"interrupted: {p.skipped + p.done} of {p.total} cells are saved in {run_dir} ({p.failed} failed); "
-                    f"finish with: blockprof sweep -o {run_dir} --resume")
+        interrupted(
+            f"interrupted: {p.skipped + p.done} of {p.total} cells are saved in {run_dir} ({p.failed} failed); "
+            f"finish with: blockprof sweep -o {run_dir} --resume"
+        )
     except KeyboardInterrupt:  # the second Ctrl-C: stopped at once
         from blockprof.commands.exits import interrupted
 
-        interrupted(f"interrupted at once: the finished cells are saved in {run_dir}; finish with: blockprof sweep -o {run_dir} --resume")
+        interrupted(
+            f"interrupted at once: the finished cells are saved in {run_dir}; finish with: blockprof sweep -o {run_dir} --resume"
+        )
     _summary(df, bar.state, run_dir)
     if len(df) and (df["status"] != "ok").all():
         click.echo(f"every cell of {run_dir} failed", err=True)
@@ -101,7 +179,9 @@ def _check(ctx: click.Context, grid: Any, params: dict[str, Any], resume: bool) 
     the device peaks calibrated (saying so) before the progress bar starts."""
     timed = params["time"]
     if not resume:
-        options.refuse_unused_timing(ctx, timed, ("modes", "threads", "min_run_time", "rounds", "min_runs", "allow_slow_dtype"), "--time")
+        options.refuse_unused_timing(
+            ctx, timed, ("modes", "threads", "min_run_time", "rounds", "min_runs", "allow_slow_dtype"), "--time"
+        )
     options.check_devices(grid.device)
     if not timed:
         return
@@ -126,8 +206,11 @@ def _summary(df: Any, state: Any, run_dir: Path) -> None:
     for note in state.notes:
         click.echo(f"note: {note}", err=True)
     failed = df[df["status"] != "ok"]
-    click.echo(f"{state.total} cells in {run_dir}: {state.done} done now, {state.skipped} already done (skipped), "
-               f"{state.failed} failed now; {len(failed)} failed in all", err=True)
+    click.echo(
+        f"{state.total} cells in {run_dir}: {state.done} done now, {state.skipped} already done (skipped), "
+        f"{state.failed} failed now; {len(failed)} failed in all",
+        err=True,
+    )
     from blockprof.records import describe
 
     for row in failed.head(5).to_dict(orient="records"):
@@ -143,13 +226,26 @@ class _ProgressBar:
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.table import Column
 
         self.progress = Progress(
-            TextColumn("[bold]sweep"), BarColumn(bar_width=24), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
-            console=Console(stderr=True), transient=False,
+            TextColumn("[bold]sweep"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+            console=Console(stderr=True),
+            transient=False,
         )
         self.task: Any = None
         self.state: Any = None
@@ -174,8 +270,10 @@ class _ProgressBar:
                 self._line(f"resuming: {state.skipped} of {state.total} cells already done")
             self.task = self.progress.add_task("", total=state.total - state.skipped)
         if state.stopping and not (self.state and self.state.stopping):
-            self._line("stopping after the cell in progress (with --time: the group timed together); "
-                       "Ctrl-C again stops at once. Finished cells are saved.")
+            self._line(
+                "stopping after the cell in progress (with --time: the group timed together); "
+                "Ctrl-C again stops at once. Finished cells are saved."
+            )
         if not self.progress.console.is_terminal:  # a log: one plain line per finished cell
             if state.done and (self.state is None or state.done != self.state.done):
                 failed = f", {state.failed} failed" if state.failed else ""

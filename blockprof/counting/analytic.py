@@ -117,7 +117,9 @@ def count_layers(
     spec: ResolvedSpec | BlockSpec | NetworkSpec, layers: list[Layer], inner_widths: dict[str, int] | None = None
 ) -> AnalyticCount:
     """Sum the closed-form cost of ``layers`` for ``spec.batch`` inputs."""
-    return AnalyticCount(spec, tuple(LayerCount(layer, cost(layer, spec.batch)) for layer in layers), inner_widths or {})
+    return AnalyticCount(
+        spec, tuple(LayerCount(layer, cost(layer, spec.batch)) for layer in layers), inner_widths or {}
+    )
 
 
 def closed_form(spec: BlockSpec | ResolvedSpec) -> tuple[BlockDef, ResolvedSpec, AnalyticCount | None]:
@@ -135,7 +137,5 @@ def analytic(spec: BlockSpec | ResolvedSpec) -> AnalyticCount:
     """The closed-form count of ``spec``'s block (a registered block, not a user one)."""
     _, resolved, count = closed_form(spec)
     if count is None:
-        raise BlockprofError(
-            f"{resolved.block} is a user block: it has no closed-form count; count() traces it"
-        )
+        raise BlockprofError(f"{resolved.block} is a user block: it has no closed-form count; count() traces it")
     return count

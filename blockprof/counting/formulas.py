@@ -14,9 +14,11 @@ each tool's convention can be rebuilt from it exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import Any, Callable, Sequence
+from typing import Any
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -260,7 +262,9 @@ def saved_for_backward(layer: Layer, n: int = 1) -> Saved:
         raise KeyError(f"no saved-for-backward rule for op {layer.op!r}; known: {sorted(_SAVED)}") from None
 
 
-def minimum_traffic_bytes(in_elements: int, out_elements: int, params: int, value_bytes: int, param_bytes: int = 4, *, train: bool = False) -> int:
+def minimum_traffic_bytes(
+    in_elements: int, out_elements: int, params: int, value_bytes: int, param_bytes: int = 4, *, train: bool = False
+) -> int:
     """The least memory traffic of one block call: its input read once, its output
     written once, each parameter read once. A training step moves each of these
     twice (the output gradient read and the input gradient written; each
@@ -319,16 +323,7 @@ _ATEN: dict[str, OpFormula] = {}
 #: ops that move or allocate data but do no arithmetic (views, copies, concatenation, factories,
 #: shape queries): known, and counted as nothing
 DATA_MOVEMENT = frozenset(
-    """
-    view _unsafe_view reshape _reshape_alias t transpose permute expand expand_as squeeze unsqueeze select slice
-    detach alias as_strided clone contiguous copy_ _to_copy to cat stack split split_with_sizes chunk unbind
-    flatten unflatten narrow empty empty_like empty_strided zeros zeros_like ones ones_like full full_like new_empty
-    new_empty_strided new_zeros new_ones new_full arange lift_fresh fill_ zero_ select_backward slice_backward
-    constant_pad_nd roll index index_select gather masked_fill masked_fill_ repeat _unsafe_index resize_
-    size sym_size stride sym_stride numel sym_numel dim is_contiguous sym_is_contiguous storage_offset
-    sym_storage_offset is_strides_like_format is_non_overlapping_and_dense _local_scalar_dense as_strided_
-    index_put index_put_ scalar_tensor
-    """.split()
+    ["view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose", "permute", "expand", "expand_as", "squeeze", "unsqueeze", "select", "slice", "detach", "alias", "as_strided", "clone", "contiguous", "copy_", "_to_copy", "to", "cat", "stack", "split", "split_with_sizes", "chunk", "unbind", "flatten", "unflatten", "narrow", "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "new_empty", "new_empty_strided", "new_zeros", "new_ones", "new_full", "arange", "lift_fresh", "fill_", "zero_", "select_backward", "slice_backward", "constant_pad_nd", "roll", "index", "index_select", "gather", "masked_fill", "masked_fill_", "repeat", "_unsafe_index", "resize_", "size", "sym_size", "stride", "sym_stride", "numel", "sym_numel", "dim", "is_contiguous", "sym_is_contiguous", "storage_offset", "sym_storage_offset", "is_strides_like_format", "is_non_overlapping_and_dense", "_local_scalar_dense", "as_strided_", "index_put", "index_put_", "scalar_tensor"]
 )
 
 
@@ -441,8 +436,11 @@ def _attention_macs(q: Shape, k: Shape, v: Shape) -> tuple[int, str]:
 
 #: fused scaled-dot-product attention, as CPU and CUDA kernels run it (q, k, v its first three arguments)
 ATTENTION_OPS = (
-    "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
-    "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "scaled_dot_product_attention",
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention",
+    "scaled_dot_product_attention",
 )
 
 
@@ -455,8 +453,10 @@ def aten_sdpa(args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> OpCost:
 
 
 @register_aten(
-    "_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention_backward",
-    "_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward",
+    "_scaled_dot_product_flash_attention_for_cpu_backward",
+    "_scaled_dot_product_flash_attention_backward",
+    "_scaled_dot_product_efficient_attention_backward",
+    "_scaled_dot_product_cudnn_attention_backward",
 )
 def aten_sdpa_backward(args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> OpCost:
     """The gradients of q, k, v and of the attention matrix: four products, twice the forward's MACs."""
@@ -469,7 +469,12 @@ def aten_sdpa_backward(args: Sequence[Any], kwargs: dict[str, Any], out: Any) ->
 #: factors q, k, v take part in two products, so its backward is twice its forward)
 PRODUCT_FACTORS: dict[str, tuple[int, ...]] = {
     **dict.fromkeys(CONVOLUTION_OPS, (0, 1)),
-    "mm": (0, 1), "bmm": (0, 1), "matmul": (0, 1), "linear": (0, 1), "addmm": (1, 2), "baddbmm": (1, 2),
+    "mm": (0, 1),
+    "bmm": (0, 1),
+    "matmul": (0, 1),
+    "linear": (0, 1),
+    "addmm": (1, 2),
+    "baddbmm": (1, 2),
     **dict.fromkeys(ATTENTION_OPS, (0, 1, 2)),
 }
 
@@ -503,7 +508,12 @@ _ELEMENTWISE_OPS = """add sub rsub mul div neg abs exp log sqrt rsqrt pow recipr
     native_dropout native_dropout_backward bernoulli where addcmul addcdiv lerp maximum minimum
     eq ne lt le gt ge logical_not cumsum bitwise_and bitwise_or"""
 
-_KINDS = (("norm", _NORM_OPS), ("pool", _POOL_OPS), ("interpolate", _INTERPOLATE_OPS), ("elementwise", _ELEMENTWISE_OPS))
+_KINDS = (
+    ("norm", _NORM_OPS),
+    ("pool", _POOL_OPS),
+    ("interpolate", _INTERPOLATE_OPS),
+    ("elementwise", _ELEMENTWISE_OPS),
+)
 for _kind, _names in _KINDS:
     _fn = _elements(_kind)
     for _name in _names.split():

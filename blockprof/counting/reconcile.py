@@ -100,13 +100,21 @@ def reconcile_train(count: AnalyticCount | None, tool: ToolCount) -> Agreement:
     if tool.train_flops is None:
         return Agreement(tool.tool, None, None, None, f"{tool.tool} does not count a backward")
     if count is None:
-        return Agreement(tool.tool, tool.train_flops, None, None, "no closed form for this block: nothing to check against")
+        return Agreement(
+            tool.tool, tool.train_flops, None, None, "no closed form for this block: nothing to check against"
+        )
     expected = count.train_flops
     if tool.train_flops == expected:
-        return Agreement(tool.tool, tool.train_flops, expected, True, "= 2·(forward + input-gradient + weight-gradient MACs)")
+        return Agreement(
+            tool.tool, tool.train_flops, expected, True, "= 2·(forward + input-gradient + weight-gradient MACs)"
+        )
     ratio = tool.train_flops / expected
     if tool.train_flops == _grouped_wgrad_bug(count):
-        grouped_layers = ", ".join(f"{r.layer.name} (groups={r.layer.groups})" for r in count.rows if r.layer.op == "conv2d" and r.layer.groups > 1)
+        grouped_layers = ", ".join(
+            f"{r.layer.name} (groups={r.layer.groups})"
+            for r in count.rows
+            if r.layer.op == "conv2d" and r.layer.groups > 1
+        )
         note = (
             f"known FlopCounterMode bug: the weight gradient of a grouped conv is counted groups× too high "
             f"[{grouped_layers}]; it reports {grouped(tool.train_flops)} FLOPs, {ratio:.2f}× the true {grouped(expected)}"

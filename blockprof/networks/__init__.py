@@ -14,4 +14,16 @@ with the tools, stage by stage::
 from blockprof.networks.count import NetworkCount, analytic_network, build_network, network_count, stage_frame
 from blockprof.networks.layout import PUBLISHED, PUBLISHED_PARAMS, NetworkLayout, default_spatial, layout, names
 
-__all__ = ["PUBLISHED", "PUBLISHED_PARAMS", "default_spatial", "NetworkCount", "NetworkLayout", "analytic_network", "build_network", "layout", "names", "network_count", "stage_frame"]
+__all__ = [
+    "PUBLISHED",
+    "PUBLISHED_PARAMS",
+    "NetworkCount",
+    "NetworkLayout",
+    "analytic_network",
+    "build_network",
+    "default_spatial",
+    "layout",
+    "names",
+    "network_count",
+    "stage_frame",
+]

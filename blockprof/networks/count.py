@@ -9,8 +9,9 @@ torch's MACs for that stage, so a disagreement is pinned to a stage.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.analytic import AnalyticCount, count_layers
 from blockprof.counting.tools import TOOL_NAMES, ToolCount
@@ -70,14 +71,18 @@ class NetworkCount:
         return gflops if not self.layout.swapped and spec.spatial == size and spec.batch == 1 else None
 
 
-def _network_spec(name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1) -> NetworkSpec:
+def _network_spec(
+    name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1
+) -> NetworkSpec:
     """The spec; ``spatial`` None is the size torchvision evaluates the network at."""
     if isinstance(name, NetworkSpec):
         return name
     return NetworkSpec(name, block, default_spatial(name) if spatial is None else spatial, batch)
 
 
-def analytic_network(name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1) -> NetworkCount:
+def analytic_network(
+    name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1
+) -> NetworkCount:
     """The closed-form count, stage by stage (not for a user block, which has none)."""
     lay = layout(_network_spec(name, block, spatial, batch))
     if not lay.analytic:
@@ -86,7 +91,9 @@ def analytic_network(name: str | NetworkSpec, block: str | None = None, spatial:
             "network_count() counts it with the tools"
         )
     stages = tuple(
-        StageCount(s, count_layers(lay.spec, list(s.layers)), tuple(count_layers(b.spec, list(b.layers)) for b in s.blocks))
+        StageCount(
+            s, count_layers(lay.spec, list(s.layers)), tuple(count_layers(b.spec, list(b.layers)) for b in s.blocks)
+        )
         for s in lay.stages
     )
     return NetworkCount(lay, count_layers(lay.spec, lay.layers), stages)
@@ -131,7 +138,11 @@ def build_layout(lay: NetworkLayout) -> nn.Module:
 
 
 def network_count(
-    name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1, tools: Iterable[str] = TOOL_NAMES
+    name: str | NetworkSpec,
+    block: str | None = None,
+    spatial: int | None = None,
+    batch: int = 1,
+    tools: Iterable[str] = TOOL_NAMES,
 ) -> dict[str, Any]:
     """One record for the network: totals, torchvision's published parameter count,
     each tool's count and agreement, and ``stages``, a list of per-stage rows.
@@ -174,7 +185,9 @@ def network_count(
     return record
 
 
-def stage_rows(lay: NetworkLayout, analytic: NetworkCount | None, module: nn.Module, torch_count: ToolCount | None) -> list[dict[str, Any]]:
+def stage_rows(
+    lay: NetworkLayout, analytic: NetworkCount | None, module: nn.Module, torch_count: ToolCount | None
+) -> list[dict[str, Any]]:
     """Per stage: what it is, its output, its counts, and the module's and torch's own
     counts of the same stage (the independent checks)."""
     from blockprof.counting.record import totals_from_tools

@@ -52,7 +52,13 @@ def explain_text(count: AnalyticCount) -> str:
     weight_rows = [r for r in convs if r.layer.op == "conv2d"]
     lines.append(_sum_line("conv weights", [r.cost.weights_formula for r in weight_rows], count.params_conv))
     if norms:
-        lines.append(_sum_line("BatchNorm γ and β (2 per channel)", [r.cost.params_formula for r in norms], sum(r.cost.params for r in norms)))
+        lines.append(
+            _sum_line(
+                "BatchNorm γ and β (2 per channel)",
+                [r.cost.params_formula for r in norms],
+                sum(r.cost.params for r in norms),
+            )
+        )
     biases = count.params - count.params_conv - sum(r.cost.params for r in norms)
     if biases:
         lines.append(f"  biases: {grouped(biases)}")
@@ -88,8 +94,11 @@ def explain_network_text(count: NetworkCount) -> str:
     ]
     for sc in count.stages:
         stage = sc.stage
-        lines += ["", f"{stage.name} [{', '.join(stage.modules) if len(stage.modules) < 4 else stage.modules[0] + ' … ' + stage.modules[-1]}]: "
-                  f"{stage.description} → {stage.out_channels}×{stage.out_size}×{stage.out_size}"]
+        lines += [
+            "",
+            f"{stage.name} [{', '.join(stage.modules) if len(stage.modules) < 4 else stage.modules[0] + ' … ' + stage.modules[-1]}]: "
+            f"{stage.description} → {stage.out_channels}×{stage.out_size}×{stage.out_size}",
+        ]
         if sc.blocks:
             width = max(len(b.name) for b in stage.blocks)
             lines += [
@@ -105,7 +114,10 @@ def explain_network_text(count: NetworkCount) -> str:
                 + (f"   {r.cost.macs_formula} = {grouped(r.cost.macs)} MACs" if r.cost.macs else "")
                 for r in rows
             ]
-            params_terms, macs_terms = [grouped(r.cost.params) for r in rows], [grouped(r.cost.macs) for r in rows if r.cost.macs]
+            params_terms, macs_terms = (
+                [grouped(r.cost.params) for r in rows],
+                [grouped(r.cost.macs) for r in rows if r.cost.macs],
+            )
         lines.append(f"  {stage.name} params: {_sum(params_terms, sc.count.params)}")
         lines.append(f"  {stage.name} MACs:   {_sum(macs_terms, sc.count.macs)}")
     total = count.total
@@ -114,7 +126,8 @@ def explain_network_text(count: NetworkCount) -> str:
         "",
         _sum_line("params", [grouped(sc.count.params) for sc in count.stages], total.params)
         + (f" (torchvision publishes {grouped(published)})" if published is not None else ""),
-        _sum_line("MACs", [grouped(sc.count.macs) for sc in count.stages], total.macs) + f" = {grouped(total.flops)} FLOPs",
+        _sum_line("MACs", [grouped(sc.count.macs) for sc in count.stages], total.macs)
+        + f" = {grouped(total.flops)} FLOPs",
         f"  training step: train_flops = 2·({grouped(total.macs)} forward + {grouped(total.bwd_input_macs)} input-gradient"
         f" + {grouped(total.bwd_weight_macs)} weight-gradient MACs) = {grouped(total.train_flops)} FLOPs",
     ]
@@ -137,7 +150,11 @@ def _explain_command(spec: ResolvedSpec) -> str:
     for field in ("expansion", "groups", "width_per_group", "se", "kernel", "activation", "se_style"):
         value = getattr(spec, field)
         if field in accepts and value is not None and value != defaults.get(field):
-            parts.append(f"--{field.replace('_', '-')} {value:g}" if isinstance(value, float) else f"--{field.replace('_', '-')} {value}")
+            parts.append(
+                f"--{field.replace('_', '-')} {value:g}"
+                if isinstance(value, float)
+                else f"--{field.replace('_', '-')} {value}"
+            )
     parts.append(f"--spatial {spec.spatial}")
     return " ".join(parts)
 

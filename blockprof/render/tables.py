@@ -109,13 +109,26 @@ def _table(df: pd.DataFrame, title: str | None, folded: bool = False) -> Any:
     from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for column in df.columns:
         numeric = df[column].dtype.kind in "iuf" or df[column].astype(str).str.match(r"^[-\d.,%]+[kMGT]?$").all()
         short = df[column].astype(str).str.len().max() <= 24 if len(df) else True
         whole = numeric or short  # numbers and names are never broken; long text folds, at least 20 wide
-        table.add_column(str(column), justify="right" if numeric else "left", no_wrap=whole, overflow="ellipsis" if whole else "fold",
-                         min_width=None if whole else 20, max_width=20 if folded and not whole else None)
+        table.add_column(
+            str(column),
+            justify="right" if numeric else "left",
+            no_wrap=whole,
+            overflow="ellipsis" if whole else "fold",
+            min_width=None if whole else 20,
+            max_width=20 if folded and not whole else None,
+        )
     for row in df.itertuples(index=False):
         table.add_row(*(_cell(v) for v in row))
     return table

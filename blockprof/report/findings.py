@@ -10,8 +10,9 @@ even on a noisy machine, while times taken at different points are not compared.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
@@ -82,7 +83,13 @@ class Spread:
             half = float(row[f"{mode}_iqr_ms"]) / 2 if given(row.get(f"{mode}_iqr_ms")) else 0.0
             q1, q3 = median - half, median + half
         runs = row.get(f"{mode}_runs")
-        return cls(float(median), q1, q3, int(runs) if runs is not None and given(runs) else None, bool(row.get(f"{mode}_noisy")) if given(row.get(f"{mode}_noisy")) else False)
+        return cls(
+            float(median),
+            q1,
+            q3,
+            int(runs) if runs is not None and given(runs) else None,
+            bool(row.get(f"{mode}_noisy")) if given(row.get(f"{mode}_noisy")) else False,
+        )
 
 
 def speedup(reference: Spread, other: Spread) -> tuple[float, float, float]:
@@ -186,9 +193,13 @@ def comparisons(df: pd.DataFrame, reference: str, axes: Sequence[str] = POINT_KE
             name += f" at {row['in_channels']:g} channels"
         shares = []
         if given(row.get("params")) and ref.get("params"):
-            shares.append(f"holds {percent(row['params'] / ref['params'])} of {reference}'s parameters ({grouped(row['params'])} vs {grouped(ref['params'])})")
+            shares.append(
+                f"holds {percent(row['params'] / ref['params'])} of {reference}'s parameters ({grouped(row['params'])} vs {grouped(ref['params'])})"
+            )
         if given(row.get("macs")) and ref.get("macs"):
-            shares.append(f"does {percent(row['macs'] / ref['macs'])} of its forward MACs ({si(row['macs'])} vs {si(ref['macs'])})")
+            shares.append(
+                f"does {percent(row['macs'] / ref['macs'])} of its forward MACs ({si(row['macs'])} vs {si(ref['macs'])})"
+            )
         text = f"At {point_text(ref)}, the {name} {' and '.join(shares) or f'is compared with {reference}'}."
         speeds = []
         for mode in modes:
@@ -196,15 +207,19 @@ def comparisons(df: pd.DataFrame, reference: str, axes: Sequence[str] = POINT_KE
             if mine is not None and theirs is not None:
                 speeds.append(speed_phrase(theirs, mine, STEPS[mode]))
         if speeds and (spoiled(row) or spoiled(ref)):
-            text += (f" Its speed against {reference} is not stated: other work held the cores while "
-                     f"{'both were' if spoiled(row) and spoiled(ref) else 'one of them was'} timed.")
+            text += (
+                f" Its speed against {reference} is not stated: other work held the cores while "
+                f"{'both were' if spoiled(row) and spoiled(ref) else 'one of them was'} timed."
+            )
             speeds = []
         if speeds:
             noisy = sum(s.noisy for m in modes for s in (Spread.of(row, m), Spread.of(ref, m)) if s is not None)
             text += f" On {device_text(ref)} it " + " and ".join(speeds)
             if noisy:
-                text += (f"; {noisy} of the {2 * len(speeds)} timings behind {'this' if len(speeds) == 1 else 'these'} "
-                         f"{'is' if noisy == 1 else 'are'} noisy, so read the ratio{'s' if len(speeds) > 1 else ''} as rough")
+                text += (
+                    f"; {noisy} of the {2 * len(speeds)} timings behind {'this' if len(speeds) == 1 else 'these'} "
+                    f"{'is' if noisy == 1 else 'are'} noisy, so read the ratio{'s' if len(speeds) > 1 else ''} as rough"
+                )
             text += "."
         out.append(text)
     return out
@@ -239,8 +254,10 @@ def winners(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
                 if a is not None and b is not None and a.q3 < b.q1:
                     clear[name] = clear.get(name, 0) + 1
         if spoilt:
-            left_out = (f"{what}: not ranked at {spoilt} point{'s' if spoilt > 1 else ''}, where other work held the cores "
-                        "while they were timed (flagged busy in the timing table)")
+            left_out = (
+                f"{what}: not ranked at {spoilt} point{'s' if spoilt > 1 else ''}, where other work held the cores "
+                "while they were timed (flagged busy in the timing table)"
+            )
             if not points:
                 out.append(left_out + ".")
                 continue
@@ -250,16 +267,20 @@ def winners(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
         timed = column.endswith("_ms")
         if len(ordered) == 1:
             name, n = ordered[0]
-            text = f"{what}: the {name} at " + (f"every one of the {points} points compared" if points > 1 else "the one point compared")
+            text = f"{what}: the {name} at " + (
+                f"every one of the {points} points compared" if points > 1 else "the one point compared"
+            )
             if timed:
                 text += f", clearly at {clear.get(name, 0)} of them"
         else:
-            parts = [f"the {name} at {n}" + (f" (clearly at {clear.get(name, 0)})" if timed else "") for name, n in ordered]
+            parts = [
+                f"the {name} at {n}" + (f" (clearly at {clear.get(name, 0)})" if timed else "") for name, n in ordered
+            ]
             text = f"{what}: {', '.join(parts)} of the {points} points compared"
         if timed:
             text += " (clearly: its third quartile below the runner-up's first)"
             if spoilt:
-                text += f"; {left_out[len(what) + 2:]}"
+                text += f"; {left_out[len(what) + 2 :]}"
         out.append(text + ".")
     return out
 
@@ -315,12 +336,24 @@ def contention(df: pd.DataFrame) -> list[str]:
     busy = rows[rows["contended"] == True]  # noqa: E712
     if busy.empty:
         timed = rows["contended"].notna().sum()
-        return [f"No timing was taken under contention: in all {timed} timed cells the timed code was on the CPU "
-                "for at least 90% of the wall time."] if timed else []
+        return (
+            [
+                f"No timing was taken under contention: in all {timed} timed cells the timed code was on the CPU "
+                "for at least 90% of the wall time."
+            ]
+            if timed
+            else []
+        )
     ratios = busy["cpu_wall_ratio"].dropna() if "cpu_wall_ratio" in busy.columns else busy["contended"].iloc[:0]
-    share = f" (the timed code ran only {percent(ratios.min())} to {percent(ratios.max())} of the wall time)" if len(ratios) else ""
-    return [f"{len(busy)} of {int(rows['contended'].notna().sum())} timed cells were measured while other work held the cores{share}: "
-            "their times are flagged busy, are not ranked above, and should be measured again on a quiet machine."]
+    share = (
+        f" (the timed code ran only {percent(ratios.min())} to {percent(ratios.max())} of the wall time)"
+        if len(ratios)
+        else ""
+    )
+    return [
+        f"{len(busy)} of {int(rows['contended'].notna().sum())} timed cells were measured while other work held the cores{share}: "
+        "their times are flagged busy, are not ranked above, and should be measured again on a quiet machine."
+    ]
 
 
 def throughput(df: pd.DataFrame) -> list[str]:
@@ -350,7 +383,9 @@ def summary(df: pd.DataFrame, reference: str | None, noisy_ratio: float, axes: S
     sentences: list[str] = []
     if reference is not None:
         sentences += comparisons(df, reference, axes)
-    sentences += winners(df, axes) + count_checks(df) + contention(df) + noise(df, noisy_ratio) + throughput(df) + failures(df)
+    sentences += (
+        winners(df, axes) + count_checks(df) + contention(df) + noise(df, noisy_ratio) + throughput(df) + failures(df)
+    )
     return sentences
 
 
@@ -359,5 +394,7 @@ def choose_reference(df: pd.DataFrame, wanted: str | None = None) -> str | None:
     successful records (None when none succeeded)."""
     names = list(dict.fromkeys(ok_rows(df)["block"]))
     if wanted is not None and wanted not in names:
-        raise BlockprofError(f"reference block {wanted!r} has no successful cell here; choose one of {', '.join(map(str, names)) or '(none)'}")
+        raise BlockprofError(
+            f"reference block {wanted!r} has no successful cell here; choose one of {', '.join(map(str, names)) or '(none)'}"
+        )
     return wanted or (names[0] if names else None)

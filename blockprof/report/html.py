@@ -17,15 +17,16 @@ same file byte for byte when the timestamp is fixed or left out.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
-from blockprof.report import findings
 from blockprof.records import plain
+from blockprof.report import findings
 from blockprof.report.findings import CHECKS, STEPS, Spread, given, percent
 from blockprof.units import grouped, si
 
@@ -147,7 +148,9 @@ def _point(record: Mapping[str, Any], keys: Sequence[str]) -> tuple[str, ...]:
     return tuple(repr(_plain(record.get(k))) for k in keys)
 
 
-def reference_rows(records: list[dict[str, Any]], reference: str | None, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+def reference_rows(
+    records: list[dict[str, Any]], reference: str | None, keys: Sequence[str]
+) -> list[dict[str, Any] | None]:
     """For each record, the reference block's successful record at the same point, when it has exactly one."""
     if reference is None:
         return [None] * len(records)
@@ -168,8 +171,16 @@ def _ratio(value: Any, base: Any) -> float | None:
 
 def cell_columns(record: Mapping[str, Any]) -> list[TableCell]:
     """#, block, width, input and variant: what tells a cell apart, shared by both tables."""
-    width = f"{record['in_channels']:g}" if record.get("out_channels") in (None, record["in_channels"]) else f"{record['in_channels']:g}→{record['out_channels']:g}"
-    shape = f"{record['batch']:g}×{record['in_channels']:g}×{record['spatial']:g}²" if given(record.get("spatial")) and given(record.get("batch")) else "–"
+    width = (
+        f"{record['in_channels']:g}"
+        if record.get("out_channels") in (None, record["in_channels"])
+        else f"{record['in_channels']:g}→{record['out_channels']:g}"
+    )
+    shape = (
+        f"{record['batch']:g}×{record['in_channels']:g}×{record['spatial']:g}²"
+        if given(record.get("spatial")) and given(record.get("batch"))
+        else "–"
+    )
     stride = f"s{record['stride']:g}" if given(record.get("stride")) and record["stride"] != 1 else ""
     variant = " ".join(p for p in (stride, findings.variant_text(record)) if p)
     from blockprof.records import describe
@@ -187,12 +198,18 @@ CELL_HEADERS = [
     Column("block", False, "block name, or a user block's package.module:callable"),
     Column("C", True, "input width C_in (→ C_out when they differ)"),
     Column("input", True, "input batch × C × H × W"),
-    Column("variant", False, ", ".join(f"{f.mark.format('')} = {f.name.replace('_', ' ')}" for f in schema.VARIANT_FIELDS if f.mark)
-           + " (each when it differs from the block's default)"),
+    Column(
+        "variant",
+        False,
+        ", ".join(f"{f.mark.format('')} = {f.name.replace('_', ' ')}" for f in schema.VARIANT_FIELDS if f.mark)
+        + " (each when it differs from the block's default)",
+    ),
 ]
 
 
-def counts_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | None], reference: str | None) -> tuple[Table, list[str]]:
+def counts_section(
+    records: list[dict[str, Any]], refs: list[dict[str, Any] | None], reference: str | None
+) -> tuple[Table, list[str]]:
     """The counts table (one row per record, failed cells included) and one line per tool disagreement."""
     checks = [c for c in CHECKS if any(c in r for r in records)]
     columns = [
@@ -206,18 +223,25 @@ def counts_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
         Column("train FLOPs", True, "forward + input-gradient + weight-gradient FLOPs (conv and linear)"),
     ]
     if reference is not None:
-        columns += [Column(f"params % {reference}", True, f"params as a share of {reference}'s at the same point"),
-                    Column(f"MACs % {reference}", True, f"MACs as a share of {reference}'s at the same point")]
-    columns += [Column(f"{tool} {'bwd' if what != 'forward' else 'fwd'}", True,
-                       f"{tool}'s {what} count (MACs; training step: FLOPs) and ✓ when it equals the analytic count under {tool}'s convention")
-                for tool, what in (CHECKS[c] for c in checks)]
+        columns += [
+            Column(f"params % {reference}", True, f"params as a share of {reference}'s at the same point"),
+            Column(f"MACs % {reference}", True, f"MACs as a share of {reference}'s at the same point"),
+        ]
+    columns += [
+        Column(
+            f"{tool} {'bwd' if what != 'forward' else 'fwd'}",
+            True,
+            f"{tool}'s {what} count (MACs; training step: FLOPs) and ✓ when it equals the analytic count under {tool}'s convention",
+        )
+        for tool, what in (CHECKS[c] for c in checks)
+    ]
     columns.append(Column("status", False, "ok, or the cell's one-line error"))
     rows, disagreements = [], []
     for i, (r, ref) in enumerate(zip(records, refs), 1):
         ok = r.get("status", "ok") == "ok"
         row = [TableCell(str(i), i), *cell_columns(r)]
         if not ok:
-            row += [TableCell("–") for _ in columns[len(row):-1]]
+            row += [TableCell("–") for _ in columns[len(row) : -1]]
             row.append(text(f"error: {r.get('error')}", cls="error"))
             rows.append(row)
             continue
@@ -225,8 +249,12 @@ def counts_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
         row += [
             number(r.get("inner_width")),
             number(r.get("params")),
-            TableCell("–" if not given(r.get("module_params")) else ("✓" if same else "✗"), None, "" if same else "bad",
-                 f"module.parameters(): {grouped(_plain(r.get('module_params')))}"),
+            TableCell(
+                "–" if not given(r.get("module_params")) else ("✓" if same else "✗"),
+                None,
+                "" if same else "bad",
+                f"module.parameters(): {grouped(_plain(r.get('module_params')))}",
+            ),
             number(r.get("params_conv")),
             number(r.get("macs"), si, title=grouped(_plain(r.get("macs")))),
             number(r.get("flops"), si, title=grouped(_plain(r.get("flops")))),
@@ -249,8 +277,9 @@ def counts_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
     return Table("counts-table", columns, rows), disagreements
 
 
-def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | None], reference: str | None,
-                   noisy_ratio: float) -> Table | None:
+def timing_section(
+    records: list[dict[str, Any]], refs: list[dict[str, Any] | None], reference: str | None, noisy_ratio: float
+) -> Table | None:
     """One row per timed record: each step's median, IQR (absolute and over the median), runs, noise flag."""
     modes = [m for m in STEPS if any(given(r.get(f"{m}_ms")) for r in records)]
     if not modes:
@@ -258,17 +287,37 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
     columns = list(CELL_HEADERS)
     for mode in modes:
         columns += [
-            Column(f"{mode} ms", True, f"median time of one {STEPS[mode]} (milliseconds); ⚠ = noisy; busy = taken while other work held the cores"),
-            Column(f"{mode} IQR", True, f"interquartile range of the samples in milliseconds, and over the median (sorts by the latter); above {noisy_ratio:.0%} the cell is flagged noisy"),
+            Column(
+                f"{mode} ms",
+                True,
+                f"median time of one {STEPS[mode]} (milliseconds); ⚠ = noisy; busy = taken while other work held the cores",
+            ),
+            Column(
+                f"{mode} IQR",
+                True,
+                f"interquartile range of the samples in milliseconds, and over the median (sorts by the latter); above {noisy_ratio:.0%} the cell is flagged noisy",
+            ),
             Column(f"{mode} runs", True, "samples behind the median"),
         ]
         if reference is not None:
-            columns.append(Column(f"{mode} ÷ {reference}", True, f"median over {reference}'s median at the same point, timed side by side (below 1: faster)"))
+            columns.append(
+                Column(
+                    f"{mode} ÷ {reference}",
+                    True,
+                    f"median over {reference}'s median at the same point, timed side by side (below 1: faster)",
+                )
+            )
         columns.append(Column(f"{mode} GFLOP/s", True, "analytic FLOPs (conv + linear) over the median time"))
     contention = any(given(r.get("cpu_wall_ratio")) for r in records)
     if contention:
-        columns.append(Column("CPU % wall", True, "share of the timed wall time the timed code was on the CPU; below 90% other work held the "
-                              "cores and the row is flagged busy (its times are not ranked)"))
+        columns.append(
+            Column(
+                "CPU % wall",
+                True,
+                "share of the timed wall time the timed code was on the CPU; below 90% other work held the "
+                "cores and the row is flagged busy (its times are not ranked)",
+            )
+        )
     if any(given(r.get("roofline_fraction")) for r in records):
         columns.append(Column("fwd % roofline", True, "forward GFLOP/s over min(peak GFLOP/s, intensity × peak GB/s)"))
     rows = []
@@ -284,18 +333,35 @@ def timing_section(records: list[dict[str, Any]], refs: list[dict[str, Any] | No
                 row += [TableCell("–"), TableCell("–"), TableCell("–")]
             else:
                 flag, busy = spread.noisy, r.get("contended") is True
-                note = f"IQR is {rel:.0%} of the median (over {noisy_ratio:.0%}): noisy, do not trust the median alone" if flag and rel is not None else ""
+                note = (
+                    f"IQR is {rel:.0%} of the median (over {noisy_ratio:.0%}): noisy, do not trust the median alone"
+                    if flag and rel is not None
+                    else ""
+                )
                 if busy:
                     note = "; ".join(filter(None, (note, f"contended: {r.get('contention')}")))
                 row += [
-                    TableCell(f"{median:.3g}{' ⚠' if flag else ''}{' busy' if busy else ''}", median, "noisy" if flag or busy else "", note),
-                    TableCell("–") if iqr is None or rel is None else TableCell(f"{iqr:.2g} · {100 * rel:.0f}%", rel, "noisy" if flag else ""),
+                    TableCell(
+                        f"{median:.3g}{' ⚠' if flag else ''}{' busy' if busy else ''}",
+                        median,
+                        "noisy" if flag or busy else "",
+                        note,
+                    ),
+                    TableCell("–")
+                    if iqr is None or rel is None
+                    else TableCell(f"{iqr:.2g} · {100 * rel:.0f}%", rel, "noisy" if flag else ""),
                     number(r.get(f"{mode}_runs"), lambda v: f"{v:g}"),
                 ]
             if reference is not None:
                 base = Spread.of(ref, mode) if ref else None
-                title = "" if base is None or spread is None else "quartile range of the speed-up {1:.2g}–{2:.2g}×".format(*findings.speedup(base, spread))
-                row.append(number(_ratio(median, ref.get(f"{mode}_ms")) if ref else None, lambda v: f"{v:.2f}", title=title))
+                title = (
+                    ""
+                    if base is None or spread is None
+                    else "quartile range of the speed-up {1:.2g}–{2:.2g}×".format(*findings.speedup(base, spread))
+                )
+                row.append(
+                    number(_ratio(median, ref.get(f"{mode}_ms")) if ref else None, lambda v: f"{v:.2f}", title=title)
+                )
             row.append(number(r.get(f"{mode}_gflops_per_s"), _g(3)))
         if contention:
             row.append(number(r.get("cpu_wall_ratio"), percent, cls="noisy" if r.get("contended") is True else ""))
@@ -314,7 +380,9 @@ def record_spec(record: Mapping[str, Any]) -> Any:
     return BlockSpec(**{k: v for k, v in fields.items() if v is not None})
 
 
-def layer_sections(records: list[dict[str, Any]], reference: str | None, axes: Sequence[str]) -> tuple[list[Layers], str]:
+def layer_sections(
+    records: list[dict[str, Any]], reference: str | None, axes: Sequence[str]
+) -> tuple[list[Layers], str]:
     """A per-layer table and the ``explain`` derivation for each block variant, at the
     headline point where the variant has a cell there, else at its widest cell."""
     import pandas as pd
@@ -327,11 +395,23 @@ def layer_sections(records: list[dict[str, Any]], reference: str | None, axes: S
         return [], ""
     df = pd.DataFrame.from_records(ok)
     point = findings.headline_point(df, reference, axes) if reference else None
-    anchor = point.iloc[0].to_dict() if point is not None else max(ok, key=lambda r: (r["in_channels"], r.get("spatial") or 0))
+    anchor = (
+        point.iloc[0].to_dict()
+        if point is not None
+        else max(ok, key=lambda r: (r["in_channels"], r.get("spatial") or 0))
+    )
     chosen: dict[tuple[str, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
     for r in ok:
-        key = (str(r["block"]), repr(_plain(r.get("stride"))), repr(_plain(r.get("out_channels") == r["in_channels"])), findings.variant_text(r))
-        rank = tuple(_plain(r.get(k)) == _plain(anchor.get(k)) for k in ("in_channels", "spatial", "batch")) + (r["in_channels"], r.get("spatial") or 0)
+        key = (
+            str(r["block"]),
+            repr(_plain(r.get("stride"))),
+            repr(_plain(r.get("out_channels") == r["in_channels"])),
+            findings.variant_text(r),
+        )
+        rank = tuple(_plain(r.get(k)) == _plain(anchor.get(k)) for k in ("in_channels", "spatial", "batch")) + (
+            r["in_channels"],
+            r.get("spatial") or 0,
+        )
         if key not in chosen or rank > chosen[key][0]:
             chosen[key] = (rank, r)
     sections = []
@@ -343,32 +423,71 @@ def layer_sections(records: list[dict[str, Any]], reference: str | None, axes: S
         except BlockprofError as e:
             sections.append(Layers(name, where, missing=str(e)))
             continue
-        sections.append(Layers(name, where, layer_table(count, f"layers-table-{len(sections) + 1}"), explain_text(count)))
+        sections.append(
+            Layers(name, where, layer_table(count, f"layers-table-{len(sections) + 1}"), explain_text(count))
+        )
     return sections, findings.point_text(anchor)
 
 
 def layer_table(count: Any, table_id: str) -> Table:
-    columns = [Column("layer"), Column("op"), Column("C_in→C_out", True), Column("kernel", True), Column("stride", True),
-               Column("groups", True), Column("out H=W", True), Column("params", True), Column("params formula"),
-               Column("MACs", True), Column("MACs formula"), Column("elements", True, "values an elementwise op writes (not in the MACs)")]
+    columns = [
+        Column("layer"),
+        Column("op"),
+        Column("C_in→C_out", True),
+        Column("kernel", True),
+        Column("stride", True),
+        Column("groups", True),
+        Column("out H=W", True),
+        Column("params", True),
+        Column("params formula"),
+        Column("MACs", True),
+        Column("MACs formula"),
+        Column("elements", True, "values an elementwise op writes (not in the MACs)"),
+    ]
     rows = []
     for layer in count.layer_table():
-        rows.append([
-            text(layer["layer"]), text(layer["op"]),
-            TableCell(f"{layer['in_channels']}→{layer['out_channels']}", layer["in_channels"]),
-            number(layer["kernel"], str), number(layer["stride"], str), number(layer["groups"], str), number(layer["out_size"], str),
-            number(layer["params"]), text(layer["params_formula"] or "–", cls="formula"),
-            number(layer["macs"]), text(layer["macs_formula"] or "–", cls="formula"), number(layer["elements"]),
-        ])
-    total = [TableCell("total"), *(TableCell("") for _ in range(6)), number(count.params), TableCell(""), number(count.macs), TableCell(""), TableCell("")]
+        rows.append(
+            [
+                text(layer["layer"]),
+                text(layer["op"]),
+                TableCell(f"{layer['in_channels']}→{layer['out_channels']}", layer["in_channels"]),
+                number(layer["kernel"], str),
+                number(layer["stride"], str),
+                number(layer["groups"], str),
+                number(layer["out_size"], str),
+                number(layer["params"]),
+                text(layer["params_formula"] or "–", cls="formula"),
+                number(layer["macs"]),
+                text(layer["macs_formula"] or "–", cls="formula"),
+                number(layer["elements"]),
+            ]
+        )
+    total = [
+        TableCell("total"),
+        *(TableCell("") for _ in range(6)),
+        number(count.params),
+        TableCell(""),
+        number(count.macs),
+        TableCell(""),
+        TableCell(""),
+    ]
     return Table(table_id, columns, rows, [total])
 
 
 ENV_LABELS = {
-    "blockprof_version": "blockprof", "torch_version": "torch", "fvcore_version": "fvcore", "thop_version": "thop",
-    "python_version": "Python", "platform": "platform", "host": "host (hash of its name)", "cpu_model": "CPU",
-    "cpu_count": "logical CPUs available", "threads": "torch threads", "device_names": "devices",
-    "cuda_version": "CUDA", "cudnn_version": "cuDNN",
+    "blockprof_version": "blockprof",
+    "torch_version": "torch",
+    "fvcore_version": "fvcore",
+    "thop_version": "thop",
+    "python_version": "Python",
+    "platform": "platform",
+    "host": "host (hash of its name)",
+    "cpu_model": "CPU",
+    "cpu_count": "logical CPUs available",
+    "threads": "torch threads",
+    "device_names": "devices",
+    "cuda_version": "CUDA",
+    "cudnn_version": "cuDNN",
 }
 
 
@@ -401,11 +520,25 @@ def environment_section(meta: Mapping[str, Any]) -> tuple[list[tuple[str, list[t
     if meta.get("settings"):
         groups.append(("Settings", [(k.replace("_", " "), _value(v)) for k, v in meta["settings"].items()]))
     for key, peaks in (meta.get("peaks") or {}).items():
-        groups.append((f"Calibrated peaks, {key}", [
-            ("compute", f"{peaks['flops_per_s'] / 1e9:.4g} GFLOP/s ({peaks['matmul_n']}² matmul; median of {peaks['flops_runs']}, IQR {percent(peaks['flops_rel_iqr'])} of it)"),
-            ("bandwidth", f"{peaks['bytes_per_s'] / 1e9:.4g} GB/s ({peaks['copy_bytes'] / 2**20:g} MiB copy, read + write; median of {peaks['bytes_runs']}, IQR {percent(peaks['bytes_rel_iqr'])} of it)"),
-            ("measured", f"{peaks.get('measured_at')} on {peaks.get('device_name')}, {peaks.get('threads')} thread{'' if peaks.get('threads') == 1 else 's'}, torch {peaks.get('torch_version')}"),
-        ]))
+        groups.append(
+            (
+                f"Calibrated peaks, {key}",
+                [
+                    (
+                        "compute",
+                        f"{peaks['flops_per_s'] / 1e9:.4g} GFLOP/s ({peaks['matmul_n']}² matmul; median of {peaks['flops_runs']}, IQR {percent(peaks['flops_rel_iqr'])} of it)",
+                    ),
+                    (
+                        "bandwidth",
+                        f"{peaks['bytes_per_s'] / 1e9:.4g} GB/s ({peaks['copy_bytes'] / 2**20:g} MiB copy, read + write; median of {peaks['bytes_runs']}, IQR {percent(peaks['bytes_rel_iqr'])} of it)",
+                    ),
+                    (
+                        "measured",
+                        f"{peaks.get('measured_at')} on {peaks.get('device_name')}, {peaks.get('threads')} thread{'' if peaks.get('threads') == 1 else 's'}, torch {peaks.get('torch_version')}",
+                    ),
+                ],
+            )
+        )
     warnings = [f"merged across differences: {m}" for m in meta.get("mixed") or []]
     return groups, warnings
 
@@ -442,7 +575,12 @@ def embed(figures: Mapping[str, Any]) -> list[Figure]:
     for name, fig in figures.items():
         fig = go.Figure(fig)
         fig.layout.template = go.layout.Template(layout=fig.layout.template.layout)
-        out.append(Figure(name, pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"plot-{name}", config=PLOT_CONFIG)))
+        out.append(
+            Figure(
+                name,
+                pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"plot-{name}", config=PLOT_CONFIG),
+            )
+        )
     return out
 
 
@@ -460,7 +598,9 @@ def plotly_js() -> str:
 
     js = get_plotlyjs()
     if "</script" in js.lower():
-        raise BlockprofError("this plotly.js bundle contains '</script' and cannot be inlined safely; install another plotly version")
+        raise BlockprofError(
+            "this plotly.js bundle contains '</script' and cannot be inlined safely; install another plotly version"
+        )
     return js
 
 
@@ -474,20 +614,21 @@ def resolve_timestamp(timestamp: str | datetime | None = NOW) -> str | None:
     if timestamp is None:
         return None
     if isinstance(timestamp, datetime):
-        return timestamp.astimezone(timezone.utc).isoformat(timespec="seconds")
+        return timestamp.astimezone(UTC).isoformat(timespec="seconds")
     if timestamp != NOW:
         return timestamp
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch:
         try:
-            return datetime.fromtimestamp(int(epoch), timezone.utc).isoformat(timespec="seconds")
+            return datetime.fromtimestamp(int(epoch), UTC).isoformat(timespec="seconds")
         except ValueError:
             raise BlockprofError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {epoch!r}") from None
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _load(source: str | Path | pd.DataFrame, environment: Mapping[str, Any] | None,
-          meta: Mapping[str, Any] | None) -> tuple[pd.DataFrame, dict[str, Any], str]:
+def _load(
+    source: str | Path | pd.DataFrame, environment: Mapping[str, Any] | None, meta: Mapping[str, Any] | None
+) -> tuple[pd.DataFrame, dict[str, Any], str]:
     """(records, meta, source description) from a run directory or a DataFrame."""
     import pandas as pd
 
@@ -496,7 +637,9 @@ def _load(source: str | Path | pd.DataFrame, environment: Mapping[str, Any] | No
         if environment is not None:
             merged["environment"] = dict(environment)
         if "environment" not in merged:
-            raise BlockprofError("a report from a DataFrame needs environment=... (e.g. blockprof.runs.run_environment()): where were these numbers taken?")
+            raise BlockprofError(
+                "a report from a DataFrame needs environment=... (e.g. blockprof.runs.run_environment()): where were these numbers taken?"
+            )
         return source, merged, str(merged.get("source", "records"))
     from blockprof.runs import Run
 
@@ -504,10 +647,17 @@ def _load(source: str | Path | pd.DataFrame, environment: Mapping[str, Any] | No
     return run.frame(), {**run.meta, "path": str(source)}, f"run directory {source}"
 
 
-def build_report(source: str | Path | pd.DataFrame, title: str | None = None, *, reference: str | None = None,
-                 environment: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None,
-                 timestamp: str | datetime | None = NOW, notes: Sequence[str] = (),
-                 compare_on: Sequence[str] = findings.POINT_KEYS) -> str:
+def build_report(
+    source: str | Path | pd.DataFrame,
+    title: str | None = None,
+    *,
+    reference: str | None = None,
+    environment: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    timestamp: str | datetime | None = NOW,
+    notes: Sequence[str] = (),
+    compare_on: Sequence[str] = findings.POINT_KEYS,
+) -> str:
     """The report as one HTML document.
 
     ``source`` is a run directory (``blockprof sweep -o DIR``) or a DataFrame of
@@ -524,7 +674,10 @@ def build_report(source: str | Path | pd.DataFrame, title: str | None = None, *,
     if df.empty:
         raise BlockprofError(f"{described} holds no records; sweep some cells first")
     reference = findings.choose_reference(df, reference)
-    records = [{k: _plain(v) if not isinstance(v, (list, tuple)) else v for k, v in r.items()} for r in df.to_dict(orient="records")]
+    records = [
+        {k: _plain(v) if not isinstance(v, (list, tuple)) else v for k, v in r.items()}
+        for r in df.to_dict(orient="records")
+    ]
     keys = findings.point_keys(df, compare_on)
     refs = reference_rows(records, reference, keys)
     counts, disagreements = counts_section(records, refs, reference)
@@ -532,7 +685,9 @@ def build_report(source: str | Path | pd.DataFrame, title: str | None = None, *,
     layers, layers_point = layer_sections(records, reference, compare_on)
     groups, warnings = environment_section(meta)
     figures, skipped = figures_section(df)
-    tools = (meta.get("settings") or {}).get("tools") or [t for t in ("fvcore", "thop", "torch") if f"{t}_agrees" in df.columns]
+    tools = (meta.get("settings") or {}).get("tools") or [
+        t for t in ("fvcore", "thop", "torch") if f"{t}_agrees" in df.columns
+    ]
     page = Page(
         title=title or f"blockprof report: {described}",
         source=described,
@@ -545,7 +700,9 @@ def build_report(source: str | Path | pd.DataFrame, title: str | None = None, *,
         layers=layers,
         layers_point=layers_point,
         timing=timing,
-        timing_missing="" if timing else "These records were not timed: run 'blockprof sweep --time -o DIR' and 'blockprof report DIR' for timings.",
+        timing_missing=""
+        if timing
+        else "These records were not timed: run 'blockprof sweep --time -o DIR' and 'blockprof report DIR' for timings.",
         noisy_ratio=NOISY_IQR_RATIO,
         figures=figures,
         skipped_figures=skipped,
@@ -563,8 +720,14 @@ def _render(template: str, **values: Any) -> str:
     from jinja2 import Environment, PackageLoader, StrictUndefined
     from markupsafe import Markup
 
-    env = Environment(loader=PackageLoader("blockprof.report", "templates"), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = Environment(
+        loader=PackageLoader("blockprof.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     assets = files("blockprof.report") / "templates"
     trusted = {name: Markup((assets / f"report.{name}").read_text(encoding="utf-8")) for name in ("css", "js")}
     return env.get_template(template).render(**trusted, **values)
@@ -590,14 +753,18 @@ def figures_page(figures: Mapping[str, Any], title: str, notes: Sequence[str] = 
     opens offline; ``title`` and ``notes`` are escaped."""
     from markupsafe import Markup
 
-    return _render("figures.html.j2", title=title, notes=list(notes), figures=_trusted(embed(figures)), plotly_js=Markup(plotly_js()))
+    return _render(
+        "figures.html.j2",
+        title=title,
+        notes=list(notes),
+        figures=_trusted(embed(figures)),
+        plotly_js=Markup(plotly_js()),
+    )
 
 
 def write_report(path: str | Path, source: str | Path | pd.DataFrame, title: str | None = None, **options: Any) -> Path:
     """Build the report (see :func:`build_report`) and write it to ``path`` (parent folders made); returns the path."""
-    from blockprof.io import write_error, write_output
-
-    from blockprof.io import is_dir
+    from blockprof.io import is_dir, write_error, write_output
 
     path = Path(path)
     if is_dir(path, "the report"):

@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,11 @@ EXPECTED_S = 10
 def describe_calibration(device: str, dtype: str, threads: int | None) -> str:
     """One line saying what a first calibration measures and how long it takes."""
     cond = conditions(device, dtype, threads=threads)
-    return (f"{cond.device} {dtype} peaks at {cond.threads} threads, once per machine: a matmul of up to "
-            f"{MATMUL_N[cond.device]}² (one call under {MAX_CALL_S:g} s) and a {COPY_BYTES[cond.device] // 2**20} MiB copy, "
-            f"about {EXPECTED_S} s (longer on a busy machine; Ctrl-C stops it)")
+    return (
+        f"{cond.device} {dtype} peaks at {cond.threads} threads, once per machine: a matmul of up to "
+        f"{MATMUL_N[cond.device]}² (one call under {MAX_CALL_S:g} s) and a {COPY_BYTES[cond.device] // 2**20} MiB copy, "
+        f"about {EXPECTED_S} s (longer on a busy machine; Ctrl-C stops it)"
+    )
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,13 @@ def cached_peaks(device: str = "auto", dtype: str = "float32", threads: int | No
         return None
 
 
-def calibrate(device: str = "auto", dtype: str = "float32", threads: int | None = None, force: bool = False,
-              min_run_time: float = CALIBRATE_MIN_RUN_TIME) -> Peaks:
+def calibrate(
+    device: str = "auto",
+    dtype: str = "float32",
+    threads: int | None = None,
+    force: bool = False,
+    min_run_time: float = CALIBRATE_MIN_RUN_TIME,
+) -> Peaks:
     """The device's peak FLOP/s and bytes/s: from the cache, or measured (and cached)."""
     cond = conditions(device, dtype, threads=threads)
     if not force and (hit := cached_peaks(cond.device, dtype, cond.threads)) is not None:
@@ -163,7 +170,7 @@ def calibrate(device: str = "auto", dtype: str = "float32", threads: int | None 
         bytes_runs=copy.runs,
         matmul_n=n,
         copy_bytes=nbytes,
-        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     _save(peaks)
     return peaks
@@ -205,7 +212,10 @@ def _measure(cond: Conditions, min_run_time: float) -> tuple[int, tuple[Measurem
     src = torch.empty(nbytes, dtype=torch.uint8, device=cond.device).random_()
     dst = torch.empty_like(src)
     cells = []
-    for name, stmt, env in (("matmul", "torch.mm(a, b, out=c)", {"a": a, "b": b, "c": c}), ("copy", "dst.copy_(src)", {"src": src, "dst": dst})):
+    for name, stmt, env in (
+        ("matmul", "torch.mm(a, b, out=c)", {"a": a, "b": b, "c": c}),
+        ("copy", "dst.copy_(src)", {"src": src, "dst": dst}),
+    ):
         task = Task(f"{name} peak", "fwd", cond.device, cond.dtype, cond.threads, "contiguous", 1)
         timer = Timer(stmt, globals=env, num_threads=cond.threads, label=task.label)
         timer.timeit(1)  # warm-up: first-call kernel selection and page faults

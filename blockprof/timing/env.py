@@ -126,14 +126,20 @@ def steady_allocator() -> str:
 
     try:
         libc = ctypes.CDLL(None)  # the process's own symbols: glibc's mallopt where Python links glibc
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
+        ok = (
+            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1
+            and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
+        )
     except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl, Windows): nothing to set
         ok = False
     return f"glibc mmap_threshold={_MMAP_THRESHOLD} trim_threshold={_TRIM_THRESHOLD}" if ok else "default"
 
 
 #: /proc/cpuinfo flags of native 16-bit arithmetic: x86 (AVX-512 / AMX) and Arm (half-precision SIMD; BF16)
-NATIVE_FLAGS = {"float16": ("avx512_fp16", "amx_fp16", "fphp", "asimdhp"), "bfloat16": ("avx512_bf16", "amx_bf16", "bf16")}
+NATIVE_FLAGS = {
+    "float16": ("avx512_fp16", "amx_fp16", "fphp", "asimdhp"),
+    "bfloat16": ("avx512_bf16", "amx_bf16", "bf16"),
+}
 
 
 def cpu_flags() -> frozenset[str] | None:
@@ -159,6 +165,8 @@ def slow_dtype(device: str, dtype: str, flags: frozenset[str] | None = None) -> 
     flags = cpu_flags() if flags is None else flags
     if flags is None or flags & set(NATIVE_FLAGS[dtype]):
         return None
-    return (f"{dtype} on this CPU ({cpu_model()}) is emulated: it has none of the {'/'.join(NATIVE_FLAGS[dtype][:2])} instructions, "
-            f"so it runs tens to hundreds of times slower than float32 (on an AVX-512 Xeon without avx512_fp16 "
-            "one 2048² float16 matmul took 98 s against 0.5 s in float32)")
+    return (
+        f"{dtype} on this CPU ({cpu_model()}) is emulated: it has none of the {'/'.join(NATIVE_FLAGS[dtype][:2])} instructions, "
+        f"so it runs tens to hundreds of times slower than float32 (on an AVX-512 Xeon without avx512_fp16 "
+        "one 2048² float16 matmul took 98 s against 0.5 s in float32)"
+    )

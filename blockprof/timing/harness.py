@@ -28,8 +28,9 @@ import contextlib
 import copy
 import functools
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Sequence, cast
+from typing import TYPE_CHECKING, Any, ContextManager, cast
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
@@ -106,7 +107,13 @@ class BlockTiming:
         return getattr(self, mode)
 
 
-def conditions(device: str = "auto", dtype: str = "float32", channels_last: bool = False, threads: int | None = None, compile: bool = False) -> Conditions:
+def conditions(
+    device: str = "auto",
+    dtype: str = "float32",
+    channels_last: bool = False,
+    threads: int | None = None,
+    compile: bool = False,
+) -> Conditions:
     """Check the options and resolve ``auto`` and ``threads=None``; BlockprofError on bad input."""
     import torch
 
@@ -114,13 +121,17 @@ def conditions(device: str = "auto", dtype: str = "float32", channels_last: bool
         raise BlockprofError(f"unknown device {device!r}; choose {', '.join(DEVICES)}")
     if dtype not in DTYPES:
         raise BlockprofError(f"unknown dtype {dtype!r}; choose {', '.join(DTYPES)}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS):
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS
+    ):
         raise BlockprofError(f"threads must be a positive whole number, at most {MAX_THREADS:,}; got {threads!r}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         build = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise BlockprofError(f"--device cuda: no CUDA GPU is available (torch {torch.__version__}, {build}); use --device cpu or auto")
+        raise BlockprofError(
+            f"--device cuda: no CUDA GPU is available (torch {torch.__version__}, {build}); use --device cpu or auto"
+        )
     _check_dtype(device, dtype)
     return Conditions(device, dtype, channels_last, threads or torch.get_num_threads(), compile)
 
@@ -129,14 +140,18 @@ def _check_dtype(device: str, dtype: str) -> None:
     import torch
 
     if dtype == "bfloat16" and device == "cuda" and not torch.cuda.is_bf16_supported():
-        raise BlockprofError(f"bfloat16 is not supported on {torch.cuda.get_device_name()}; use --dtype float16 or float32")
+        raise BlockprofError(
+            f"bfloat16 is not supported on {torch.cuda.get_device_name()}; use --dtype float16 or float32"
+        )
     if dtype == "float16" and device == "cpu":
         try:  # older CPU builds have no float16 autocast or no half conv kernels
             conv = torch.nn.Conv2d(2, 2, 3)
             with torch.autocast("cpu", dtype=torch.float16):
                 conv(torch.randn(1, 2, 4, 4)).sum().backward()
         except (RuntimeError, TypeError) as e:
-            raise BlockprofError(f"float16 is not supported on CPU by torch {torch.__version__} ({_first_line(e)}); use --dtype bfloat16 or float32") from None
+            raise BlockprofError(
+                f"float16 is not supported on CPU by torch {torch.__version__} ({_first_line(e)}); use --dtype bfloat16 or float32"
+            ) from None
 
 
 # --- building the timed steps ---
@@ -168,7 +183,11 @@ class Cell:
         return times[len(times) // 2]
 
     def result(self) -> Measurement | None:
-        return Measurement.from_torch(self.task, self.parts, self.cpu_ratios) if self.error is None and self.parts else None
+        return (
+            Measurement.from_torch(self.task, self.parts, self.cpu_ratios)
+            if self.error is None and self.parts
+            else None
+        )
 
 
 def _autocast(cond: Conditions) -> ContextManager[Any]:
@@ -260,7 +279,9 @@ def _timer(step: _Step, task: Task, clock: Callable[[], float] | None = None) ->
     from torch.utils.benchmark import Timer
 
     kwargs: dict[str, Any] = {"timer": clock} if clock is not None else {}
-    return Timer("step()", globals={"step": step.fn}, num_threads=task.threads, label=task.label, description=task.mode, **kwargs)
+    return Timer(
+        "step()", globals={"step": step.fn}, num_threads=task.threads, label=task.label, description=task.mode, **kwargs
+    )
 
 
 # --- warm-up, memory, errors ---
@@ -348,8 +369,15 @@ def _release(device: str) -> None:
 # --- the interleaved sampler ---
 
 
-def run_interleaved(cells: Sequence[Cell], *, min_run_time: float, min_runs: int = MIN_RUNS, rounds: int = DEFAULT_ROUNDS,
-                    progress: Callable[[int, int], None] | None = None, announce: Callable[[Task], None] | None = None) -> None:
+def run_interleaved(
+    cells: Sequence[Cell],
+    *,
+    min_run_time: float,
+    min_runs: int = MIN_RUNS,
+    rounds: int = DEFAULT_ROUNDS,
+    progress: Callable[[int, int], None] | None = None,
+    announce: Callable[[Task], None] | None = None,
+) -> None:
     """Measure every cell round-robin, ``rounds`` times, then top up the cells with
     fewer than ``min_runs`` samples (again round-robin) until each has enough.
     ``progress(done, total)`` follows each round of a cell; ``announce(task)``
@@ -436,7 +464,9 @@ def time_blocks(
         jobs.append(Job(resolved.label, resolved, functools.partial(definition.module, resolved), resolved.input_shape))
     cond = conditions(device, dtype, channels_last, threads, compile)
     check_budget(modes, min_run_time, min_runs, rounds)
-    check_fits([job.spec for job in jobs if job.spec is not None], modes, cond.device, cond.dtype)  # before anything is allocated
+    check_fits(
+        [job.spec for job in jobs if job.spec is not None], modes, cond.device, cond.dtype
+    )  # before anything is allocated
     return _time(jobs, modes, cond, min_run_time, min_runs, rounds, progress, announce)
 
 
@@ -448,13 +478,33 @@ def time_block(spec: BlockSpec, **options: Any) -> BlockTiming:
     return timing
 
 
-def time_module(module: nn.Module, input_shape: Sequence[int], *, label: str | None = None, modes: Sequence[str] = MODES,
-                device: str = "auto", dtype: str = "float32", channels_last: bool = False, threads: int | None = None,
-                min_run_time: float = DEFAULT_MIN_RUN_TIME, min_runs: int = MIN_RUNS, rounds: int = DEFAULT_ROUNDS,
-                compile: bool = False) -> BlockTiming:
+def time_module(
+    module: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    label: str | None = None,
+    modes: Sequence[str] = MODES,
+    device: str = "auto",
+    dtype: str = "float32",
+    channels_last: bool = False,
+    threads: int | None = None,
+    min_run_time: float = DEFAULT_MIN_RUN_TIME,
+    min_runs: int = MIN_RUNS,
+    rounds: int = DEFAULT_ROUNDS,
+    compile: bool = False,
+) -> BlockTiming:
     """Time any module at ``input_shape`` (a deep copy: ``module`` is left as handed in)."""
     job = Job(label or type(module).__name__, None, lambda: module, tuple(input_shape))
-    (timing,) = _time([job], modes, conditions(device, dtype, channels_last, threads, compile), min_run_time, min_runs, rounds, None, None)
+    (timing,) = _time(
+        [job],
+        modes,
+        conditions(device, dtype, channels_last, threads, compile),
+        min_run_time,
+        min_runs,
+        rounds,
+        None,
+        None,
+    )
     if timing.error:
         raise BlockprofError(timing.error)
     return timing
@@ -462,11 +512,17 @@ def time_module(module: nn.Module, input_shape: Sequence[int], *, label: str | N
 
 def check_budget(modes: Sequence[str], min_run_time: float, min_runs: int, rounds: int) -> None:
     if not modes or any(m not in MODES for m in modes):
-        raise BlockprofError(f"modes must be a non-empty choice of {', '.join(MODES)}, got {', '.join(modes) or 'none'}")
+        raise BlockprofError(
+            f"modes must be a non-empty choice of {', '.join(MODES)}, got {', '.join(modes) or 'none'}"
+        )
     if not (isinstance(min_run_time, (int, float)) and 0 < min_run_time <= MAX_MIN_RUN_TIME):  # also refuses nan
-        raise BlockprofError(f"min_run_time must be a positive number of seconds, at most {MAX_MIN_RUN_TIME:g}; got {min_run_time!r}")
+        raise BlockprofError(
+            f"min_run_time must be a positive number of seconds, at most {MAX_MIN_RUN_TIME:g}; got {min_run_time!r}"
+        )
     if not (isinstance(min_runs, int) and 4 <= min_runs <= MAX_MIN_RUNS):
-        raise BlockprofError(f"min_runs must be at least 4 (a median and IQR need quartiles) and at most {MAX_MIN_RUNS:,}; got {min_runs!r}")
+        raise BlockprofError(
+            f"min_runs must be at least 4 (a median and IQR need quartiles) and at most {MAX_MIN_RUNS:,}; got {min_runs!r}"
+        )
     if not (isinstance(rounds, int) and 1 <= rounds <= MAX_ROUNDS):
         raise BlockprofError(f"rounds must be at least 1 and at most {MAX_ROUNDS:,}; got {rounds!r}")
 
@@ -483,55 +539,91 @@ def _cudnn_benchmark(on: bool) -> Any:
         torch.backends.cudnn.benchmark = before
 
 
-def _time(jobs: list[Job], modes: Sequence[str], cond: Conditions, min_run_time: float, min_runs: int, rounds: int,
-          progress: Callable[[int, int], None] | None, announce: Callable[[Task], None] | None) -> list[BlockTiming]:
+def _time(
+    jobs: list[Job],
+    modes: Sequence[str],
+    cond: Conditions,
+    min_run_time: float,
+    min_runs: int,
+    rounds: int,
+    progress: Callable[[int, int], None] | None,
+    announce: Callable[[Task], None] | None,
+) -> list[BlockTiming]:
     check_budget(modes, min_run_time, min_runs, rounds)
     env = environment(cond.device, cond.dtype, cond.threads, cond.memory_format)
     ticks = cpu_ticks()
-    cells, memory = measure_cells(jobs, modes, cond, min_run_time=min_run_time, min_runs=min_runs, rounds=rounds,
-                                  progress=progress, announce=announce)
+    cells, memory = measure_cells(
+        jobs,
+        modes,
+        cond,
+        min_run_time=min_run_time,
+        min_runs=min_runs,
+        rounds=rounds,
+        progress=progress,
+        announce=announce,
+    )
     steal, load_after = steal_share(ticks, cpu_ticks()), load_average()
     out = []
     for j, job in enumerate(jobs):
         errors = [cells[(j, m)].error for m in modes if cells[(j, m)].error]
         fwd_peak, _ = memory.get((j, "fwd"), (None, None))
         train_peak, saved = memory.get((j, "train"), (None, None))
-        out.append(BlockTiming(
-            label=job.label,
-            spec=job.spec,
-            env=env,
-            compile=cond.compile,
-            fwd=cells[(j, "fwd")].result() if "fwd" in modes else None,
-            train=cells[(j, "train")].result() if "train" in modes else None,
-            fwd_peak_bytes=fwd_peak,
-            train_peak_bytes=train_peak,
-            saved_bytes_measured=saved,
-            error="; ".join(errors) if errors else None,  # type: ignore[arg-type]
-            load_after=load_after,
-            steal_share=steal,
-        ))
+        out.append(
+            BlockTiming(
+                label=job.label,
+                spec=job.spec,
+                env=env,
+                compile=cond.compile,
+                fwd=cells[(j, "fwd")].result() if "fwd" in modes else None,
+                train=cells[(j, "train")].result() if "train" in modes else None,
+                fwd_peak_bytes=fwd_peak,
+                train_peak_bytes=train_peak,
+                saved_bytes_measured=saved,
+                error="; ".join(errors) if errors else None,  # type: ignore[arg-type]
+                load_after=load_after,
+                steal_share=steal,
+            )
+        )
     return out
 
 
-def measure_cells(jobs: Sequence[Job], modes: Sequence[str], cond: Conditions, *, min_run_time: float,
-                  min_runs: int = MIN_RUNS,
-                  rounds: int = DEFAULT_ROUNDS, progress: Callable[[int, int], None] | None = None,
-                  clock: Callable[[], float] | None = None, seed: int | None = None,
-                  announce: Callable[[Task], None] | None = None,
-                  ) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
+def measure_cells(
+    jobs: Sequence[Job],
+    modes: Sequence[str],
+    cond: Conditions,
+    *,
+    min_run_time: float,
+    min_runs: int = MIN_RUNS,
+    rounds: int = DEFAULT_ROUNDS,
+    progress: Callable[[int, int], None] | None = None,
+    clock: Callable[[], float] | None = None,
+    seed: int | None = None,
+    announce: Callable[[Task], None] | None = None,
+) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
     """Build every (job, mode) cell and measure them all interleaved: the cells (their rounds in ``parts``) and
     each step's memory. ``clock`` and ``seed`` as :func:`build_cells`; ``announce`` is told each task as it starts."""
     steady_allocator()  # no page faults per call from glibc handing activations back to the OS
     with _cudnn_benchmark(cond.device == "cuda"):
         cells, memory = build_cells(jobs, modes, cond, clock=clock, seed=seed)
-        run_interleaved(list(cells.values()), min_run_time=min_run_time, min_runs=min_runs, rounds=rounds,
-                        progress=progress, announce=announce)
+        run_interleaved(
+            list(cells.values()),
+            min_run_time=min_run_time,
+            min_runs=min_runs,
+            rounds=rounds,
+            progress=progress,
+            announce=announce,
+        )
     return cells, memory
 
 
-def build_cells(jobs: Sequence[Job], modes: Sequence[str], cond: Conditions, *, clock: Callable[[], float] | None = None,
-                seed: int | None = None
-                ) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
+def build_cells(
+    jobs: Sequence[Job],
+    modes: Sequence[str],
+    cond: Conditions,
+    *,
+    clock: Callable[[], float] | None = None,
+    seed: int | None = None,
+) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
     """One warmed-up Cell per (job, mode), ready for :func:`run_interleaved`, and the memory each step used.
 
     ``clock`` replaces the Timer's wall clock; ``seed`` seeds torch before each module is built, so that

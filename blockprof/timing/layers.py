@@ -23,12 +23,22 @@ from __future__ import annotations
 import bisect
 import math
 import os
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
 from blockprof.timing.env import environment, steady_allocator
-from blockprof.timing.harness import Cell, Conditions, conditions, describe_error, fwd_context, make_input, place, run_interleaved
+from blockprof.timing.harness import (
+    Cell,
+    Conditions,
+    conditions,
+    describe_error,
+    fwd_context,
+    make_input,
+    place,
+    run_interleaved,
+)
 from blockprof.timing.measurement import MIN_RUNS, Measurement, Task
 
 if TYPE_CHECKING:
@@ -47,10 +57,16 @@ LAYER_MIN_RUN_TIME = 1.0
 def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
     from torch import nn
 
-    return [(name, m) for name, m in model.named_modules() if name and not any(m.children()) and not isinstance(m, nn.Identity)]
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if name and not any(m.children()) and not isinstance(m, nn.Identity)
+    ]
 
 
-def _profile(model: nn.Module, x: Any, leaves: list[tuple[str, nn.Module]], cond: Conditions, calls: int) -> dict[str, list[float]]:
+def _profile(
+    model: nn.Module, x: Any, leaves: list[tuple[str, nn.Module]], cond: Conditions, calls: int
+) -> dict[str, list[float]]:
     """Per-call seconds of each leaf's range and of the whole forward, over ``calls`` forwards."""
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
@@ -62,6 +78,7 @@ def _profile(model: nn.Module, x: Any, leaves: list[tuple[str, nn.Module]], cond
     ranges: dict[str, Any] = {}
     handles = []
     for name, module in leaves:
+
         def pre(_m: nn.Module, _args: Any, name: str = name) -> None:
             ranges[name] = record_function(_PREFIX + name).__enter__()
 
@@ -80,6 +97,7 @@ def _profile(model: nn.Module, x: Any, leaves: list[tuple[str, nn.Module]], cond
     finally:
         for h in handles:
             h.remove()
+
     def seconds(event: Any) -> float:
         return (event.device_time_total if cond.device == "cuda" else event.cpu_time_total) * 1e-6
 
@@ -90,14 +108,22 @@ def _profile(model: nn.Module, x: Any, leaves: list[tuple[str, nn.Module]], cond
     for e in events:
         if e.name != _PREFIX + WHOLE:  # a layer: add it to the forward call whose range holds it
             call = per_call[bisect.bisect_right(starts, e.time_range.start) - 1]
-            name = e.name[len(_PREFIX):]
+            name = e.name[len(_PREFIX) :]
             call[name] = call.get(name, 0.0) + seconds(e)
     names = [WHOLE, *(name for name, _ in leaves)]
     return {name: [call.get(name, 0.0) for call in per_call] for name in names}
 
 
-def layer_times(spec: BlockSpec, *, device: str = "auto", dtype: str = "float32", channels_last: bool = False, threads: int | None = None,
-                min_run_time: float = LAYER_MIN_RUN_TIME, min_runs: int = MIN_RUNS) -> pd.DataFrame:
+def layer_times(
+    spec: BlockSpec,
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    channels_last: bool = False,
+    threads: int | None = None,
+    min_run_time: float = LAYER_MIN_RUN_TIME,
+    min_runs: int = MIN_RUNS,
+) -> pd.DataFrame:
     """One row per leaf layer of ``spec``'s forward, then the time outside modules and the
     whole forward: median/IQR/runs, the share of the whole forward's median, and the
     MACs with their share of the block's (None for a user block: no closed form).
@@ -109,15 +135,31 @@ def layer_times(spec: BlockSpec, *, device: str = "auto", dtype: str = "float32"
     definition, resolved, count = closed_form(spec)
     macs = {r.layer.name: (r.layer.op, r.cost.macs) for r in count.rows} if count is not None else {}
     return module_layer_times(
-        lambda: definition.module(resolved), resolved.input_shape, resolved.label, macs, device=device, dtype=dtype,
-        channels_last=channels_last, threads=threads, min_run_time=min_run_time, min_runs=min_runs,
+        lambda: definition.module(resolved),
+        resolved.input_shape,
+        resolved.label,
+        macs,
+        device=device,
+        dtype=dtype,
+        channels_last=channels_last,
+        threads=threads,
+        min_run_time=min_run_time,
+        min_runs=min_runs,
     )
 
 
 def module_layer_times(
-    build: Callable[[], nn.Module], input_shape: Sequence[int], label: str, macs: dict[str, tuple[str, int]], *,
-    device: str = "auto", dtype: str = "float32", channels_last: bool = False, threads: int | None = None,
-    min_run_time: float = LAYER_MIN_RUN_TIME, min_runs: int = MIN_RUNS,
+    build: Callable[[], nn.Module],
+    input_shape: Sequence[int],
+    label: str,
+    macs: dict[str, tuple[str, int]],
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    channels_last: bool = False,
+    threads: int | None = None,
+    min_run_time: float = LAYER_MIN_RUN_TIME,
+    min_runs: int = MIN_RUNS,
 ) -> pd.DataFrame:
     """:func:`layer_times` for any module ``build()`` returns: ``macs`` maps a leaf's name to
     its op and MACs (empty when there is no count to set the time beside)."""
@@ -151,7 +193,10 @@ def module_layer_times(
     outside_ops = sorted({op for name, (op, _) in macs.items() if name not in dict(leaves)}) or ["python glue"]
     names = [(name, *macs.get(name, (type(module).__name__, None))) for name, module in leaves]
     in_modules = sum(m or 0 for _, _, m in names)
-    names += [(OUTSIDE, "+".join(outside_ops), None if total_macs is None else total_macs - in_modules), (WHOLE, "block", total_macs)]
+    names += [
+        (OUTSIDE, "+".join(outside_ops), None if total_macs is None else total_macs - in_modules),
+        (WHOLE, "block", total_macs),
+    ]
     whole_median = stats[WHOLE].median
     rows = [
         {
@@ -168,6 +213,9 @@ def module_layer_times(
         for name, op, layer_macs in names
     ]
     df = pd.DataFrame(rows)
-    df.attrs.update(label=label, whole_ms_timer=reference.median * 1e3,
-                    environment=environment(cond.device, cond.dtype, cond.threads, cond.memory_format).as_dict())
+    df.attrs.update(
+        label=label,
+        whole_ms_timer=reference.median * 1e3,
+        environment=environment(cond.device, cond.dtype, cond.threads, cond.memory_format).as_dict(),
+    )
     return df

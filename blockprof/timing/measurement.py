@@ -10,9 +10,10 @@ median is ``noisy``, and every consumer shows that flag beside the number.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch.utils.benchmark import Measurement as TorchMeasurement
@@ -67,7 +68,9 @@ class Measurement:
     cpu_ratios: tuple[float, ...] = ()
 
     @classmethod
-    def from_torch(cls, task: Task, measurements: Iterable[TorchMeasurement], cpu_ratios: Iterable[float] = ()) -> Measurement:
+    def from_torch(
+        cls, task: Task, measurements: Iterable[TorchMeasurement], cpu_ratios: Iterable[float] = ()
+    ) -> Measurement:
         """Merge torch Measurements of the same statement (e.g. one per round)."""
         measurements = list(measurements)
         samples = tuple(t for m in measurements for t in m.times)
@@ -81,7 +84,13 @@ class Measurement:
         from torch.utils.benchmark import Measurement as TorchMeasurement
         from torch.utils.benchmark.utils.common import TaskSpec
 
-        spec = TaskSpec(stmt=self.task.mode, setup="", label=self.task.label, description=self.task.mode, num_threads=self.task.threads)
+        spec = TaskSpec(
+            stmt=self.task.mode,
+            setup="",
+            label=self.task.label,
+            description=self.task.mode,
+            num_threads=self.task.threads,
+        )
         return TorchMeasurement(number_per_run=1, raw_times=list(self.samples), task_spec=spec)
 
     @property

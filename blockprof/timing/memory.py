@@ -50,7 +50,9 @@ class MemoryEstimate:
         return ", ".join(f"{what} {si(n, 'B')}" for what, n in parts if n)
 
 
-def estimate(specs: Iterable[BlockSpec | ResolvedSpec], modes: Sequence[str] = MODES, dtype: str = "float32") -> MemoryEstimate | None:
+def estimate(
+    specs: Iterable[BlockSpec | ResolvedSpec], modes: Sequence[str] = MODES, dtype: str = "float32"
+) -> MemoryEstimate | None:
     """The peak bytes of timing ``specs`` together; None when a block has no closed form (a user block)."""
     inputs = params = peak_saved = peak_transient = 0
     value = DTYPE_BYTES[dtype]
@@ -114,7 +116,11 @@ def check_fits(
 
 
 def _smaller(
-    specs: Sequence[BlockSpec | ResolvedSpec], modes: Sequence[str], dtype: str, free: int, biggest: BlockSpec | ResolvedSpec
+    specs: Sequence[BlockSpec | ResolvedSpec],
+    modes: Sequence[str],
+    dtype: str,
+    free: int,
+    biggest: BlockSpec | ResolvedSpec,
 ) -> str:
     """A suggestion that fits: halve the batch, then the spatial size down to 56, then the
     width, then the spatial size again, until the estimate fits."""
@@ -155,7 +161,17 @@ def memory_model(spec: BlockSpec | ResolvedSpec, dtype: str) -> dict[str, Any]:
 
     _, resolved, count = closed_form(spec)
     if count is None:
-        return {k: None for k in ("fwd_flops", "train_flops", "param_bytes", "saved_activation_bytes", "fwd_min_bytes", "train_min_bytes")}
+        return {
+            k: None
+            for k in (
+                "fwd_flops",
+                "train_flops",
+                "param_bytes",
+                "saved_activation_bytes",
+                "fwd_min_bytes",
+                "train_min_bytes",
+            )
+        }
     value = DTYPE_BYTES[dtype]
     n, c_out, s_out = resolved.batch, resolved.out_channels, resolved.output_spatial
     in_elements = n * resolved.in_channels * resolved.spatial * resolved.spatial

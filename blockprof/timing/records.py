@@ -9,7 +9,8 @@ add fields, never rename or drop one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.formulas import roofline_attainable
 from blockprof.timing.contention import verdict
@@ -88,12 +89,23 @@ def timing_record(timing: BlockTiming, peaks: Peaks | None = None) -> dict[str, 
     env = timing.env
     record: dict[str, Any] = {**_spec_fields(timing.spec), "label": timing.label}
     record.update(
-        device=env.device, device_name=env.device_name, cpu_model=env.cpu_model, threads=env.threads, dtype=env.dtype,
-        memory_format=env.memory_format, compile=timing.compile, torch_version=env.torch_version, load_average=env.load_average,
+        device=env.device,
+        device_name=env.device_name,
+        cpu_model=env.cpu_model,
+        threads=env.threads,
+        dtype=env.dtype,
+        memory_format=env.memory_format,
+        compile=timing.compile,
+        torch_version=env.torch_version,
+        load_average=env.load_average,
     )
     for mode in MODES:
         m = timing.measurement(mode)
-        summary = m.summary() if m is not None else dict.fromkeys(("ms", "iqr_ms", "runs", "calls", "total_s", "noisy", "cpu_wall_ratio", "samples_ms"))
+        summary = (
+            m.summary()
+            if m is not None
+            else dict.fromkeys(("ms", "iqr_ms", "runs", "calls", "total_s", "noisy", "cpu_wall_ratio", "samples_ms"))
+        )
         record.update({f"{mode}_{k}": v for k, v in summary.items()})
     runs = [record[f"{m}_runs"] for m in MODES if record[f"{m}_runs"] is not None]
     record["runs"] = min(runs) if runs else None
@@ -120,7 +132,9 @@ def timing_record(timing: BlockTiming, peaks: Peaks | None = None) -> dict[str, 
     if peaks and record["fwd_intensity"] is not None:
         record["fwd_bound"] = "compute" if record["fwd_intensity"] >= peaks.ridge_intensity else "memory"
     for mode in MODES:
-        record[f"{mode}_roofline_fraction"] = _roofline(record[f"{mode}_gflops_per_s"], record[f"{mode}_intensity"], peaks)
+        record[f"{mode}_roofline_fraction"] = _roofline(
+            record[f"{mode}_gflops_per_s"], record[f"{mode}_intensity"], peaks
+        )
     record["roofline_fraction"] = record["fwd_roofline_fraction"]
     record["fwd_peak_bytes"] = timing.fwd_peak_bytes
     record["train_peak_bytes"] = timing.train_peak_bytes

@@ -59,4 +59,6 @@ def count(module, input_shape: tuple[int, ...]) -> ToolCount:  # type: ignore[no
     logging.getLogger("thop").setLevel(logging.ERROR)
     x = torch.empty(input_shape, device="meta")
     macs, _params, info = thop.profile(model, inputs=(x,), verbose=False, ret_layer_info=True)
-    return ToolCount(tool=NAME, macs=float(macs), raw=float(macs), raw_unit="MAC", by_layer=_leaves(info), device="meta")
+    return ToolCount(
+        tool=NAME, macs=float(macs), raw=float(macs), raw_unit="MAC", by_layer=_leaves(info), device="meta"
+    )
