@@ -87,16 +87,16 @@ def fidelity(channels: int, threads: int, pairs: int) -> list[str]:
             ours, theirs = [], []
             for i in range(pairs):
 
-                def mine() -> None:
+                def mine(spec: BlockSpec = spec, mode: str = mode, ours: list[float] = ours) -> None:
                     (t,) = time_blocks([spec], modes=(mode,), device="cpu", threads=threads)
                     ours.append(t.measurement(mode).median)
 
-                def direct() -> None:
+                def direct(spec: BlockSpec = spec, mode: str = mode, theirs: list[float] = theirs) -> None:
                     theirs.append(direct_median(spec, mode, threads, 2.0))
 
                 for step in (mine, direct) if i % 2 == 0 else (direct, mine):
                     step()
-            ratios = [a / b for a, b in zip(ours, theirs)]
+            ratios = [a / b for a, b in zip(ours, theirs, strict=False)]
             r = Measurement(1, ratios, "", "")
             lines.append(
                 f"| {block} {mode} | {statistics.median(ours) * 1e3:.2f} | {statistics.median(theirs) * 1e3:.2f} | "
@@ -236,7 +236,8 @@ def main() -> None:
         )
     print(
         f"\nblockprof runs per measurement: {min(n for r in runs for n in r['runs'].values())} to "
-        f"{max(n for r in runs for n in r['runs'].values())}; noisy flags raised: {sum(v for r in runs for v in r['noisy'].values())} of {len(runs) * len(keys)}"
+        f"{max(n for r in runs for n in r['runs'].values())}; noisy flags raised: "
+        f"{sum(v for r in runs for v in r['noisy'].values())} of {len(runs) * len(keys)}"
     )
     walls = [r["wall_s"] for r in runs]
     print(

@@ -117,7 +117,7 @@ def add_timings(df: pd.DataFrame, **timing: Any) -> pd.DataFrame:
     out = df.copy()
     for column in columns:
         out[column] = pd.Series([None] * len(out), dtype="object")
-    for i, row in zip(ok, to_records(timed)):
+    for i, row in zip(ok, to_records(timed), strict=False):
         for column in columns:
             out.at[i, column] = row[column]
         if row.get("error"):

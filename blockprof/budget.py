@@ -46,8 +46,8 @@ class WidthCost:
 
     def fits(self, budget_params: int | None, budget_macs: int | None) -> bool:
         return (budget_params is None or self.params <= budget_params) and (
-            budget_macs is None or self.macs <= budget_macs
-        )  # type: ignore[operator]
+            budget_macs is None or self.macs <= budget_macs  # type: ignore[operator]
+        )
 
     def describe(self) -> str:
         return f"{grouped(self.params)} params" + (f", {grouped(self.macs)} MACs" if self.macs is not None else "")
@@ -131,15 +131,19 @@ def fit_within(
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits_below(mid) else (lo, mid)
     width = _step(cost, lo, -1, MAX_STEP)
-    nxt = _step(cost, width + 1, +1, MAX_STEP)  # type: ignore[operator]
+    assert width is not None, "fits_below(lo) holds, so a width at or below lo exists"
+    nxt = _step(cost, width + 1, +1, MAX_STEP)
 
     def full(c: int) -> BlockSpec:
         return BlockSpec(block, c, spatial=spatial, batch=batch, **spec_options)
 
     # the two reported widths get both costs, even where the search needed only params
     return BudgetFit(
-        resolve(full(width))[1], block_cost(full(width)), nxt, block_cost(full(nxt)) if nxt is not None else None
-    )  # type: ignore[arg-type]
+        resolve(full(width))[1],
+        block_cost(full(width)),
+        nxt,
+        block_cost(full(nxt)) if nxt is not None else None,
+    )
 
 
 def widest_within(

@@ -78,7 +78,13 @@ class Grid:
         for name in self.blocks:
             axes = {k: v for k, v in self.options.items() if k in definitions[name].accepts}
             for c, s, n, *values in itertools.product(self.channels, self.spatial, self.batch, *axes.values()):
-                yield {"block": name, "in_channels": c, "spatial": s, "batch": n, **dict(zip(axes, values))}
+                yield {
+                    "block": name,
+                    "in_channels": c,
+                    "spatial": s,
+                    "batch": n,
+                    **dict(zip(axes, values, strict=False)),
+                }
 
     def specs(self) -> list[BlockSpec]:
         """Every distinct spec (dtype and device aside), block-major; raises BlockprofError on the first invalid one."""

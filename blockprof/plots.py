@@ -56,11 +56,8 @@ def _rows(df: pd.DataFrame, needs: tuple[str, ...], what: str) -> pd.DataFrame:
     """The run's successful rows that have every column ``what`` needs."""
     missing = [c for c in needs if c not in df.columns or df[c].isna().all()]
     if missing:
-        timed = (
-            ("fwd_ms" in df.columns
-            and df["fwd_ms"].notna().any())
-            or ("train_ms" in df.columns
-            and df["train_ms"].notna().any())
+        timed = ("fwd_ms" in df.columns and df["fwd_ms"].notna().any()) or (
+            "train_ms" in df.columns and df["train_ms"].notna().any()
         )
         if not timed and any(c not in ("params", "macs", "train_flops") for c in missing):
             raise BlockprofError(
@@ -87,7 +84,7 @@ def _series(rows: pd.DataFrame, ignore: tuple[str, ...] = ()) -> list[tuple[str,
             continue
         for key, part in cells.groupby(axes, sort=False, dropna=False):
             key = key if isinstance(key, tuple) else (key,)
-            name = " · ".join([str(block), *(_short(a, v) for a, v in zip(axes, key) if v == v)])
+            name = " · ".join([str(block), *(_short(a, v) for a, v in zip(axes, key, strict=False) if v == v)])
             out.append((name, part.sort_values(WIDTH)))
     return out
 
@@ -119,11 +116,8 @@ def conditions(df: pd.DataFrame) -> str:
         return ", ".join(fmt.format(int(v) if isinstance(v, float) and v.is_integer() else v) for v in seen)
 
     parts = [f"input {values('spatial', '{}²')}", f"batch {values('batch')}"]
-    timed = (
-        ("fwd_ms" in df.columns
-        and df["fwd_ms"].notna().any())
-        or ("train_ms" in df.columns
-        and df["train_ms"].notna().any())
+    timed = ("fwd_ms" in df.columns and df["fwd_ms"].notna().any()) or (
+        "train_ms" in df.columns and df["train_ms"].notna().any()
     )
     if timed:
         threads = values("threads")
@@ -438,7 +432,7 @@ def cost_latency(df: pd.DataFrame, cost: str = "params", mode: str = "fwd") -> F
         part = part.reset_index(drop=True)
         idx = pareto_front(list(part[cost].astype(float)), list(part[f"{mode}_ms"].astype(float)))
         front = part.iloc[idx]
-        label = " ".join(_short(a, v) for a, v in zip(inputs, key if isinstance(key, tuple) else (key,)))
+        label = " ".join(_short(a, v) for a, v in zip(inputs, key if isinstance(key, tuple) else (key,), strict=False))
         fig.add_trace(
             go.Scatter(
                 x=front[f"{mode}_ms"],

@@ -381,7 +381,7 @@ class RecordAppender:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._file = open(path, "ab")
+            self._file = open(path, "ab")  # noqa: SIM115 (held open for the appender's life, closed by close())
             self._start = b"\n" if self._file.tell() and _last_byte(path) != b"\n" else b""
         except OSError as e:
             raise write_error(path, e, "records") from None

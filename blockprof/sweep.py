@@ -330,7 +330,8 @@ def _reopen(
     if settings != saved:
         field_ = next(k for k in given if getattr(settings, k) != getattr(saved, k))
         raise BlockprofError(
-            f"{run_dir} was swept with {field_}={getattr(saved, field_)!r}, not {getattr(settings, field_)!r}; resume with the run's own settings (leave {field_} out)"
+            f"{run_dir} was swept with {field_}={getattr(saved, field_)!r}, not {getattr(settings, field_)!r}; "
+            f"resume with the run's own settings (leave {field_} out)"
         )
     if grid is not None and _resolve_devices(grid, settings).as_dict() != saved_grid.as_dict():
         raise BlockprofError(
@@ -447,7 +448,7 @@ def _time_group(
     from blockprof.timing.harness import time_blocks
     from blockprof.timing.records import timing_record
 
-    timed = [(cell, record) for (_, cell), record in zip(batch, records) if record["status"] == "ok"]
+    timed = [(cell, record) for (_, cell), record in zip(batch, records, strict=False) if record["status"] == "ok"]
     if not timed:
         return
     device, dtype = timed[0][0].device, timed[0][0].dtype
@@ -470,7 +471,7 @@ def _time_group(
     wall = clock.perf_counter() - start
     device_peaks = Peaks(**peaks[f"{device}/{dtype}"]) if f"{device}/{dtype}" in peaks else None
     spec_fields = set(timed[0][0].spec().as_dict())
-    for (_, record), timing in zip(timed, timings):
+    for (_, record), timing in zip(timed, timings, strict=False):
         result = timing_record(timing, device_peaks)
         record.update({k: v for k, v in result.items() if k not in spec_fields and k != "error"})
         record.update(timing_group=len(timed), timing_group_s=wall)

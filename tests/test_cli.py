@@ -71,7 +71,7 @@ def test_compare_csv_markdown_and_file(tmp_path) -> None:  # type: ignore[no-unt
 
 
 def test_variant_options_apply_to_the_blocks_that_take_them() -> None:
-    code, out, _ = run(
+    _code, out, _ = run(
         "compare", "--channels", "64", "--spatial", "8", "--expansion", "2", "--format", "json", "--tools", "torch"
     )
     by_block = {r["block"]: r for r in json.loads(out)}

@@ -248,7 +248,7 @@ def test_mobilenet_stages_follow_the_papers_table() -> None:
         (6, 160, 3, 2),
         (6, 320, 1, 1),
     ]
-    assert [s.name for s in lay.stages][0] == "stem" and lay.stages[-1].modules == (
+    assert next(s.name for s in lay.stages) == "stem" and lay.stages[-1].modules == (
         "features.18",
         "avgpool",
         "classifier",
@@ -275,7 +275,7 @@ def test_mobilenet_stages_follow_the_papers_table() -> None:
 def test_block_swap_keeps_depth_width_and_stride(name: str, block: str) -> None:
     native, swapped = layout(NetworkSpec(name)), layout(NetworkSpec(name, block))
     assert swapped.swapped and {b.spec.block for s in swapped.stages for b in s.blocks} == {block}
-    for a, b in zip(native.stages, swapped.stages):
+    for a, b in zip(native.stages, swapped.stages, strict=False):
         assert (a.name, len(a.blocks), a.out_channels, a.out_size) == (
             b.name,
             len(b.blocks),

@@ -73,7 +73,7 @@ def test_counts_plot_has_one_trace_per_series_on_log_axes(counted: Path) -> None
 def test_timing_plots_refuse_a_counts_only_run_in_one_line(counted: Path) -> None:
     df = load_run(counted)
     for builder in (plots.latency, plots.throughput, plots.roofline, plots.cost_latency):
-        with pytest.raises(BlockprofError, match="needs timings, and this run has none .*--time") as e:
+        with pytest.raises(BlockprofError, match=r"needs timings, and this run has none .*--time") as e:
             builder(df)
         assert "\n" not in str(e.value)
 
@@ -116,7 +116,7 @@ def test_roofline_plot_has_the_cells_under_both_ceilings(timed) -> None:  # type
     ceiling = fig.data[6]
     assert len(fig.data) == 7 and ceiling.name.startswith("roofline cpu/float32: ")
     flops, bandwidth = timed["peak_gflops_per_s"].iloc[0], timed["peak_gbytes_per_s"].iloc[0]
-    for x, y in zip(ceiling.x, ceiling.y):
+    for x, y in zip(ceiling.x, ceiling.y, strict=False):
         assert y == pytest.approx(min(flops, x * bandwidth))
     assert fig.layout.xaxis.type == fig.layout.yaxis.type == "log"
     assert "FLOP per byte" in fig.layout.xaxis.title.text and "GFLOP/s" in fig.layout.yaxis.title.text
@@ -128,8 +128,8 @@ def test_cost_latency_plot_draws_the_pareto_front(timed) -> None:  # type: ignor
     fig = plots.cost_latency(timed, cost="params")
     assert names(fig) == [*BLOCKS, "Pareto front · 8² b2 float32 cpu"]
     front = fig.data[-1]
-    points = list(zip(timed["fwd_ms"], timed["params"]))
-    on_front = set(zip(front.x, front.y))
+    points = list(zip(timed["fwd_ms"], timed["params"], strict=False))
+    on_front = set(zip(front.x, front.y, strict=False))
     for latency, cost in points:  # every cell off the front is dominated by one on it
         if (latency, cost) not in on_front:
             assert any(fl <= latency and fc >= cost for fl, fc in on_front)

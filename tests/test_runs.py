@@ -282,7 +282,7 @@ def test_resume_refuses_other_settings_grids_and_shards(small_run: Path) -> None
         small_run,
         environment={**json.loads((small_run / "meta.json").read_text())["environment"], "torch_version": "1.0"},
     )
-    with pytest.raises(BlockprofError, match="swept in another environment .torch_version: '1.0'"):
+    with pytest.raises(BlockprofError, match=r"swept in another environment .torch_version: '1\.0'"):
         sweep(None, small_run, resume=True)
 
 
@@ -337,7 +337,7 @@ def test_merge_refuses_mixed_environments_unless_allowed(small_run: Path) -> Non
     _edit_meta(
         other, environment={**json.loads((other / "meta.json").read_text())["environment"], "thop_version": "0.0.1"}
     )
-    with pytest.raises(BlockprofError, match="environment thop_version: .* pass --allow-mixed") as e:
+    with pytest.raises(BlockprofError, match=r"environment thop_version: .* pass --allow-mixed") as e:
         merge([small_run, other], small_run.parent / "merged")
     one_line_error(e)
     result = merge([small_run, other], small_run.parent / "merged", allow_mixed=True)

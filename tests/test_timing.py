@@ -239,7 +239,7 @@ def test_float16_on_a_cpu_build_without_it_is_a_clear_error(monkeypatch: pytest.
         raise RuntimeError("CPU autocast only supports bfloat16")
 
     monkeypatch.setattr(torch, "autocast", unsupported)
-    with pytest.raises(BlockprofError, match="float16 is not supported on CPU.*use --dtype bfloat16 or float32"):
+    with pytest.raises(BlockprofError, match=r"float16 is not supported on CPU.*use --dtype bfloat16 or float32"):
         conditions("cpu", "float16")
 
 

@@ -3,7 +3,8 @@ MobileNetV3, EfficientNet and MNASNet) and EfficientNetV2's Fused-MBConv."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from blockprof.blocks import shapes
 from blockprof.blocks.base import BlockDef
@@ -30,7 +31,7 @@ class InvertedResidualDef(BlockDef):
     name = "inverted_residual"
     summary = "MobileNetV2 inverted residual / MBConv: 1×1 expand ×t, k×k depthwise, SE (optional), 1×1 projection, add"
     accepts = BlockDef.accepts | {"expansion", "kernel", "activation", "se_style"}
-    defaults = {**BlockDef.defaults, "expansion": 6.0, "activation": "relu6"}
+    defaults: ClassVar[Mapping[str, Any]] = {**BlockDef.defaults, "expansion": 6.0, "activation": "relu6"}
 
     def check(self, spec: ResolvedSpec) -> None:
         if spec.se_style not in (None, *IR_SE_STYLES):
@@ -86,7 +87,7 @@ class FusedMBConvDef(BlockDef):
         "EfficientNetV2 Fused-MBConv: k×k expand ×t (stride here), 1×1 linear projection, add; t = 1: one k×k conv"
     )
     accepts = frozenset({"stride", "out_channels", "expansion", "kernel", "activation"})
-    defaults = {**BlockDef.defaults, "expansion": 4.0, "activation": "silu"}
+    defaults: ClassVar[Mapping[str, Any]] = {**BlockDef.defaults, "expansion": 4.0, "activation": "silu"}
 
     def check(self, spec: ResolvedSpec) -> None:
         if spec.se:

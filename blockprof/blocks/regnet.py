@@ -9,7 +9,8 @@ se_style ``regnet``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from blockprof.blocks import shapes
 from blockprof.blocks.base import BlockDef
@@ -76,7 +77,11 @@ class RegNetX(_RegNetDef):
     name = "regnet_x"
     summary = "RegNetX block: 1×1, 3×3 grouped at a fixed group width (stride), 1×1, add, ReLU (bottleneck width = out)"
     accepts = frozenset({"stride", "out_channels", "width_per_group"})
-    defaults = {**BlockDef.defaults, "expansion": 1.0, "width_per_group": DEFAULT_GROUP_WIDTH}
+    defaults: ClassVar[Mapping[str, Any]] = {
+        **BlockDef.defaults,
+        "expansion": 1.0,
+        "width_per_group": DEFAULT_GROUP_WIDTH,
+    }
 
 
 @register
@@ -85,7 +90,7 @@ class RegNetY(_RegNetDef):
     summary = "RegNetY block: RegNetX's with SE after the grouped 3×3 (squeeze = round(0.25 · in_channels))"
     #: the SE style is always RegNet's (se_style regnet, its default): a grid's --se-style passes it by
     accepts = frozenset({"stride", "out_channels", "width_per_group", "se"})
-    defaults = {
+    defaults: ClassVar[Mapping[str, Any]] = {
         **BlockDef.defaults,
         "expansion": 1.0,
         "width_per_group": DEFAULT_GROUP_WIDTH,

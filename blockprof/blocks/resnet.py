@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from blockprof.blocks import shapes
 from blockprof.blocks.base import BlockDef
@@ -40,7 +41,7 @@ class Basic(BlockDef):
     name = "basic"
     summary = "ResNet BasicBlock: 3×3 conv-BN-ReLU, 3×3 conv-BN, add, ReLU (ResNet-18/34)"
     accepts = _ACCEPTS
-    defaults = {**BlockDef.defaults, "expansion": 1.0}
+    defaults: ClassVar[Mapping[str, Any]] = {**BlockDef.defaults, "expansion": 1.0}
 
     def layers(self, spec: ResolvedSpec) -> list[Layer]:
         c_in, c_out, s = spec.in_channels, spec.out_channels, spec.stride
@@ -66,7 +67,7 @@ class BottleneckDef(BlockDef):
     name = "bottleneck"
     summary = "ResNet Bottleneck v1.5: 1×1 reduce, 3×3 (stride, groups), 1×1 expand, add, ReLU (ResNet-50, ResNeXt)"
     accepts = _ACCEPTS | {"expansion", "groups", "width_per_group"}
-    defaults = {**BlockDef.defaults, "expansion": 4.0}
+    defaults: ClassVar[Mapping[str, Any]] = {**BlockDef.defaults, "expansion": 4.0}
 
     def check(self, spec: ResolvedSpec) -> None:
         assert spec.expansion is not None  # filled in by resolve()

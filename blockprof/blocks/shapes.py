@@ -67,7 +67,7 @@ def se_plan(spec: ResolvedSpec, channels: int) -> SEPlan | None:
     if style == "efficientnet":
         return SEPlan(channels, squeeze_channels(spec.in_channels, spec.se), "silu", "sigmoid")
     if style == "regnet":
-        return SEPlan(channels, int(round(spec.se * spec.in_channels)), "relu", "sigmoid")
+        return SEPlan(channels, round(spec.se * spec.in_channels), "relu", "sigmoid")
     raise BlockprofError(f"{spec.block}: unknown se_style {style!r}")
 
 

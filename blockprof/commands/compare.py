@@ -33,10 +33,11 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
 
     view = pd.DataFrame({"block": df["block"]})
     if (df["in_channels"] != df["out_channels"]).any() or df["in_channels"].nunique() > 1:
-        view["C_in→C_out"] = [f"{a}→{b}" for a, b in zip(df["in_channels"], df["out_channels"])]
+        view["C_in→C_out"] = [f"{a}→{b}" for a, b in zip(df["in_channels"], df["out_channels"], strict=False)]
     if df["spatial"].nunique() > 1 or df["batch"].nunique() > 1 or (df["stride"] != 1).any():
         view["input"] = [
-            f"{n}×{c}×{s}×{s} /{st}" for n, c, s, st in zip(df["batch"], df["in_channels"], df["spatial"], df["stride"])
+            f"{n}×{c}×{s}×{s} /{st}"
+            for n, c, s, st in zip(df["batch"], df["in_channels"], df["spatial"], df["stride"], strict=False)
         ]
     view["inner"] = [grouped(v) if pd.notna(v) else "-" for v in df["inner_width"]]
     view["params"] = df["params"].map(grouped)
@@ -53,7 +54,7 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     if "next_width" in df.columns:
         view["next width\nover budget"] = [
             "-" if w != w or w is None else f"{int(w)}: {grouped(p)} params, {si(m)} MACs"
-            for w, p, m in zip(df["next_width"], df["next_params"], df["next_macs"])
+            for w, p, m in zip(df["next_width"], df["next_params"], df["next_macs"], strict=False)
         ]
     checks = [c for c in ("fvcore_agrees", "thop_agrees", "torch_agrees", "torch_train_agrees") if c in df.columns]
     view.attrs[PRIORITY] = [
@@ -80,7 +81,7 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
         for c in checks
     )
     view["checks\n" + header] = [
-        " ".join(f"{_mark(row[c]):<{len(h)}}" for c, h in zip(checks, header.split())).rstrip()
+        " ".join(f"{_mark(row[c]):<{len(h)}}" for c, h in zip(checks, header.split(), strict=False)).rstrip()
         for _, row in df.iterrows()
     ]
     view.attrs[PRIORITY].insert(5, "checks\n" + header)  # a failed check matters more than a share
@@ -96,7 +97,7 @@ def tool_footer(df: pd.DataFrame, reference: str, basis: str = "width") -> str:
         "MACs/FLOPs are conv + linear only; train FLOPs = forward + input-gradient + weight-gradient. Exact values: --format json or csv.",
     ]
     if not any(f"{tool}_agrees" in df.columns for tool in TOOL_NAMES):
-        return "\n".join(lines + ["No tool cross-checked these counts (--tools none): the analytic count alone."])
+        return "\n".join([*lines, "No tool cross-checked these counts (--tools none): the analytic count alone."])
     lines += [
         "Checks (fv = fvcore, th = thop, to = torch forward, bwd = torch forward+backward), ✓ when the tool's own total",
         "equals the analytic count re-summed under that tool's convention:",
@@ -323,10 +324,10 @@ def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
         view["C"] = df["in_channels"]
     busy = df["contended"] if "contended" in df.columns else [None] * len(df)
     view["fwd ms\n(IQR)"] = [
-        _ms(m, q, n, b) for m, q, n, b in zip(df["fwd_ms"], df["fwd_iqr_ms"], df["fwd_noisy"], busy)
+        _ms(m, q, n, b) for m, q, n, b in zip(df["fwd_ms"], df["fwd_iqr_ms"], df["fwd_noisy"], busy, strict=False)
     ]
     view["train ms\n(IQR)"] = [
-        _ms(m, q, n, b) for m, q, n, b in zip(df["train_ms"], df["train_iqr_ms"], df["train_noisy"], busy)
+        _ms(m, q, n, b) for m, q, n, b in zip(df["train_ms"], df["train_iqr_ms"], df["train_noisy"], busy, strict=False)
     ]
     view["train\n%ref"] = df["train_ms_rel"].map(_percent)
     view["runs"] = df["runs"].map(lambda r: "-" if r != r or r is None else str(int(r)))

@@ -89,7 +89,9 @@ def _layer_time_table(spec: Any, device: str, threads: int | None) -> str:
 
     df = layer_times(spec, device=device, threads=threads)
     view = df[["layer", "op"]].copy()
-    view["ms (IQR)"] = [f"{m:.3g} ({q:.2g}){' !' if n else ''}" for m, q, n in zip(df["ms"], df["iqr_ms"], df["noisy"])]
+    view["ms (IQR)"] = [
+        f"{m:.3g} ({q:.2g}){' !' if n else ''}" for m, q, n in zip(df["ms"], df["iqr_ms"], df["noisy"], strict=False)
+    ]
     view["time %"] = [f"{100 * t:.1f}%" for t in df["time_share"]]
     view["MACs %"] = ["-" if m != m or m is None else f"{100 * m:.1f}%" for m in df["macs_share"]]
     env = df.attrs.get("environment", {})

@@ -43,7 +43,8 @@ def display_frame(record: dict[str, Any]) -> pd.DataFrame:
     if record["count_source"] == "analytic":
         checks = zip(
             df["module_params"] == df["params"],
-            [None if t is None or t != t else t == m for t, m in zip(df["torch_macs"], df["macs"])],
+            [None if t is None or t != t else t == m for t, m in zip(df["torch_macs"], df["macs"], strict=False)],
+            strict=False,
         )
         view["checks\nmod to"] = [f"{_mark(p)}   {_mark(t)}" for p, t in checks]
     return view

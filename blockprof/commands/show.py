@@ -31,13 +31,15 @@ def display_frame(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
 
     ok = df["status"] == "ok"
     view = pd.DataFrame({"cell": [describe(r) for r in df.to_dict(orient="records")]})
-    view["params"] = [grouped(v) if good else "-" for v, good in zip(df["params"], ok)] if "params" in df else "-"
-    view["MACs"] = [si(v) if good else "-" for v, good in zip(df.get("macs", [None] * len(df)), ok)]
+    view["params"] = (
+        [grouped(v) if good else "-" for v, good in zip(df["params"], ok, strict=False)] if "params" in df else "-"
+    )
+    view["MACs"] = [si(v) if good else "-" for v, good in zip(df.get("macs", [None] * len(df)), ok, strict=False)]
     for mode in ("fwd", "train"):
         if f"{mode}_ms" in df.columns and df[f"{mode}_ms"].notna().any():
             busy = df["contended"] if "contended" in df.columns else [None] * len(df)
             columns = (df[f"{mode}_ms"], df[f"{mode}_iqr_ms"], df[f"{mode}_runs"], df[f"{mode}_noisy"], busy)
-            view[f"{mode} ms\n(IQR, runs)"] = [_timing(*v) for v in zip(*columns)]
+            view[f"{mode} ms\n(IQR, runs)"] = [_timing(*v) for v in zip(*columns, strict=False)]
             view[f"{mode}\nGFLOP/s"] = [
                 f"{v:.3g}" if v == v and v is not None else "-" for v in df[f"{mode}_gflops_per_s"]
             ]
@@ -45,7 +47,7 @@ def display_frame(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
         for metric in ("params", "macs", "fwd_ms", "train_ms"):
             if f"{metric}_rel" in df.columns:
                 view[f"{metric}\n/{reference}"] = [f"{v:.3g}×" if v == v else "-" for v in df[f"{metric}_rel"]]
-    view["status"] = [s if s == "ok" else f"error: {e}" for s, e in zip(df["status"], df["error"])]
+    view["status"] = [s if s == "ok" else f"error: {e}" for s, e in zip(df["status"], df["error"], strict=False)]
     view.attrs[PRIORITY] = [
         "cell",
         *(c for c in view.columns if " ms\n" in c),

@@ -229,21 +229,21 @@ class Saved:
 #: which tensors each op saves, as autograd's derivatives do (checked against
 #: ``torch.autograd.graph.saved_tensors_hooks`` in the tests)
 _SAVED: dict[str, Callable[[Layer, int], Saved]] = {
-    "conv2d": lambda l, n: Saved(l.in_numel(n)),  # its input, for the weight gradient
-    "linear": lambda l, n: Saved(l.in_numel(n)),  # its input, for the weight gradient
-    "batchnorm2d": lambda l, n: Saved(l.in_numel(n), stats=2 * l.out_channels),  # input + mean, inv std
-    "relu": lambda l, n: Saved(l.out_numel(n)),  # its output (the mask)
-    "relu6": lambda l, n: Saved(l.out_numel(n)),  # its output (hardtanh_ saves the result)
-    "sigmoid": lambda l, n: Saved(l.out_numel(n)),  # its output: σ' = σ(1 − σ)
+    "conv2d": lambda layer, n: Saved(layer.in_numel(n)),  # its input, for the weight gradient
+    "linear": lambda layer, n: Saved(layer.in_numel(n)),  # its input, for the weight gradient
+    "batchnorm2d": lambda layer, n: Saved(layer.in_numel(n), stats=2 * layer.out_channels),  # input + mean, inv std
+    "relu": lambda layer, n: Saved(layer.out_numel(n)),  # its output (the mask)
+    "relu6": lambda layer, n: Saved(layer.out_numel(n)),  # its output (hardtanh_ saves the result)
+    "sigmoid": lambda layer, n: Saved(layer.out_numel(n)),  # its output: σ' = σ(1 − σ)
     # out of place (as blockprof's modules run them): the backward needs the input
-    "hardswish": lambda l, n: Saved(l.in_numel(n)),
-    "silu": lambda l, n: Saved(l.in_numel(n)),
-    "hardsigmoid": lambda l, n: Saved(l.in_numel(n)),
+    "hardswish": lambda layer, n: Saved(layer.in_numel(n)),
+    "silu": lambda layer, n: Saved(layer.in_numel(n)),
+    "hardsigmoid": lambda layer, n: Saved(layer.in_numel(n)),
     # the SE rescale x · gate (a per-channel gate, as every block here uses it) saves both factors
-    "mul": lambda l, n: Saved(l.out_numel(n) + n * l.out_channels),
-    "add": lambda l, n: Saved(0),  # the gradient passes through unchanged
-    "avgpool": lambda l, n: Saved(0),  # the global mean needs only the input's shape
-    "maxpool": lambda l, n: Saved(l.in_numel(n), indices=l.out_numel(n)),  # input + argmax
+    "mul": lambda layer, n: Saved(layer.out_numel(n) + n * layer.out_channels),
+    "add": lambda layer, n: Saved(0),  # the gradient passes through unchanged
+    "avgpool": lambda layer, n: Saved(0),  # the global mean needs only the input's shape
+    "maxpool": lambda layer, n: Saved(layer.in_numel(n), indices=layer.out_numel(n)),  # input + argmax
 }
 
 
@@ -323,7 +323,86 @@ _ATEN: dict[str, OpFormula] = {}
 #: ops that move or allocate data but do no arithmetic (views, copies, concatenation, factories,
 #: shape queries): known, and counted as nothing
 DATA_MOVEMENT = frozenset(
-    ["view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose", "permute", "expand", "expand_as", "squeeze", "unsqueeze", "select", "slice", "detach", "alias", "as_strided", "clone", "contiguous", "copy_", "_to_copy", "to", "cat", "stack", "split", "split_with_sizes", "chunk", "unbind", "flatten", "unflatten", "narrow", "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "new_empty", "new_empty_strided", "new_zeros", "new_ones", "new_full", "arange", "lift_fresh", "fill_", "zero_", "select_backward", "slice_backward", "constant_pad_nd", "roll", "index", "index_select", "gather", "masked_fill", "masked_fill_", "repeat", "_unsafe_index", "resize_", "size", "sym_size", "stride", "sym_stride", "numel", "sym_numel", "dim", "is_contiguous", "sym_is_contiguous", "storage_offset", "sym_storage_offset", "is_strides_like_format", "is_non_overlapping_and_dense", "_local_scalar_dense", "as_strided_", "index_put", "index_put_", "scalar_tensor"]
+    [
+        "view",
+        "_unsafe_view",
+        "reshape",
+        "_reshape_alias",
+        "t",
+        "transpose",
+        "permute",
+        "expand",
+        "expand_as",
+        "squeeze",
+        "unsqueeze",
+        "select",
+        "slice",
+        "detach",
+        "alias",
+        "as_strided",
+        "clone",
+        "contiguous",
+        "copy_",
+        "_to_copy",
+        "to",
+        "cat",
+        "stack",
+        "split",
+        "split_with_sizes",
+        "chunk",
+        "unbind",
+        "flatten",
+        "unflatten",
+        "narrow",
+        "empty",
+        "empty_like",
+        "empty_strided",
+        "zeros",
+        "zeros_like",
+        "ones",
+        "ones_like",
+        "full",
+        "full_like",
+        "new_empty",
+        "new_empty_strided",
+        "new_zeros",
+        "new_ones",
+        "new_full",
+        "arange",
+        "lift_fresh",
+        "fill_",
+        "zero_",
+        "select_backward",
+        "slice_backward",
+        "constant_pad_nd",
+        "roll",
+        "index",
+        "index_select",
+        "gather",
+        "masked_fill",
+        "masked_fill_",
+        "repeat",
+        "_unsafe_index",
+        "resize_",
+        "size",
+        "sym_size",
+        "stride",
+        "sym_stride",
+        "numel",
+        "sym_numel",
+        "dim",
+        "is_contiguous",
+        "sym_is_contiguous",
+        "storage_offset",
+        "sym_storage_offset",
+        "is_strides_like_format",
+        "is_non_overlapping_and_dense",
+        "_local_scalar_dense",
+        "as_strided_",
+        "index_put",
+        "index_put_",
+        "scalar_tensor",
+    ]
 )
 
 

@@ -67,7 +67,7 @@ class NetworkCount:
     def published_gflops(self) -> float | None:
         """torchvision's published GFLOPS (MACs), for the unswapped network at its default size and batch 1."""
         spec = self.layout.spec
-        params, gflops, size = PUBLISHED[spec.network]
+        _params, gflops, size = PUBLISHED[spec.network]
         return gflops if not self.layout.swapped and spec.spatial == size and spec.batch == 1 else None
 
 

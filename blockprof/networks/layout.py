@@ -270,7 +270,7 @@ class Stage:
         if self.blocks:
             runs = groupby(b.spec.label for b in self.blocks)
             return ", ".join(f"{len(list(same))}× {label}" for label, same in runs)
-        return ", ".join(d for d in (_describe_layer(l) for l in self.layers) if d)
+        return ", ".join(d for d in (_describe_layer(layer) for layer in self.layers) if d)
 
     def owns(self, module_name: str) -> bool:
         return any(module_name == m or module_name.startswith(m + ".") for m in self.modules)
@@ -304,7 +304,7 @@ class NetworkLayout:
 
     @property
     def layers(self) -> list[Layer]:
-        return [l for s in self.stages for l in s.layers]
+        return [layer for s in self.stages for layer in s.layers]
 
     def stage_of(self, module_name: str) -> str | None:
         return next((s.name for s in self.stages if s.owns(module_name)), None)
@@ -332,7 +332,7 @@ def _stage(
     name: str, modules: tuple[str, ...], layers: list[Layer] | None = None, blocks: list[BlockEntry] | None = None
 ) -> Stage:
     blocks = blocks or []
-    layers = layers if layers is not None else [l for b in blocks for l in b.layers]
+    layers = layers if layers is not None else [layer for b in blocks for layer in b.layers]
     if blocks:
         last = blocks[-1].spec
         channels, size = last.out_channels, last.output_spatial
@@ -432,7 +432,7 @@ def _resnet(spec: NetworkSpec) -> NetworkLayout:
     ]
     stages = [_stage("stem", ("conv1", "bn1", "relu", "maxpool"), stem)]
     cin, size = 64, pooled
-    for i, (n, width) in enumerate(zip(depths, (64, 128, 256, 512)), start=1):
+    for i, (n, width) in enumerate(zip(depths, (64, 128, 256, 512), strict=False), start=1):
         name, cout = f"layer{i}", width * expansion
         specs = _stage_specs(block, n, cin, cout, 1 if i == 1 else 2, size, spec.batch, **options)
         stages.append(_stage(name, (name,), blocks=_blocks(_under(name), specs)))

@@ -103,7 +103,7 @@ def explain_network_text(count: NetworkCount) -> str:
             width = max(len(b.name) for b in stage.blocks)
             lines += [
                 f"  {b.name:<{width}}  {b.spec.label:<34} {grouped(c.params):>12} params {grouped(c.macs):>15} MACs"
-                for b, c in zip(stage.blocks, sc.blocks)
+                for b, c in zip(stage.blocks, sc.blocks, strict=False)
             ]
             params_terms, macs_terms = [grouped(c.params) for c in sc.blocks], [grouped(c.macs) for c in sc.blocks]
         else:

@@ -266,7 +266,7 @@ def winners(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
         ordered = sorted(wins.items(), key=lambda kv: -kv[1])
         timed = column.endswith("_ms")
         if len(ordered) == 1:
-            name, n = ordered[0]
+            name, _n = ordered[0]
             text = f"{what}: the {name} at " + (
                 f"every one of the {points} points compared" if points > 1 else "the one point compared"
             )

@@ -237,7 +237,7 @@ def counts_section(
     ]
     columns.append(Column("status", False, "ok, or the cell's one-line error"))
     rows, disagreements = [], []
-    for i, (r, ref) in enumerate(zip(records, refs), 1):
+    for i, (r, ref) in enumerate(zip(records, refs, strict=False), 1):
         ok = r.get("status", "ok") == "ok"
         row = [TableCell(str(i), i), *cell_columns(r)]
         if not ok:
@@ -295,7 +295,8 @@ def timing_section(
             Column(
                 f"{mode} IQR",
                 True,
-                f"interquartile range of the samples in milliseconds, and over the median (sorts by the latter); above {noisy_ratio:.0%} the cell is flagged noisy",
+                f"interquartile range of the samples in milliseconds, and over the median (sorts by the latter); "
+                f"above {noisy_ratio:.0%} the cell is flagged noisy",
             ),
             Column(f"{mode} runs", True, "samples behind the median"),
         ]
@@ -321,7 +322,7 @@ def timing_section(
     if any(given(r.get("roofline_fraction")) for r in records):
         columns.append(Column("fwd % roofline", True, "forward GFLOP/s over min(peak GFLOP/s, intensity × peak GB/s)"))
     rows = []
-    for i, (r, ref) in enumerate(zip(records, refs), 1):
+    for i, (r, ref) in enumerate(zip(records, refs, strict=False), 1):
         if not any(given(r.get(f"{m}_ms")) for m in modes):
             continue
         row = [TableCell(str(i), i), *cell_columns(r)]
@@ -408,7 +409,8 @@ def layer_sections(
             repr(_plain(r.get("out_channels") == r["in_channels"])),
             findings.variant_text(r),
         )
-        rank = tuple(_plain(r.get(k)) == _plain(anchor.get(k)) for k in ("in_channels", "spatial", "batch")) + (
+        rank = (
+            *tuple(_plain(r.get(k)) == _plain(anchor.get(k)) for k in ("in_channels", "spatial", "batch")),
             r["in_channels"],
             r.get("spatial") or 0,
         )
@@ -526,15 +528,19 @@ def environment_section(meta: Mapping[str, Any]) -> tuple[list[tuple[str, list[t
                 [
                     (
                         "compute",
-                        f"{peaks['flops_per_s'] / 1e9:.4g} GFLOP/s ({peaks['matmul_n']}² matmul; median of {peaks['flops_runs']}, IQR {percent(peaks['flops_rel_iqr'])} of it)",
+                        f"{peaks['flops_per_s'] / 1e9:.4g} GFLOP/s ({peaks['matmul_n']}² matmul; "
+                        f"median of {peaks['flops_runs']}, IQR {percent(peaks['flops_rel_iqr'])} of it)",
                     ),
                     (
                         "bandwidth",
-                        f"{peaks['bytes_per_s'] / 1e9:.4g} GB/s ({peaks['copy_bytes'] / 2**20:g} MiB copy, read + write; median of {peaks['bytes_runs']}, IQR {percent(peaks['bytes_rel_iqr'])} of it)",
+                        f"{peaks['bytes_per_s'] / 1e9:.4g} GB/s ({peaks['copy_bytes'] / 2**20:g} MiB copy, read + write; "
+                        f"median of {peaks['bytes_runs']}, IQR {percent(peaks['bytes_rel_iqr'])} of it)",
                     ),
                     (
                         "measured",
-                        f"{peaks.get('measured_at')} on {peaks.get('device_name')}, {peaks.get('threads')} thread{'' if peaks.get('threads') == 1 else 's'}, torch {peaks.get('torch_version')}",
+                        f"{peaks.get('measured_at')} on {peaks.get('device_name')}, "
+                        f"{peaks.get('threads')} thread{'' if peaks.get('threads') == 1 else 's'}, "
+                        f"torch {peaks.get('torch_version')}",
                     ),
                 ],
             )

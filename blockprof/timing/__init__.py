@@ -38,7 +38,7 @@ __all__ = list(_API)
 # binds the package attribute to the function after the import system bound it to the
 # module, so ``from blockprof.timing import calibrate; calibrate("cpu")`` works however
 # the submodule was reached (it imports no torch). The module: blockprof.timing.calibrate in sys.modules.
-from blockprof.timing.calibrate import calibrate  # noqa: E402
+from blockprof.timing.calibrate import calibrate  # noqa: E402, F401
 
 
 def __getattr__(name: str) -> Any:

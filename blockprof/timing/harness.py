@@ -29,8 +29,9 @@ import copy
 import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ContextManager, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from blockprof import schema
 from blockprof.errors import BlockprofError

@@ -119,7 +119,7 @@ class Measurement:
         """The share of the timed wall time the code was on the CPU, over all samples (None if not measured)."""
         if len(self.cpu_ratios) != len(self.samples) or not self.samples:
             return None
-        return sum(r * t for r, t in zip(self.cpu_ratios, self.samples)) / sum(self.samples)
+        return sum(r * t for r, t in zip(self.cpu_ratios, self.samples, strict=False)) / sum(self.samples)
 
     def summary(self) -> dict[str, Any]:
         """Flat, JSON-safe statistics in milliseconds; a record prefixes the keys with the mode."""

@@ -18,7 +18,10 @@ from blockprof.counting.tools import Term, ToolCount, fresh_copy
 from blockprof.errors import BlockprofError
 
 NAME = "fvcore"
-CONVENTION = "FlopCountAnalysis: 'flops' are MACs of conv and linear, BatchNorm 2 per value, adaptive avg-pool 1 per input value; ReLU, ReLU6, sigmoid, add, mul skipped"
+CONVENTION = (
+    "FlopCountAnalysis: 'flops' are MACs of conv and linear, BatchNorm 2 per value, adaptive avg-pool 1 per input value; "
+    "ReLU, ReLU6, sigmoid, add, mul skipped"
+)
 
 #: largest single-sample forward fvcore is asked to trace (real memory, real compute)
 MAX_MACS_PER_SAMPLE = 20 * 10**9
