@@ -11,14 +11,34 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self, cast
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
 
 
+class _BlockInput:
+    """What a block's spec says of its input, resolved or not: shared by BlockSpec and ResolvedSpec."""
+
+    batch: int
+    in_channels: int
+    spatial: int
+    stride: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, self.in_channels, self.spatial, self.spatial)
+
+    @property
+    def output_spatial(self) -> int:
+        return output_side(self.spatial, self.stride)
+
+    def replace(self, **changes: Any) -> Self:
+        return cast(Self, dataclasses.replace(cast(Any, self), **changes))
+
+
 @dataclass(frozen=True)
-class BlockSpec:
+class BlockSpec(_BlockInput):
     """One block at one width and one input size, as the user gave it.
 
     ``block`` is a registry name (``basic``, ``bottleneck``,
@@ -53,17 +73,6 @@ class BlockSpec:
         if self.out_channels is None:
             object.__setattr__(self, "out_channels", self.in_channels)
 
-    @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return (self.batch, self.in_channels, self.spatial, self.spatial)
-
-    @property
-    def output_spatial(self) -> int:
-        return output_side(self.spatial, self.stride)
-
-    def replace(self, **changes: Any) -> BlockSpec:
-        return dataclasses.replace(self, **changes)
-
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
@@ -75,7 +84,7 @@ class BlockSpec:
 
 
 @dataclass(frozen=True)
-class ResolvedSpec:
+class ResolvedSpec(_BlockInput):
     """A :class:`BlockSpec` with every default of its block filled in (made by
     :func:`blockprof.blocks.resolve` only): what the counters, the timer, records,
     ids and baselines use. Two specs that differ only in spelling a default
@@ -100,17 +109,6 @@ class ResolvedSpec:
     activation: str | None
     se_style: str | None
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return (self.batch, self.in_channels, self.spatial, self.spatial)
-
-    @property
-    def output_spatial(self) -> int:
-        return output_side(self.spatial, self.stride)
-
-    def replace(self, **changes: Any) -> ResolvedSpec:
-        return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         """The spec's fields (the record's first columns); ``defaults`` left out."""

@@ -20,6 +20,32 @@ if TYPE_CHECKING:
     from blockprof.timing.measurement import Task
 
 
+def rich_bar(title: str, bar_width: int, transient: bool) -> Any:
+    """A rich progress bar on stderr: title, bar, n of N, elapsed, ETA, then what is being done."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Column
+
+    return Progress(
+        TextColumn(f"[bold]{title}"),
+        BarColumn(bar_width=bar_width),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+        console=Console(stderr=True),
+        transient=transient,
+    )
+
+
 def _interactive() -> bool:
     return sys.stderr.isatty()
 
@@ -37,28 +63,7 @@ class TimingProgress:
     def __enter__(self) -> TimingProgress:
         self.started = time.perf_counter()
         if _interactive():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.table import Column
-
-            self.bar = Progress(
-                TextColumn(f"[bold]{self.title}"),
-                BarColumn(bar_width=20),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
-                console=Console(stderr=True),
-                transient=True,
-            )
+            self.bar = rich_bar(self.title, bar_width=20, transient=True)
             self.bar.start()
             self.task = self.bar.add_task("", total=None)
         return self

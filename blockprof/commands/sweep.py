@@ -225,28 +225,9 @@ class _ProgressBar:
     """A rich progress bar on stderr, fed by the sweep's progress callback."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.table import Column
+        from blockprof.commands.progress import rich_bar
 
-        self.progress = Progress(
-            TextColumn("[bold]sweep"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
-            console=Console(stderr=True),
-            transient=False,
-        )
+        self.progress = rich_bar("sweep", bar_width=24, transient=False)
         self.task: Any = None
         self.state: Any = None
 

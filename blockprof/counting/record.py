@@ -6,11 +6,11 @@ reports count the way ``blockprof.count`` does without importing the facade.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.analytic import AnalyticCount, closed_form
-from blockprof.counting.reconcile import reconcile, reconcile_train
+from blockprof.counting.reconcile import Agreement, reconcile, reconcile_train
 from blockprof.counting.tools import TOOL_NAMES, ToolCount, adapter
 from blockprof.errors import BlockprofError
 from blockprof.units import macs_to_flops
@@ -109,33 +109,34 @@ def traced_tool_fields(traced: Trace, tool_counts: dict[str, ToolCount | str]) -
     """:func:`tool_fields` for a block with no closed form: each tool reconciled with its trace."""
     from blockprof.counting.reconcile import reconcile_traced, reconcile_traced_train
 
-    fields: dict[str, Any] = {}
-    for name, result in tool_counts.items():
-        if isinstance(result, str):
-            fields.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
-            continue
-        verdict = reconcile_traced(traced, result)
-        fields.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
-        if name == "torch":
-            train = reconcile_traced_train(traced, result)
-            fields.update(
-                torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note
-            )
-    return fields
+    return _tool_fields(
+        tool_counts, lambda tool: reconcile_traced(traced, tool), lambda tool: reconcile_traced_train(traced, tool)
+    )
 
 
 def tool_fields(analytic: AnalyticCount | None, tool_counts: dict[str, ToolCount | str]) -> dict[str, Any]:
     """``<tool>_macs``, ``<tool>_agrees`` and ``<tool>_note`` (and torch's training-step
     fields) for a record: each tool's count reconciled with the analytic one."""
+    return _tool_fields(
+        tool_counts, lambda tool: reconcile(analytic, tool), lambda tool: reconcile_train(analytic, tool)
+    )
+
+
+def _tool_fields(
+    tool_counts: dict[str, ToolCount | str],
+    judge: Callable[[ToolCount], Agreement],
+    judge_train: Callable[[ToolCount], Agreement],
+) -> dict[str, Any]:
+    """The record fields of each tool's count, judged against the reference count (closed form or trace)."""
     fields: dict[str, Any] = {}
     for name, result in tool_counts.items():
-        if isinstance(result, str):
+        if isinstance(result, str):  # the tool did not run: its reason is the note
             fields.update({f"{name}_macs": None, f"{name}_agrees": None, f"{name}_note": result})
             continue
-        verdict = reconcile(analytic, result)
+        verdict = judge(result)
         fields.update({f"{name}_macs": result.macs, f"{name}_agrees": verdict.agrees, f"{name}_note": verdict.note})
         if name == "torch":
-            train = reconcile_train(analytic, result)
+            train = judge_train(result)
             fields.update(
                 torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note
             )
