@@ -55,7 +55,7 @@ from blockprof.regress import (
     measure,
 )
 from blockprof.spec import BlockSpec
-from tests.regress_blocks import Repeated  # run from the repository root (PYTHONPATH=.)
+from tests.regress_blocks import Repeated, slowed_block_source  # run from the repository root (PYTHONPATH=.)
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "benchmarks" / "suite.toml"
@@ -187,35 +187,12 @@ def detection(trials: int, rounds: int, sample_time: float) -> list[str]:
     return lines
 
 
-SLOWED_BLOCK = """
-from torch import nn
-from blockprof.blocks.nn import BasicBlock
-
-REPEATS = {repeats}
-
-
-class Repeated(nn.Module):
-    def __init__(self, block, repeats):
-        super().__init__()
-        self.block, self.repeats = block, repeats
-
-    def forward(self, x):
-        for _ in range(self.repeats - 1):
-            self.block(x)
-        return self.block(x)
-
-
-def block(in_channels, out_channels, stride):
-    return Repeated(BasicBlock(in_channels, out_channels, stride), REPEATS)
-"""
-
-
 def _tree(where: Path, repeats: int = BASE_REPEATS) -> Path:
     """A copy of this checkout's blockprof with ``slowed:block``, a BasicBlock run ``repeats`` times per call."""
     import shutil
 
     shutil.copytree(ROOT / "blockprof", where / "blockprof", ignore=shutil.ignore_patterns("__pycache__"))
-    (where / "slowed.py").write_text(SLOWED_BLOCK.format(repeats=repeats))
+    (where / "slowed.py").write_text(slowed_block_source(repeats))
     return where
 
 
@@ -278,9 +255,7 @@ def modes(suite: Suite, runs: int, hog_runs: int, trials: int) -> list[str]:
         )
         for t in range(trials):
             for level in (0.10, 0.20, 0.50):
-                (Path(tmp) / "head" / "slowed.py").write_text(
-                    SLOWED_BLOCK.format(repeats=round(BASE_REPEATS * (1 + level)))
-                )
+                (Path(tmp) / "head" / "slowed.py").write_text(slowed_block_source(round(BASE_REPEATS * (1 + level))))
                 result = ab_check(small, base, head)
                 (verdict,) = result.verdicts
                 detect.setdefault(level, []).append(int(verdict.status == "slower"))

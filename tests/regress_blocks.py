@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -25,3 +27,14 @@ class Repeated(nn.Module):
 def basic_repeated(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     """BasicBlock run REPEATS times per call."""
     return Repeated(BasicBlock(in_channels, out_channels, stride), REPEATS)
+
+
+def slowed_block_source(repeats: int) -> str:
+    """A self-contained module defining ``block(in_channels, out_channels, stride)``: a BasicBlock run ``repeats``
+    times per call, for the trees an A/B check copies (they cannot import this file)."""
+    return (
+        "import torch\nfrom torch import nn\n\nfrom blockprof.blocks.nn import BasicBlock\n\n\n"
+        f"{inspect.getsource(Repeated)}\n\n"
+        "def block(in_channels, out_channels, stride):\n"
+        f"    return Repeated(BasicBlock(in_channels, out_channels, stride), {repeats})\n"
+    )

@@ -25,6 +25,7 @@ from blockprof.cli import cli
 from blockprof.errors import BlockprofError
 from blockprof.regress import Rules, Snapshot, compare, inline_suite, judge_samples, load_baseline, measure, validate
 from blockprof.render.check import to_text
+from tests.regress_blocks import slowed_block_source
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "benchmarks" / "suite.toml"
@@ -401,33 +402,11 @@ def test_the_same_machine_class_is_judged() -> None:
 
 # --- the A/B check: two trees side by side ---
 
-SLOW_BLOCK = """
-from torch import nn
-from blockprof.blocks.nn import BasicBlock
-
-REPEATS = {repeats}
-
-
-class Repeated(nn.Module):
-    def __init__(self, block, repeats):
-        super().__init__()
-        self.block, self.repeats = block, repeats
-
-    def forward(self, x):
-        for _ in range(self.repeats - 1):
-            self.block(x)
-        return self.block(x)
-
-
-def block(in_channels, out_channels, stride):
-    return Repeated(BasicBlock(in_channels, out_channels, stride), REPEATS)
-"""
-
 
 def tree(where: Path, repeats: int) -> Path:
     """A checkout of this blockprof with a user block ``abblock:block`` doing ``repeats`` times the work."""
     shutil.copytree(ROOT / "blockprof", where / "blockprof", ignore=shutil.ignore_patterns("__pycache__"))
-    (where / "abblock.py").write_text(SLOW_BLOCK.format(repeats=repeats))
+    (where / "abblock.py").write_text(slowed_block_source(repeats))
     return where
 
 
@@ -436,7 +415,7 @@ def test_ab_finds_a_slowed_block_and_passes_an_unchanged_one(tmp_path: Path, mon
     from blockprof.regress import TimingPlan, ab_check
 
     (tmp_path / "here").mkdir()  # this process names the cells (resolving the user block), as from a checkout's root
-    (tmp_path / "here" / "abblock.py").write_text(SLOW_BLOCK.format(repeats=1))
+    (tmp_path / "here" / "abblock.py").write_text(slowed_block_source(1))
     monkeypatch.syspath_prepend(str(tmp_path / "here"))
     suite = inline_suite(["abblock:block"], [16], [16], [1], timing=TimingPlan(rounds=6, sample_time=0.01))
     base, same, slow = tree(tmp_path / "base", 1), tree(tmp_path / "same", 1), tree(tmp_path / "slow", 3)
