@@ -138,44 +138,24 @@ def test_check_imports_but_does_not_build() -> None:
 
 @pytest.mark.slow
 def test_compare_cli_with_a_user_block() -> None:
-    result = CliRunner().invoke(
-        cli,
-        [
-            "compare",
-            "--blocks",
-            "bottleneck",
-            "--block",
-            CONVNEXT,
-            "--channels",
-            "96",
-            "--spatial",
-            "14",
-            "--tools",
-            "torch",
-            "--format",
-            "json",
-        ],
-        catch_exceptions=False,
-    )
+    args = [
+        "compare",
+        "--blocks",
+        "bottleneck",
+        "--block",
+        CONVNEXT,
+        "--channels",
+        "96",
+        "--spatial",
+        "14",
+        "--tools",
+        "torch",
+    ]
+    result = CliRunner().invoke(cli, [*args, "--format", "json"], catch_exceptions=False)
     by_block = {r["block"]: r for r in json.loads(result.stdout)}
     assert result.exit_code == 0 and by_block[CONVNEXT]["params"] == 8 * 96 * 96 + 58 * 96
     assert by_block[CONVNEXT]["params_conv"] == 49 * 96 + 8 * 96 * 96  # the trace sees its conv weights
-    table = CliRunner().invoke(
-        cli,
-        [
-            "compare",
-            "--blocks",
-            "bottleneck",
-            "--block",
-            CONVNEXT,
-            "--channels",
-            "96",
-            "--spatial",
-            "14",
-            "--tools",
-            "torch",
-        ],
-    )
+    table = CliRunner().invoke(cli, args)
     row = next(
         line for line in table.stdout.splitlines() if line.startswith(" " + CONVNEXT) or line.startswith(CONVNEXT)
     )

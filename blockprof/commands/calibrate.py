@@ -6,20 +6,21 @@ import json
 
 import click
 
+from blockprof import schema
 from blockprof.timing.harness import MAX_THREADS
 
 
 @click.command("calibrate")
 @click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=click.Choice(schema.DEVICES),
     default="auto",
     show_default=True,
     help="Device to measure; auto = cuda when available.",
 )
 @click.option(
     "--dtype",
-    type=click.Choice(["float32", "bfloat16", "float16"]),
+    type=click.Choice(schema.DTYPES),
     default="float32",
     show_default=True,
     help="Precision of the compute peak (the matmul).",

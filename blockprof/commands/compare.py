@@ -380,8 +380,9 @@ def timing_footer(df: pd.DataFrame) -> str:
     over = df[df["roofline_fraction"].astype("float64") > 1]
     if len(over):
         lines.append(
-            f"  roofline above 100% for {', '.join(over['block'])}: the cached peaks were measured under load; "
-            "run 'blockprof calibrate --force' on a quiet machine."
+            f"  roofline above 100% for {', '.join(over['block'])}: the block outran the cached matmul peak (peaks taken "
+            "under load, or a conv kernel that beats the matmul or does fewer multiplies than counted, e.g. Winograd); "
+            "if calibrated under load, run 'blockprof calibrate --force' on a quiet machine."
         )
     errors = df[df["status"] != "ok"]
     lines += [f"  {row['block']} @ {row['in_channels']}: {row['error']}" for _, row in errors.iterrows()]

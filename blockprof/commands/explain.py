@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from blockprof import schema
 from blockprof.commands import options
 from blockprof.timing.harness import MAX_THREADS
 
@@ -27,7 +28,7 @@ from blockprof.timing.harness import MAX_THREADS
     help="Also time each layer of the forward in place (torch.profiler) beside its share of the MACs.",
 )
 @click.option(
-    "--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True, help="Device for --time."
+    "--device", type=click.Choice(schema.DEVICES), default="auto", show_default=True, help="Device for --time."
 )
 @click.option(
     "--threads",

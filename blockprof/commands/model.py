@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from blockprof import schema
 from blockprof.commands import options
 from blockprof.commands.render import emit
 
@@ -134,7 +135,7 @@ def footer(result: ModelCount) -> str:
     help="Also time the forward and training step, and each module's share of the forward.",
 )
 @click.option(
-    "--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True, help="Device for --time."
+    "--device", type=click.Choice(schema.DEVICES), default="auto", show_default=True, help="Device for --time."
 )
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for --time [default: torch's own default].")
 @options.output()

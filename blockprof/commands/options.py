@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from blockprof import schema
 from blockprof.render.tables import TEXT_FORMATS
 from blockprof.timing.harness import MAX_MIN_RUN_TIME, MAX_ROUNDS, MAX_THREADS
 
@@ -285,7 +286,7 @@ def timing(f: F) -> F:
             (
                 "--device",
                 dict(
-                    type=click.Choice(("auto", "cpu", "cuda")),
+                    type=click.Choice(schema.DEVICES),
                     default="auto",
                     show_default=True,
                     help="auto: CUDA when available.",
@@ -294,7 +295,7 @@ def timing(f: F) -> F:
             (
                 "--dtype",
                 dict(
-                    type=click.Choice(("float32", "bfloat16", "float16")),
+                    type=click.Choice(schema.DTYPES),
                     default="float32",
                     show_default=True,
                     help="Compute dtype (autocast for 16-bit).",

@@ -180,7 +180,7 @@ def load_baseline(path: str | Path) -> Snapshot:
 
 
 class _Fault(BlockprofError):
-    pass
+    """A malformed baseline or suite field: one line naming it (exit 2, like any BlockprofError)."""
 
 
 def _show(value: Any) -> str:

@@ -120,8 +120,8 @@ class TimingPlan:
             )
         if self.device not in ("cpu", "cuda"):
             raise BlockprofError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise BlockprofError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.dtype not in schema.DTYPES:
+            raise BlockprofError(f"dtype must be one of {', '.join(schema.DTYPES)}, got {self.dtype!r}")
         if self.clock not in CLOCKS:
             raise BlockprofError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
         if self.clock in ("thread", "instructions") and (self.threads != 1 or self.device != "cpu"):
