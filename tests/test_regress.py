@@ -29,10 +29,10 @@ from blockprof.regress import (
     TimingPlan,
     cell_id,
     check,
-    compare,
     confirm,
     inline_suite,
     judge_samples,
+    judge_snapshots,
     load_baseline,
     load_suite,
     measure,
@@ -121,7 +121,7 @@ def test_any_count_change_fails_whichever_way(counts_suite: Suite) -> None:
         cells = dict(base.cells)
         counts = dict(cells[key].counts, params=cells[key].counts["params"] + delta)
         cells[key] = replace(cells[key], counts=counts)
-        result = compare(replace(base, cells=cells), base)
+        result = judge_snapshots(replace(base, cells=cells), base)
         assert [(v.cell, v.metric, v.status) for v in result.failures] == [(key, "params", "changed")]
 
 
@@ -134,7 +134,7 @@ def test_a_changed_block_definition_fails_its_counts(
     monkeypatch.setattr(
         Twice, "layers", lambda self, spec: Basic.layers(self, spec.replace(out_channels=spec.out_channels + 8))
     )
-    result = compare(base, measure(suite))
+    result = judge_snapshots(base, measure(suite))
     assert {v.metric for v in result.failures} == {"params", "macs"} and result.exit_code == 1
 
 
@@ -210,12 +210,12 @@ def on_a_slower_machine(snapshot: Snapshot, factor: float, comparison: str, **en
 
 def test_auto_compares_normalised_times_when_the_environment_differs(timed: tuple[Suite, Snapshot]) -> None:
     _, base = timed
-    elsewhere = compare(base, on_a_slower_machine(base, 2.0, "auto", cpu_model="Other CPU", threads=4))
+    elsewhere = judge_snapshots(base, on_a_slower_machine(base, 2.0, "auto", cpu_model="Other CPU", threads=4))
     assert elsewhere.comparison == "normalised"
     assert "cpu_model" in elsewhere.reason and "threads 1 → 4" in elsewhere.reason
     assert elsewhere.passed and all(v.comparison == "normalised" for v in elsewhere.verdicts if v.metric == "time")
     # the same environment: auto compares raw times, and the 2× slower samples are a regression
-    same_place = compare(base, on_a_slower_machine(base, 2.0, "auto"))
+    same_place = judge_snapshots(base, on_a_slower_machine(base, 2.0, "auto"))
     assert same_place.comparison == "raw" and "same environment" in same_place.reason
     assert {v.status for v in same_place.failures} == {"slower"}
 
@@ -233,9 +233,9 @@ def steady(snapshot: Snapshot) -> Snapshot:
 
 def test_normalised_times_cancel_a_busier_machine(timed: tuple[Suite, Snapshot]) -> None:
     base = steady(timed[1])
-    busy = compare(base, on_a_slower_machine(base, 1.8, "normalised"))
+    busy = judge_snapshots(base, on_a_slower_machine(base, 1.8, "normalised"))
     assert busy.passed and busy.comparison == "normalised"
-    assert compare(base, on_a_slower_machine(base, 1.8, "raw")).exit_code == 1
+    assert judge_snapshots(base, on_a_slower_machine(base, 1.8, "raw")).exit_code == 1
 
 
 def test_a_slowdown_that_a_second_measurement_does_not_show_passes_as_noise(timed: tuple[Suite, Snapshot]) -> None:
@@ -244,7 +244,7 @@ def test_a_slowdown_that_a_second_measurement_does_not_show_passes_as_noise(time
     # the first measurement: cell 0 looks 3× slower (as when contention hit it alone)
     cells = dict(base.cells)
     cells[key] = replace(cells[key], rounds=tuple(tuple(3 * t for t in r) for r in cells[key].rounds))
-    first = compare(base, replace(base, cells=cells))
+    first = judge_snapshots(base, replace(base, cells=cells))
     assert [(v.cell, v.status) for v in first.failures] == [(key, "slower")]
     second = confirm(first)  # re-measures the real, unchanged block
     (verdict,) = [v for v in second.verdicts if v.cell == key and v.metric == "time"]
@@ -299,7 +299,7 @@ def test_a_baseline_of_another_suite_is_refused(tmp_path: Path, counts_suite: Su
 def test_new_and_missing_cells_are_reported_and_pass(counts_suite: Suite) -> None:
     base = measure(counts_suite)
     grown = replace(counts_suite, cells=(*counts_suite.cells[1:], BlockSpec("basic", 24, spatial=8)))
-    result = compare(base, measure(grown))
+    result = judge_snapshots(base, measure(grown))
     statuses = {(v.cell, v.status) for v in result.verdicts}
     assert ("basic 24→24 @ 1×24×8×8", "new") in statuses and (cell_id(counts_suite.cells[0]), "missing") in statuses
     assert result.passed
@@ -319,7 +319,7 @@ def test_junit_xml_parses_with_the_right_counts(tmp_path: Path, counts_suite: Su
     key = cell_id(counts_suite.cells[2])
     cells = dict(base.cells)
     cells[key] = replace(cells[key], counts={**cells[key].counts, "params": 1, "train_flops": 2})
-    result = compare(replace(base, cells=cells), base)
+    result = judge_snapshots(replace(base, cells=cells), base)
     root = ET.fromstring(to_junit(result))
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
@@ -336,7 +336,7 @@ def test_junit_escapes_what_xml_needs_escaped() -> None:
     base = measure(suite)
     key = cell_id(suite.cells[0])
     snapshot_cells[key] = replace(base.cells[key], counts={"params": 5})
-    result = compare(replace(base, cells=snapshot_cells), replace(base, suite=replace(suite, name='a<b & "c"')))
+    result = judge_snapshots(replace(base, cells=snapshot_cells), replace(base, suite=replace(suite, name='a<b & "c"')))
     root = ET.fromstring(to_junit(result))
     assert root.get("name") == 'blockprof check a<b & "c"'
 

@@ -23,7 +23,16 @@ from click.testing import CliRunner
 
 from blockprof.cli import cli
 from blockprof.errors import BlockprofError
-from blockprof.regress import Rules, Snapshot, compare, inline_suite, judge_samples, load_baseline, measure, validate
+from blockprof.regress import (
+    Rules,
+    Snapshot,
+    inline_suite,
+    judge_samples,
+    judge_snapshots,
+    load_baseline,
+    measure,
+    validate,
+)
 from blockprof.render.check import to_text
 from tests.regress_blocks import slowed_block_source
 
@@ -372,7 +381,7 @@ def elsewhere(snapshot: Snapshot, factor: float, **env: object) -> Snapshot:
 def test_stored_times_from_another_machine_class_are_reported_not_judged() -> None:
     base = load_baseline(COMMITTED)
     other = elsewhere(base, 1.5, cpu_model="AMD EPYC 9999", cpu_count=4)  # the same code, 50% slower on another CPU
-    result = compare(base, other)
+    result = judge_snapshots(base, other)
     times = [v for v in result.verdicts if v.metric == "time"]
     assert result.passed and {v.status for v in times} == {"unjudged"}
     assert all(v.change == pytest.approx(0.5) for v in times)  # still reported, with its figure
@@ -385,10 +394,10 @@ def test_stored_times_from_another_machine_class_are_reported_not_judged() -> No
     cells = dict(other.cells)
     key = next(iter(cells))
     cells[key] = replace(cells[key], counts={**cells[key].counts, "params": 1})
-    assert [v.metric for v in compare(base, replace(other, cells=cells)).failures] == ["params"]
+    assert [v.metric for v in judge_snapshots(base, replace(other, cells=cells)).failures] == ["params"]
     # asked to, it judges: raw times 50% slower fail
     rules = replace(other.suite.rules, across_machines=True, comparison="raw")
-    judged = compare(base, replace(other, suite=replace(other.suite, rules=rules)))
+    judged = judge_snapshots(base, replace(other, suite=replace(other.suite, rules=rules)))
     assert {v.status for v in judged.verdicts if v.metric == "time"} == {"slower"}
 
 
@@ -396,7 +405,7 @@ def test_the_same_machine_class_is_judged() -> None:
     base = load_baseline(COMMITTED)
     same = elsewhere(base, 1.5, host="another runner of the same type")
     rules = replace(same.suite.rules, comparison="raw")
-    result = compare(base, replace(same, suite=replace(same.suite, rules=rules)))
+    result = judge_snapshots(base, replace(same, suite=replace(same.suite, rules=rules)))
     assert {v.status for v in result.verdicts if v.metric == "time"} == {"slower"} and "NOT JUDGED" not in result.reason
 
 
@@ -472,13 +481,13 @@ def test_instruction_counts_are_deterministic_and_see_more_work(monkeypatch: pyt
     assert (
         len(counts) == 5 and max(counts) / min(counts) < 1.05
     )  # deterministic to a few % (1.6% seen on this 8-channel cell)
-    result = compare(snapshot, snapshot)
+    result = judge_snapshots(snapshot, snapshot)
     assert result.comparison == "instructions" and result.passed
     doubled = replace(
         snapshot,
         cells={k: replace(c, rounds=tuple((2 * t for t in r) for r in c.rounds)) for k, c in snapshot.cells.items()},
     )
-    assert [v.status for v in compare(snapshot, doubled).failures] == ["slower"]
+    assert [v.status for v in judge_snapshots(snapshot, doubled).failures] == ["slower"]
 
 
 def test_the_instructions_clock_without_valgrind_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
 from blockprof.timing import harness
 from blockprof.timing.env import cpu_count
-from blockprof.timing.harness import Cell, conditions, run_interleaved, time_block, time_blocks, time_module
+from blockprof.timing.harness import TimedStep, conditions, run_interleaved, time_block, time_blocks, time_module
 from blockprof.timing.measurement import MIN_RUNS, NOISY_IQR_RATIO, Measurement, Task
 
 # one thread: on a shared, oversubscribed CI machine a 2-thread OpenMP region waits for
@@ -170,7 +170,7 @@ def test_cells_are_measured_round_robin() -> None:
             sum(range(2000))  # some work, so the block size stays small
 
         task = Task(name, "fwd", "cpu", "float32", 1, "contiguous", 1)
-        cells.append(Cell(task, Timer("call()", globals={"call": call})))
+        cells.append(TimedStep(task, Timer("call()", globals={"call": call})))
     run_interleaved(cells, min_run_time=0.03, rounds=3)
     # 'b' is measured before 'a' is done: the rounds alternate
     assert log.index("b") < len(log) - 1 - log[::-1].index("a")

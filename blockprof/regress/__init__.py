@@ -4,7 +4,7 @@ A :class:`Suite` names the cells (block specs) and the rules (:mod:`.suite`). :f
 :class:`Snapshot` of the code as it is now: each cell's counts and, per timing round, its raw per-call times,
 with a fixed reference kernel timed in the same rounds (:mod:`.measure`). A baseline is a snapshot saved as
 plain JSON and validated field by field when read (:mod:`.baseline`). :func:`check` measures a fresh snapshot
-and :func:`compare` judges it against the baseline (:mod:`.judge`); :func:`ab_check` measures a base tree and
+and :func:`judge_snapshots` judges it against the baseline (:mod:`.judge`); :func:`ab_check` measures a base tree and
 this one side by side instead, so no timing crosses machines (:mod:`.ab`, the recommended CI mode).
 
 Each round gives one sample per cell (the median of its calls in that round): samples within a round share
@@ -28,11 +28,11 @@ from blockprof.regress.judge import (
     Verdict,
     check,
     choose_comparison,
-    compare,
     confirm,
     ensure_comparable,
     environment_differences,
     judge_samples,
+    judge_snapshots,
     ratio_interval,
 )
 from blockprof.regress.measure import git_info, measure, reference_module, save_baseline, valgrind_missing
@@ -72,13 +72,13 @@ __all__ = [
     "cell_id",
     "check",
     "choose_comparison",
-    "compare",
     "confirm",
     "ensure_comparable",
     "environment_differences",
     "git_info",
     "inline_suite",
     "judge_samples",
+    "judge_snapshots",
     "load_baseline",
     "load_suite",
     "machine_class",

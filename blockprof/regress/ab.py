@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from blockprof.errors import BlockprofError
 from blockprof.regress.baseline import Rounds, Snapshot
-from blockprof.regress.judge import CheckResult, compare, settle, suspects
+from blockprof.regress.judge import CheckResult, judge_snapshots, settle, suspects
 from blockprof.regress.suite import TIME_METRIC, Suite
 
 Progress = Callable[[int, int], None]
@@ -192,14 +192,16 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
         old, new = workers
         rounds = suite.timing.rounds if suite.timed else 0
         first = _measure_pair(old, new, rounds, None, progress, 0, 2 * rounds)
-        result = compare(_snapshot(suite, old, first[0]), _snapshot(suite, new, first[1]), mode="ab")
+        result = judge_snapshots(_snapshot(suite, old, first[0]), _snapshot(suite, new, first[1]), mode="ab")
         again = suspects(result) if suite.rules.confirm else []
         if again:
             second = _measure_pair(old, new, rounds, again, progress, 0, 2 * rounds)
             sub = replace(
                 suite, metrics=(TIME_METRIC,), cells=tuple(s for s in suite.cells if s in _specs(suite, again))
             )
-            result = settle(result, compare(_snapshot(sub, old, second[0]), _snapshot(sub, new, second[1]), mode="ab"))
+            result = settle(
+                result, judge_snapshots(_snapshot(sub, old, second[0]), _snapshot(sub, new, second[1]), mode="ab")
+            )
         return result
     finally:
         for w in workers:

@@ -100,7 +100,7 @@ def check(
     if not isinstance(baseline, Snapshot):
         baseline = load_baseline(baseline)
     ensure_comparable(suite, baseline)
-    result = compare(baseline, measure(suite, progress=progress))
+    result = judge_snapshots(baseline, measure(suite, progress=progress))
     return confirm(result, progress=progress) if suite.rules.confirm else result
 
 
@@ -128,7 +128,7 @@ def confirm(result: CheckResult, *, progress: Callable[[int, int], None] | None 
     again = measure(
         replace(suite, cells=tuple(cells[c] for c in cells_again), metrics=(TIME_METRIC,)), progress=progress
     )
-    return settle(result, compare(result.baseline, again))
+    return settle(result, judge_snapshots(result.baseline, again))
 
 
 def settle(first: CheckResult, second: CheckResult) -> CheckResult:
@@ -179,7 +179,7 @@ def ensure_comparable(suite: Suite, baseline: Snapshot) -> None:
                 )
 
 
-def compare(baseline: Snapshot, current: Snapshot, *, mode: str = "baseline") -> CheckResult:
+def judge_snapshots(baseline: Snapshot, current: Snapshot, *, mode: str = "baseline") -> CheckResult:
     """Judge ``current`` against ``baseline`` under the current suite's rules (pure: measures nothing).
     ``mode``: ``baseline`` (a stored snapshot) or ``ab`` (both measured now, interleaved, on this machine)."""
     suite = current.suite

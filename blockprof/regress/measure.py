@@ -26,7 +26,7 @@ from blockprof.spec import BlockSpec
 if TYPE_CHECKING:
     from torch import nn
 
-    from blockprof.timing.harness import Cell, Conditions, Job
+    from blockprof.timing.harness import Conditions, Job, TimedStep
 
 Progress = Callable[[int, int], None]
 #: calls per instruction count, and counts per cell (the "rounds" of the instructions clock)
@@ -164,7 +164,7 @@ class Session:
     """A suite's cells built once and timed one round at a time on request (the A/B worker's state)."""
 
     suite: Suite
-    cells: list[Cell]
+    cells: list[TimedStep]
 
     @classmethod
     def start(cls, suite: Suite) -> Session:

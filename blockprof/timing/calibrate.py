@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from blockprof.timing.env import cpu_model, device_name
-from blockprof.timing.harness import Cell, Conditions, conditions, run_interleaved
+from blockprof.timing.harness import Conditions, TimedStep, conditions, run_interleaved
 from blockprof.timing.measurement import MIN_RUNS, Measurement, Task
 
 #: square matmul side and copied bytes per device: large enough to leave every cache
@@ -219,7 +219,7 @@ def _measure(cond: Conditions, min_run_time: float) -> tuple[int, tuple[Measurem
         task = Task(f"{name} peak", "fwd", cond.device, cond.dtype, cond.threads, "contiguous", 1)
         timer = Timer(stmt, globals=env, num_threads=cond.threads, label=task.label)
         timer.timeit(1)  # warm-up: first-call kernel selection and page faults
-        cells.append(Cell(task, timer))
+        cells.append(TimedStep(task, timer))
     run_interleaved(cells, min_run_time=min_run_time, min_runs=MIN_RUNS)
     for cell in cells:
         if cell.error:

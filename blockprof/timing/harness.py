@@ -159,7 +159,7 @@ def _check_dtype(device: str, dtype: str) -> None:
 
 
 @dataclass
-class Cell:
+class TimedStep:
     """One thing to measure: its Timer (``None`` when it failed before timing) and the
     clock it reads (``None``: torch's, no CPU time kept), the context the Timer runs
     in, the rounds measured so far with each sample's CPU/wall ratio, or its error."""
@@ -371,7 +371,7 @@ def _release(device: str) -> None:
 
 
 def run_interleaved(
-    cells: Sequence[Cell],
+    cells: Sequence[TimedStep],
     *,
     min_run_time: float,
     min_runs: int = MIN_RUNS,
@@ -402,7 +402,7 @@ def run_interleaved(
             _round(cell, 0.0, min_runs, 1)
 
 
-def _round(cell: Cell, share: float, min_runs: int, rounds_left: int) -> None:
+def _round(cell: TimedStep, share: float, min_runs: int, rounds_left: int) -> None:
     if cell.error is not None:
         return
     per_sample = cell.sample_seconds()
@@ -600,7 +600,7 @@ def measure_cells(
     clock: Callable[[], float] | None = None,
     seed: int | None = None,
     announce: Callable[[Task], None] | None = None,
-) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
+) -> tuple[dict[tuple[int, str], TimedStep], dict[tuple[int, str], tuple[int | None, int | None]]]:
     """Build every (job, mode) cell and measure them all interleaved: the cells (their rounds in ``parts``) and
     each step's memory. ``clock`` and ``seed`` as :func:`build_cells`; ``announce`` is told each task as it starts."""
     steady_allocator()  # no page faults per call from glibc handing activations back to the OS
@@ -624,20 +624,20 @@ def build_cells(
     *,
     clock: Callable[[], float] | None = None,
     seed: int | None = None,
-) -> tuple[dict[tuple[int, str], Cell], dict[tuple[int, str], tuple[int | None, int | None]]]:
-    """One warmed-up Cell per (job, mode), ready for :func:`run_interleaved`, and the memory each step used.
+) -> tuple[dict[tuple[int, str], TimedStep], dict[tuple[int, str], tuple[int | None, int | None]]]:
+    """One warmed-up TimedStep per (job, mode), ready for :func:`run_interleaved`, and the memory each step used.
 
     ``clock`` replaces the Timer's wall clock; ``seed`` seeds torch before each module is built, so that
     every run times the same weights and input. A cell that fails to build keeps its error."""
     import torch
 
-    cells: dict[tuple[int, str], Cell] = {}
+    cells: dict[tuple[int, str], TimedStep] = {}
     memory: dict[tuple[int, str], tuple[int | None, int | None]] = {}
     for j, job in enumerate(jobs):
         for mode in modes:
             batch = job.shape[0] if job.shape else 1
             task = Task(job.label, mode, cond.device, cond.dtype, cond.threads, cond.memory_format, batch, cond.compile)
-            cell = Cell(task)
+            cell = TimedStep(task)
             try:
                 if seed is not None:
                     torch.manual_seed(seed)

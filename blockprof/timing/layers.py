@@ -30,8 +30,8 @@ from blockprof.errors import BlockprofError
 from blockprof.spec import BlockSpec
 from blockprof.timing.env import environment, steady_allocator
 from blockprof.timing.harness import (
-    Cell,
     Conditions,
+    TimedStep,
     conditions,
     describe_error,
     fwd_context,
@@ -175,7 +175,9 @@ def module_layer_times(
     except Exception as e:
         raise BlockprofError(describe_error(e, task)) from None
     # the unprofiled forward: a reference for the profiler's overhead, and how many calls fill the budget
-    cell = Cell(task, Timer("model(x)", globals={"model": model, "x": x}, num_threads=cond.threads), fwd_context(cond))
+    cell = TimedStep(
+        task, Timer("model(x)", globals={"model": model, "x": x}, num_threads=cond.threads), fwd_context(cond)
+    )
     run_interleaved([cell], min_run_time=min_run_time, min_runs=min_runs, rounds=1)
     reference = cell.result()
     if reference is None:
