@@ -77,7 +77,7 @@ def test_cuda_without_gpu_is_one_line() -> None:
 def test_footer_flags_stale_peaks_and_load() -> None:
     import pandas as pd
 
-    from blockprof.commands.compare import timing_footer
+    from blockprof.render.compare import timing_footer
 
     df = pd.DataFrame(
         {

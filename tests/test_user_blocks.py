@@ -160,6 +160,9 @@ def test_compare_cli_with_a_user_block() -> None:
         line for line in table.stdout.splitlines() if line.startswith(" " + CONVNEXT) or line.startswith(CONVNEXT)
     )
     assert "79,296" in row and "nan" not in row
+    assert "traced op by op for user blocks" in table.stdout  # the footer does not call a traced count analytic
+    registered_only = CliRunner().invoke(cli, args[:3] + args[5:])
+    assert "equals the analytic count" in registered_only.stdout and "traced" not in registered_only.stdout
     result = CliRunner().invoke(
         cli, ["compare", "--block", f"{FIXTURES}:ignores_stride", "--stride", "2", "--tools", "torch"]
     )

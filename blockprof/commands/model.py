@@ -10,7 +10,7 @@ import click
 
 from blockprof import schema
 from blockprof.commands import options
-from blockprof.commands.render import emit
+from blockprof.commands.output import emit
 
 if TYPE_CHECKING:
     import pandas as pd

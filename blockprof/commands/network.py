@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from blockprof.commands import options
-from blockprof.commands.render import emit
+from blockprof.commands.output import emit
 
 if TYPE_CHECKING:
     import pandas as pd

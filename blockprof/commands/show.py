@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from blockprof.commands import options
-from blockprof.commands.render import emit
+from blockprof.commands.output import emit
 from blockprof.render.tables import FILE_FORMATS, PRIORITY
 
 if TYPE_CHECKING:

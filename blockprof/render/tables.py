@@ -51,6 +51,15 @@ def render(df: pd.DataFrame, fmt: str, *, title: str | None = None, width: int |
     raise BlockprofError(f"unknown format {fmt!r}; choose from {', '.join(TEXT_FORMATS)}")
 
 
+def render_many(parts: list[tuple[pd.DataFrame, str]], fmt: str, *, width: int | None = None, footer: str = "") -> str:
+    """Several titled tables as one text: terminal tables (then ``footer``) or Markdown sections."""
+    blocks = [
+        render(df, fmt, title=title, width=width) if fmt == "table" else f"### {title}\n\n{render(df, fmt)}"
+        for df, title in parts
+    ]
+    return "\n\n".join(blocks) + (f"\n{footer}" if fmt == "table" and footer else "")
+
+
 def write(df: pd.DataFrame, fmt: str, path: Path, *, title: str | None = None) -> None:
     """Write ``df`` to ``path`` atomically (:func:`blockprof.io.write_output`); parquet is binary, the rest text."""
     from blockprof.io import write_output

@@ -1,4 +1,4 @@
-"""Shared CLI output: write a rendered table to the terminal or to ``-o FILE``."""
+"""The CLI's output step: a rendered table (blockprof.render) to the terminal, or to ``-o FILE`` with a note on stderr."""
 
 from __future__ import annotations
 
@@ -26,15 +26,9 @@ def emit(df: pd.DataFrame, fmt: str, output: Path | None, *, title: str | None =
 
 def emit_many(parts: list[tuple[pd.DataFrame, str]], fmt: str, output: Path | None, *, footer: str = "") -> None:
     """Several titled tables, one after another, as one text (terminal table or Markdown)."""
-    from blockprof.render.tables import render
+    from blockprof.render.tables import render_many
 
-    blocks = [
-        render(df, fmt, title=title, width=200 if output else None)
-        if fmt == "table"
-        else f"### {title}\n\n{render(df, fmt)}"
-        for df, title in parts
-    ]
-    text = "\n\n".join(blocks) + (f"\n{footer}" if fmt == "table" and footer else "")
+    text = render_many(parts, fmt, width=200 if output else None, footer=footer)
     if output is not None:
         from blockprof.io import write_output
 
