@@ -435,7 +435,7 @@ class Job:
 
 
 def time_blocks(
-    specs: Iterable[BlockSpec],
+    specs: Iterable[BlockSpec | Job],
     *,
     modes: Sequence[str] = MODES,
     device: str = "auto",
@@ -449,7 +449,8 @@ def time_blocks(
     progress: Callable[[int, int], None] | None = None,
     announce: Callable[[Task], None] | None = None,
 ) -> list[BlockTiming]:
-    """Time each spec's block in each mode, all cells interleaved; one BlockTiming per spec.
+    """Time each spec's block (or each :class:`Job`: any module and its input) in each mode, all
+    interleaved; one BlockTiming per item, in order.
 
     ``min_run_time`` is the seconds of timed calls per (block, mode); each
     measurement has at least ``min_runs`` samples whatever that costs. A cell
@@ -460,8 +461,11 @@ def time_blocks(
     from blockprof.timing.memory import check_fits
 
     jobs = []
-    for spec in specs:
-        definition, resolved = resolve(spec)
+    for item in specs:
+        if isinstance(item, Job):
+            jobs.append(item)
+            continue
+        definition, resolved = resolve(item)
         jobs.append(Job(resolved.label, resolved, functools.partial(definition.module, resolved), resolved.input_shape))
     cond = conditions(device, dtype, channels_last, threads, compile)
     check_budget(modes, min_run_time, min_runs, rounds)
@@ -480,32 +484,11 @@ def time_block(spec: BlockSpec, **options: Any) -> BlockTiming:
 
 
 def time_module(
-    module: nn.Module,
-    input_shape: Sequence[int],
-    *,
-    label: str | None = None,
-    modes: Sequence[str] = MODES,
-    device: str = "auto",
-    dtype: str = "float32",
-    channels_last: bool = False,
-    threads: int | None = None,
-    min_run_time: float = DEFAULT_MIN_RUN_TIME,
-    min_runs: int = MIN_RUNS,
-    rounds: int = DEFAULT_ROUNDS,
-    compile: bool = False,
+    module: nn.Module, input_shape: Sequence[int], *, label: str | None = None, **options: Any
 ) -> BlockTiming:
-    """Time any module at ``input_shape`` (a deep copy: ``module`` is left as handed in)."""
-    job = Job(label or type(module).__name__, None, lambda: module, tuple(input_shape))
-    (timing,) = _time(
-        [job],
-        modes,
-        conditions(device, dtype, channels_last, threads, compile),
-        min_run_time,
-        min_runs,
-        rounds,
-        None,
-        None,
-    )
+    """Time any module at ``input_shape`` (options as :func:`time_blocks`; a deep copy: ``module`` is left as
+    handed in); a failure raises BlockprofError."""
+    (timing,) = time_blocks([Job(label or type(module).__name__, None, lambda: module, tuple(input_shape))], **options)
     if timing.error:
         raise BlockprofError(timing.error)
     return timing
