@@ -347,40 +347,29 @@ def judge_samples(cell: str, old: Sequence[float], new: Sequence[float], rules: 
     old_median, new_median = median(old), median(new)
     ratio = new_median / old_median
     factor = 1 + rules.tolerance
-    if comparison == "instructions":
+    p: float | None = None
+    if comparison == "instructions":  # deterministic counts: judged by size alone, no significance test
         status = "slower" if ratio > factor else "faster" if ratio < 1 / factor else "ok"
         note = {
             "slower": f"more than {rules.tolerance:.0%} more instructions per call",
             "faster": f"more than {rules.tolerance:.0%} fewer instructions per call: --update to lock it in",
             "ok": f"instructions within ±{rules.tolerance:.0%}",
         }[status]
-        return Verdict(
-            cell,
-            TIME_METRIC,
-            status,
-            old_median,
-            new_median,
-            ratio - 1,
-            None,
-            None,
-            (len(old), len(new)),
-            comparison,
-            note,
-        )
-    p_slower = float(mannwhitneyu(new, old, alternative="greater").pvalue)
-    p_faster = float(mannwhitneyu(new, old, alternative="less").pvalue)
-    if ratio > factor:
-        status, p = ("slower" if p_slower < rules.alpha else "~"), p_slower
-    elif ratio < 1 / factor:
-        status, p = ("faster" if p_faster < rules.alpha else "~"), p_faster
     else:
-        status, p = "ok", min(p_slower, p_faster)
-    note = {
-        "slower": f"slower by more than {rules.tolerance:.0%} and significant (p < {rules.alpha:g})",
-        "faster": f"faster by more than {rules.tolerance:.0%} and significant: --update to lock it in",
-        "~": f"beyond ±{rules.tolerance:.0%} but not significant (p ≥ {rules.alpha:g}): noise, passes",
-        "ok": f"within ±{rules.tolerance:.0%}",
-    }[status]
+        p_slower = float(mannwhitneyu(new, old, alternative="greater").pvalue)
+        p_faster = float(mannwhitneyu(new, old, alternative="less").pvalue)
+        if ratio > factor:
+            status, p = ("slower" if p_slower < rules.alpha else "~"), p_slower
+        elif ratio < 1 / factor:
+            status, p = ("faster" if p_faster < rules.alpha else "~"), p_faster
+        else:
+            status, p = "ok", min(p_slower, p_faster)
+        note = {
+            "slower": f"slower by more than {rules.tolerance:.0%} and significant (p < {rules.alpha:g})",
+            "faster": f"faster by more than {rules.tolerance:.0%} and significant: --update to lock it in",
+            "~": f"beyond ±{rules.tolerance:.0%} but not significant (p ≥ {rules.alpha:g}): noise, passes",
+            "ok": f"within ±{rules.tolerance:.0%}",
+        }[status]
     return Verdict(
         cell,
         TIME_METRIC,
@@ -389,7 +378,7 @@ def judge_samples(cell: str, old: Sequence[float], new: Sequence[float], rules: 
         new_median,
         ratio - 1,
         p,
-        ratio_interval(old, new),
+        None if p is None else ratio_interval(old, new),
         (len(old), len(new)),
         comparison,
         note,

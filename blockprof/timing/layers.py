@@ -114,20 +114,11 @@ def _profile(
     return {name: [call.get(name, 0.0) for call in per_call] for name in names}
 
 
-def layer_times(
-    spec: BlockSpec,
-    *,
-    device: str = "auto",
-    dtype: str = "float32",
-    channels_last: bool = False,
-    threads: int | None = None,
-    min_run_time: float = LAYER_MIN_RUN_TIME,
-    min_runs: int = MIN_RUNS,
-) -> pd.DataFrame:
+def layer_times(spec: BlockSpec, **options: Any) -> pd.DataFrame:
     """One row per leaf layer of ``spec``'s forward, then the time outside modules and the
     whole forward: median/IQR/runs, the share of the whole forward's median, and the
     MACs with their share of the block's (None for a user block: no closed form).
-    Shares are of medians, so they need not add to exactly 1.
+    Shares are of medians, so they need not add to exactly 1. Options as :func:`module_layer_times`.
     ``df.attrs`` holds the label, the environment and ``whole_ms_timer``: the forward's
     median timed by torch.utils.benchmark without the profiler."""
     from blockprof.counting.analytic import closed_form
@@ -135,16 +126,7 @@ def layer_times(
     definition, resolved, count = closed_form(spec)
     macs = {r.layer.name: (r.layer.op, r.cost.macs) for r in count.rows} if count is not None else {}
     return module_layer_times(
-        lambda: definition.module(resolved),
-        resolved.input_shape,
-        resolved.label,
-        macs,
-        device=device,
-        dtype=dtype,
-        channels_last=channels_last,
-        threads=threads,
-        min_run_time=min_run_time,
-        min_runs=min_runs,
+        lambda: definition.module(resolved), resolved.input_shape, resolved.label, macs, **options
     )
 
 
