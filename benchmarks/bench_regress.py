@@ -47,9 +47,9 @@ from blockprof.regress import (
     Snapshot,
     Suite,
     ab_check,
-    compare,
     confirm,
     inline_suite,
+    judge_snapshots,
     load_baseline,
     load_suite,
     measure,
@@ -75,7 +75,9 @@ class Scaled(Basic):
 
 def judged(base: Snapshot, current: Snapshot, comparison: str) -> CheckResult:
     suite = current.suite
-    return compare(base, replace(current, suite=replace(suite, rules=replace(suite.rules, comparison=comparison))))
+    return judge_snapshots(
+        base, replace(current, suite=replace(suite, rules=replace(suite.rules, comparison=comparison)))
+    )
 
 
 def with_clock(suite: Suite, clock: str) -> Suite:
@@ -235,12 +237,12 @@ def modes(suite: Suite, runs: int, hog_runs: int, trials: int) -> list[str]:
                     note((label, "ab"), not ab_check(suite, base, head).passed)
                     t_ab = time.perf_counter() - t0
                     current = measure(suite)
-                    stored = compare(here, current)
+                    stored = judge_snapshots(here, current)
                     note((label, "stored, same machine"), not (stored.passed or confirm(stored).passed))
-                    shipped = compare(committed, current)
+                    shipped = judge_snapshots(committed, current)
                     note((label, "committed (other CPU), as shipped"), not shipped.passed)
                     across = replace(suite, rules=replace(suite.rules, across_machines=True))
-                    judged = compare(committed, replace(current, suite=across))
+                    judged = judge_snapshots(committed, replace(current, suite=across))
                     note((label, "committed (other CPU), judged"), not (judged.passed or confirm(judged).passed))
                 print(
                     f"  {label} run {i + 1}/{n}: A/B {t_ab:.0f} s; failures so far "
