@@ -92,7 +92,9 @@ class Trace:
     parameter_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def _sum(self, phase: str, attr: str, module: str = "") -> int:
-        return self.scale * sum(getattr(o.cost, attr) for o in self.ops if o.phase == phase and _within(o.module, module))
+        return self.scale * sum(
+            getattr(o.cost, attr) for o in self.ops if o.phase == phase and _within(o.module, module)
+        )
 
     @property
     def macs(self) -> int:
@@ -308,10 +310,29 @@ def _storage(t: Any) -> int:
 #: autograd nodes that pass a gradient on unchanged in value (views, copies, casts): a gradient that
 #: reaches a parameter through only these is that parameter's gradient
 _PASS_THROUGH = frozenset(
-    """TBackward0 ViewBackward0 UnsafeViewBackward0 ReshapeAliasBackward0 ExpandBackward0 PermuteBackward0
-    TransposeBackward0 TransposeBackward1 AliasBackward0 CloneBackward0 ToCopyBackward0 SqueezeBackward0
-    SqueezeBackward1 SqueezeBackward2 UnsqueezeBackward0 SliceBackward0 SelectBackward0 SplitBackward0
-    SplitWithSizesBackward0 UnbindBackward0 AsStridedBackward0""".split()
+    [
+        "TBackward0",
+        "ViewBackward0",
+        "UnsafeViewBackward0",
+        "ReshapeAliasBackward0",
+        "ExpandBackward0",
+        "PermuteBackward0",
+        "TransposeBackward0",
+        "TransposeBackward1",
+        "AliasBackward0",
+        "CloneBackward0",
+        "ToCopyBackward0",
+        "SqueezeBackward0",
+        "SqueezeBackward1",
+        "SqueezeBackward2",
+        "UnsqueezeBackward0",
+        "SliceBackward0",
+        "SelectBackward0",
+        "SplitBackward0",
+        "SplitWithSizesBackward0",
+        "UnbindBackward0",
+        "AsStridedBackward0",
+    ]
 )
 
 

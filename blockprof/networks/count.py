@@ -10,7 +10,7 @@ torch's MACs for that stage, so a disagreement is pinned to a stage.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.analytic import AnalyticCount, count_layers
@@ -73,7 +73,7 @@ class NetworkCount:
         return gflops if not self.layout.swapped and spec.spatial == size and spec.batch == 1 else None
 
 
-def _network_spec(
+def network_spec(
     name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1
 ) -> NetworkSpec:
     """The spec; ``spatial`` None is the size torchvision evaluates the network at."""
@@ -86,7 +86,7 @@ def analytic_network(
     name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1
 ) -> NetworkCount:
     """The closed-form count, stage by stage (not for a user block, which has none)."""
-    lay = layout(_network_spec(name, block, spatial, batch))
+    lay = layout(network_spec(name, block, spatial, batch))
     if not lay.analytic:
         raise BlockprofError(
             f"{lay.spec.label}: a user block has no closed form, so neither has the network; "
@@ -94,17 +94,28 @@ def analytic_network(
         )
     stages = tuple(
         StageCount(
-            s, count_layers(lay.spec, list(s.layers)), tuple(count_layers(b.spec, list(b.layers)) for b in s.blocks)
+            s,
+            _data_input(count_layers(lay.spec, list(s.layers))) if i == 0 else count_layers(lay.spec, list(s.layers)),
+            tuple(count_layers(b.spec, list(b.layers)) for b in s.blocks),
         )
-        for s in lay.stages
+        for i, s in enumerate(lay.stages)
     )
-    return NetworkCount(lay, count_layers(lay.spec, lay.layers), stages)
+    return NetworkCount(lay, _data_input(count_layers(lay.spec, lay.layers)), stages)
+
+
+def _data_input(count: AnalyticCount) -> AnalyticCount:
+    """The network's first layer reads the data, which needs no gradient: its backward computes
+    the weight gradient only, as autograd runs it (the traced count agrees exactly)."""
+    first, *rest = count.rows
+    if first.layer.op != "conv2d":  # every family's stem starts with a conv; a layout bug otherwise
+        raise AssertionError(f"{count.spec} starts with {first.layer.op}, not a conv")
+    return replace(count, rows=(replace(first, cost=replace(first.cost, bwd_input_macs=0)), *rest))
 
 
 def build_network(name: str | NetworkSpec, block: str | None = None, spatial: int | None = None) -> nn.Module:
     """The network as a torch module (CPU, float32, train mode; build it under
     ``torch.device('meta')`` to count without memory)."""
-    return build_layout(layout(_network_spec(name, block, spatial)))
+    return build_layout(layout(network_spec(name, block, spatial)))
 
 
 def build_layout(lay: NetworkLayout) -> nn.Module:
@@ -168,7 +179,7 @@ def traced_network(
 ) -> TracedNetwork:
     """The network traced op by op on the meta device: any block, a user block included. Its input is
     data, so it needs no gradient: the stem's first conv has no input-gradient term."""
-    lay = layout(_network_spec(name, block, spatial, batch))
+    lay = layout(network_spec(name, block, spatial, batch))
     return _trace_layout(lay, _meta_module(lay))
 
 
@@ -207,7 +218,7 @@ def network_count(
     with the trace."""
     from blockprof.counting.record import count_module, tool_fields, traced_tool_fields
 
-    spec = _network_spec(name, block, spatial, batch)
+    spec = network_spec(name, block, spatial, batch)
     lay = layout(spec)
     module = _meta_module(lay)
     record: dict[str, Any] = {
@@ -219,7 +230,7 @@ def network_count(
     }
     if lay.analytic:
         analytic = analytic_network(spec)
-        counts = count_module(module, spec.input_shape, tools, macs_hint=analytic.total.macs)
+        counts = count_module(module, spec.input_shape, tools, macs_hint=analytic.total.macs, input_requires_grad=False)
         record.update(
             count_source="analytic",
             published_params=analytic.published_params,
@@ -230,14 +241,16 @@ def network_count(
         stage_totals = [s.count.totals() for s in analytic.stages]
     else:
         traced = _trace_layout(lay, module)
-        counts = count_module(module, spec.input_shape, tools, macs_hint=traced.trace.macs)
+        counts = count_module(module, spec.input_shape, tools, macs_hint=traced.trace.macs, input_requires_grad=False)
         record.update(count_source="trace", published_params=None, published_gflops=None)
         record.update(traced.trace.totals())
         record.update(traced_tool_fields(traced.trace, counts))
         stage_totals = traced.stage_totals()
     record["module_params"] = sum(p.numel() for p in module.parameters())
     torch_count = counts.get("torch")
-    record["stages"] = stage_rows(lay, stage_totals, module, torch_count if isinstance(torch_count, ToolCount) else None)
+    record["stages"] = stage_rows(
+        lay, stage_totals, module, torch_count if isinstance(torch_count, ToolCount) else None
+    )
     return record
 
 
