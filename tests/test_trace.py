@@ -160,7 +160,9 @@ def test_matrix_products_by_hand() -> None:
 def _backward_products(module: nn.Module, shape: tuple[int, ...], input_requires_grad: bool) -> list[tuple]:
     """(op, input-gradient MACs, weight-gradient MACs) of each backward op with MACs, in the order autograd ran them."""
     t = trace(module.to("meta"), shape, input_requires_grad=input_requires_grad)
-    ops = [(o.op, o.cost.bwd_input_macs, o.cost.bwd_weight_macs) for o in t.ops if o.phase == "backward" and o.cost.macs]
+    ops = [
+        (o.op, o.cost.bwd_input_macs, o.cost.bwd_weight_macs) for o in t.ops if o.phase == "backward" and o.cost.macs
+    ]
     assert t.bwd_macs == sum(i + w for _, i, w in ops)  # the split covers every backward MAC
     return sorted(ops)
 
