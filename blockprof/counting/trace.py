@@ -12,7 +12,10 @@ train-mode forward and ``backward()`` of the sum of the outputs give
 ``train_flops`` from the backward ops autograd actually runs. So the input
 gradient of a layer whose input needs none (a network's first conv) is not
 counted, and a grouped conv's weight gradient is its true (C_in/groups)·k·k per
-output value, where FlopCounterMode counts it ``groups`` times.
+output value, where FlopCounterMode counts it ``groups`` times. Each backward op is
+tied, through the autograd node running it, to the forward op that created the node:
+it is counted in that op's module, and a backward matrix product is an input or a
+weight gradient by the factor it differentiates (see :class:`_Recorder`).
 
 A forward that needs values (``.item()``, data-dependent shapes) cannot run on
 meta: it is traced on the CPU with one zero sample at batch 1, the counts are
@@ -304,7 +307,11 @@ def _flat(args: tuple) -> list[Any]:
 
 
 def _storage(t: Any) -> int:
-    return t.untyped_storage()._cdata
+    """The identity of a tensor's storage, which its views and saved copies share (a tensor without one: itself)."""
+    try:
+        return t.untyped_storage()._cdata
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return id(t)
 
 
 #: autograd nodes that pass a gradient on unchanged in value (views, copies, casts): a gradient that
@@ -347,7 +354,7 @@ def _gradient_term(args: tuple, forward: _ForwardOp, node: Any, parameters: set[
     positions = PRODUCT_FACTORS.get(forward.op, ())
     if len(positions) != 2 or forward.op in ATTENTION_OPS:
         return "input"
-    read = {_storage(a) for a in args if hasattr(a, "untyped_storage")}
+    read = {_storage(a) for a in _flat(args) if hasattr(a, "untyped_storage")}
     others = [i for i, s in enumerate(forward.factor_storages) if s not in read]
     if len(others) != 1:  # both factors read, or neither: they share storage, so are the same kind
         others = [0, 1]
