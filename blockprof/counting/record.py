@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from blockprof.counting.trace import Trace
     from blockprof.spec import BlockSpec, ResolvedSpec
 
+
 def build_meta(definition: BlockDef, spec: ResolvedSpec) -> nn.Module:
     """Build on the meta device: shapes without memory, so any width counts in seconds."""
     import torch

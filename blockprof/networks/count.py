@@ -3,8 +3,9 @@
 ``network_count`` returns one flat record (the same field names and units as a
 block's record, see :data:`blockprof.records.COUNT_FIELDS`, plus ``network``,
 ``published_params`` and a ``stages`` list), so ``--format json`` is one object.
-Every stage carries the analytic sum, the module's own parameter count and
-torch's MACs for that stage, so a disagreement is pinned to a stage.
+Every stage carries the analytic sum (with a user block: the traced one), the
+module's own parameter count and torch's MACs for that stage, so a disagreement
+is pinned to a stage.
 """
 
 from __future__ import annotations
@@ -231,22 +232,19 @@ def network_count(
     if lay.analytic:
         analytic = analytic_network(spec)
         counts = count_module(module, spec.input_shape, tools, macs_hint=analytic.total.macs, input_requires_grad=False)
-        record.update(
-            count_source="analytic",
-            published_params=analytic.published_params,
-            published_gflops=analytic.published_gflops,
-        )
-        record.update(analytic.total.totals())
-        record.update(tool_fields(analytic.total, counts))
-        stage_totals = [s.count.totals() for s in analytic.stages]
+        published = {"published_params": analytic.published_params, "published_gflops": analytic.published_gflops}
+        totals, stage_totals = analytic.total.totals(), [s.count.totals() for s in analytic.stages]
+        tool_results = tool_fields(analytic.total, counts)
     else:
         traced = _trace_layout(lay, module)
         counts = count_module(module, spec.input_shape, tools, macs_hint=traced.trace.macs, input_requires_grad=False)
-        record.update(count_source="trace", published_params=None, published_gflops=None)
-        record.update(traced.trace.totals())
-        record.update(traced_tool_fields(traced.trace, counts))
-        stage_totals = traced.stage_totals()
+        published = {"published_params": None, "published_gflops": None}
+        totals, stage_totals = traced.trace.totals(), traced.stage_totals()
+        tool_results = traced_tool_fields(traced.trace, counts)
+    record.update(count_source="analytic" if lay.analytic else "trace", **published)
     record["module_params"] = sum(p.numel() for p in module.parameters())
+    record.update(totals)
+    record.update(tool_results)
     torch_count = counts.get("torch")
     record["stages"] = stage_rows(
         lay, stage_totals, module, torch_count if isinstance(torch_count, ToolCount) else None
