@@ -16,12 +16,10 @@ from blockprof.blocks.registry import resolve
 from blockprof.counting.analytic import analytic as analytic_count
 from blockprof.counting.analytic import closed_form
 from blockprof.counting.record import (
-    PASSES_PER_TRAINING_STEP,
     build_meta,
     count_module,
     error_record,
     tool_fields,
-    totals_from_tools,
     traced_block,
     traced_tool_fields,
 )
@@ -41,7 +39,6 @@ if TYPE_CHECKING:
 
 #: re-exported from below the API: counting one spec into a record is :mod:`blockprof.counting.record`'s job
 __all__ = [
-    "PASSES_PER_TRAINING_STEP",
     "add_relative",
     "add_timings",
     "analytic_count",
@@ -57,7 +54,6 @@ __all__ = [
     "relative",
     "select",
     "tool_fields",
-    "totals_from_tools",
     "traced_block",
     "traced_tool_fields",
 ]
@@ -240,11 +236,16 @@ def explain(block: str | BlockSpec, channels: int | None = None, **spec_fields: 
 def explain_network(
     name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1
 ) -> str:
-    """The derivation of a network's params and MACs, stage by stage, as text (``blockprof network --explain``)."""
-    from blockprof.networks import analytic_network
-    from blockprof.render.explain import explain_network_text
+    """The derivation of a network's params and MACs, stage by stage, as text (``blockprof network --explain``);
+    with a user block, from the network's trace."""
+    from blockprof.networks import analytic_network, layout, traced_network
+    from blockprof.networks.count import network_spec
+    from blockprof.render.explain import explain_network_text, explain_traced_network_text
 
-    return explain_network_text(analytic_network(name, block, spatial, batch))
+    spec = network_spec(name, block, spatial, batch)
+    if not layout(spec).analytic:
+        return explain_traced_network_text(traced_network(spec))
+    return explain_network_text(analytic_network(spec))
 
 
 def count_model(model: str | nn.Module, input_shape: Iterable[int] = (1, 3, 224, 224), **options: Any) -> ModelCount:

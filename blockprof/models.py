@@ -169,7 +169,14 @@ def count_model(
     result = ModelCount(trace(module, shape, name=label, train=train, real=build))
     for name in tools:
         try:
-            kwargs = {"macs_hint": float(result.trace.macs)} if name == "fvcore" else {}
+            # the model's input is data, as in the trace: torch's training step gives it no gradient either
+            kwargs: dict[str, Any] = (
+                {"macs_hint": float(result.trace.macs)}
+                if name == "fvcore"
+                else {"input_requires_grad": False}
+                if name == "torch"
+                else {}
+            )
             result.tools[name] = adapter(name).count(module, shape, **kwargs)
         except BlockprofError as e:
             result.tools[name] = str(e)

@@ -265,7 +265,7 @@ TIME_METRICS: tuple[str, ...] = ("fwd_ms", "train_ms")
 RECORD_FIELDS: dict[str, str] = {
     **{f.name: f.description for f in FIELDS},
     "inner_width": "width inside the block (bottleneck inner, inverted-residual hidden), or null",
-    "count_source": "'analytic' (closed form), 'trace' (user block: traced op by op) or 'tools' (a network of user blocks: torch's flop counter)",
+    "count_source": "'analytic' (closed form) or 'trace' (a user block, or a network of them: traced op by op)",
     "params": METRICS["params"].description,
     "module_params": "sum(p.numel() for p in module.parameters()): the independent check of params",
     "params_conv": METRICS["params_conv"].description,

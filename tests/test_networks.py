@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from blockprof.api import explain_network
 from blockprof.cli import cli
 from blockprof.commands.network import cli_command
+from blockprof.counting.reconcile import _grouped_wgrad_bug
 from blockprof.errors import BlockprofError
 from blockprof.networks import (
     PUBLISHED_PARAMS,
@@ -26,6 +27,7 @@ from blockprof.networks import (
     layout,
     names,
     network_count,
+    traced_network,
 )
 from blockprof.networks.count import NETWORK_FIELDS, STAGE_FIELDS
 from blockprof.networks.layout import REGNET_PARAMS, regnet_stages, round_to_multiple_of
@@ -119,7 +121,10 @@ def test_published_params_and_exact_macs(name: str) -> None:
     assert total.params_conv == sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Conv2d))
     assert total.macs == macs and round(total.macs / 1e9, 3) == gflops == count.published_gflops
     assert torch_flops(module, (1, 3, size, size)) == 2 * total.macs == total.flops
-    assert total.train_flops == 3 * total.flops
+    # forward + input gradient + weight gradient, but the stem conv reads data: no input gradient there
+    stem = total.rows[0]
+    assert stem.layer.op == "conv2d" and stem.layer.in_channels == 3
+    assert total.train_flops == 3 * total.flops - 2 * stem.cost.macs
 
 
 def test_regnet_generator_gives_the_papers_widths() -> None:
@@ -228,9 +233,10 @@ def test_stage_rows_are_checked_by_the_module_and_torch() -> None:
     assert [s["output"] for s in stages] == ["64×56×56", "256×56×56", "512×28×28", "1024×14×14", "2048×7×7", "1000×1×1"]
     for s in stages:
         assert s["params"] == s["module_params"] and s["macs"] == s["torch_macs"], s["stage"]
-    for field in ("params", "params_conv", "macs", "flops", "train_flops"):
+    for field in ("params", "params_conv", "macs", "flops", "bwd_input_macs", "bwd_weight_macs", "train_flops"):
         assert sum(s[field] for s in stages) == record[field]
     assert stages[0]["params"] == 3 * 7 * 7 * 64 + 2 * 64  # stem conv1 + bn1
+    assert stages[0]["bwd_input_macs"] == 0 and stages[0]["bwd_weight_macs"] == stages[0]["macs"]
     assert stages[-1]["params"] == 2048 * 1000 + 1000 and stages[-1]["macs"] == 2048 * 1000  # fc
     assert record["torch_agrees"] and record["torch_train_agrees"]
 
@@ -306,17 +312,80 @@ def test_naming_the_native_block_is_the_published_network() -> None:
         )
 
 
+# ResNet-50's stem conv: 7×7/2, 3→64, to 112×112: the one layer whose input (the data) needs no gradient
+STEM_MACS_224 = 112 * 112 * 3 * 7 * 7 * 64  # 118,013,952
+
+
 @pytest.mark.slow
-def test_user_block_network_counted_by_the_tools() -> None:
-    """blockprof's own Bottleneck behind the user-block door rebuilds ResNet-50 exactly."""
-    record = network_count("resnet50", "tests.user_block_fixtures:bottleneck", tools=())
-    assert record["count_source"] == "tools" and record["swapped"]
-    assert record["params"] == record["module_params"] == PUBLISHED["resnet50"][0]
-    assert record["macs"] == MACS_224["resnet50"] and record["train_flops"] == 3 * record["flops"]
-    native = network_count("resnet50", tools=("torch",))
-    assert [(s["params"], s["macs"]) for s in record["stages"]] == [(s["params"], s["macs"]) for s in native["stages"]]
+def test_user_block_network_is_traced() -> None:
+    """blockprof's own Bottleneck behind the user-block door rebuilds ResNet-50 exactly, counted by the
+    tracer: params are module.parameters(), MACs the published network's, and the training step the
+    backward autograd runs, which is FlopCounterMode's own count here (no grouped conv) but not the
+    "3 × forward" convention: that one also counts the stem conv's input gradient, 2 × 118,013,952 FLOPs."""
+    record = network_count("resnet50", "tests.user_block_fixtures:bottleneck", tools=("torch",))
+    module = meta_module("resnet50", "tests.user_block_fixtures:bottleneck")
+    assert record["count_source"] == "trace" and record["swapped"]
+    assert record["params"] == sum(p.numel() for p in module.parameters()) == PUBLISHED["resnet50"][0]
+    assert record["macs"] == MACS_224["resnet50"] and record["torch_agrees"]
+    assert record["train_flops"] == record["torch_train_flops"] and record["torch_train_agrees"]
+    assert 3 * record["flops"] - record["train_flops"] == 2 * STEM_MACS_224 == 236_027_904
+    stages = record["stages"]
+    for field in ("params", "params_conv", "macs", "flops", "bwd_input_macs", "bwd_weight_macs", "train_flops"):
+        assert sum(s[field] for s in stages) == record[field], field
+    for s in stages:
+        assert s["macs"] == s["torch_macs"] and s["params"] == s["module_params"], s["stage"]
+    # the same network through the registered block's closed form: every field and stage row equal
+    native = network_count("resnet50", tools=())
+    fields = ("params", "params_conv", "macs", "bwd_input_macs", "bwd_weight_macs", "train_flops")
+    assert [[s[f] for f in fields] for s in stages] == [[s[f] for f in fields] for s in native["stages"]]
     with pytest.raises(BlockprofError, match="no closed form"):
         analytic_network("resnet50", "tests.user_block_fixtures:bottleneck")
+
+
+@pytest.mark.parametrize(
+    "name, block",
+    [
+        ("resnet50", "bottleneck"),
+        ("resnext50_32x4d", "bottleneck"),
+        ("mobilenet_v2", "inverted_residual"),
+        ("resnet18", "basic"),
+        ("efficientnet_b0", "inverted_residual"),
+        ("regnet_y_400mf", "regnet_y"),
+    ],
+)
+def test_traced_network_equals_the_closed_form(name: str, block: str) -> None:
+    """A registered block named with --block, counted by the tracer instead: the closed form exactly,
+    totals and every stage (grouped and depthwise convs included, where FlopCounterMode overcounts)."""
+    traced = traced_network(name, block, spatial=64)
+    count = analytic_network(name, block, spatial=64)
+    assert traced.trace.totals() == count.total.totals()
+    assert traced.stage_totals() == [s.count.totals() for s in count.stages]
+
+
+def test_user_block_with_grouped_convs_names_the_torch_bug() -> None:
+    """ResNeXt's 32-group 3×3 as a user block: the trace counts its weight gradient once,
+    FlopCounterMode 32 times; the trace equals the registered block's closed form."""
+    record = network_count("resnext50_32x4d", "tests.user_block_fixtures:resnext", spatial=64, tools=("torch",))
+    count = analytic_network("resnext50_32x4d", spatial=64)
+    assert record["count_source"] == "trace" and record["train_flops"] == count.total.train_flops
+    assert record["torch_train_agrees"] is False and "grouped conv" in record["torch_train_note"]
+    assert record["torch_train_flops"] == _grouped_wgrad_bug(count.total)
+
+
+def test_user_block_network_explained_from_its_trace() -> None:
+    """--explain lists every product of every stage with its formula; each stage's sums and the
+    totals add up, and the training step is the record's."""
+    text = explain_network("resnet18", "examples.user_blocks:convnext_block")
+    record = network_count("resnet18", "examples.user_blocks:convnext_block", tools=())
+    assert "no closed form, so the network was traced op by op" in text
+    assert "  layer1.0.conv_dw  convolution  56·56·1·7·7·64   =       9,834,496" in text  # depthwise 7×7
+    for s in record["stages"]:
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"  {s['stage']} MACs:"))
+        sides = line.split(":", 1)[1].split("=")  # "a + b + … = total", or the one term
+        assert int(sides[-1].replace(",", "")) == s["macs"] == sum(int(t.replace(",", "")) for t in sides[0].split("+"))
+    assert f"= {record['train_flops']:,} FLOPs" in text
+    assert any(ln.startswith("  params: ") and ln.endswith(f"= {record['params']:,}") for ln in text.splitlines())
+    assert "One block's own derivation: blockprof explain examples.user_blocks:convnext_block --channels 64" in text
 
 
 def test_convnext_blocks_in_a_resnet() -> None:
@@ -431,7 +500,6 @@ def test_cli_table_csv_and_explain(tmp_path) -> None:  # type: ignore[no-untyped
         (["network", "mobilenet_v3_small", "--block", "regnet_x"], "is not a multiple of the group width 16"),
         (["network", "resnet50", "--block", "no_such_pkg_xyz:f"], "no module named 'no_such_pkg_xyz'"),
         (["network", "resnet50", "--explain", "--format", "json"], "drop --format"),
-        (["network", "resnet18", "--block", "examples.user_blocks:convnext_block", "--explain"], "no closed form"),
         (["explain", "resnet50", "--channels", "64"], "a network takes only --spatial and --batch"),
     ],
 )

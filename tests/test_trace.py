@@ -49,21 +49,17 @@ def test_trace_equals_closed_form_for_every_block(spec: BlockSpec) -> None:
 
 @pytest.mark.parametrize("name", names())
 def test_trace_equals_closed_form_for_every_network(name: str) -> None:
+    """A network's input is data: neither the closed form nor autograd computes the stem conv's input gradient."""
     total = analytic_network(name, spatial=224, batch=2).total  # 224 for every network (not its default)
     module = _meta(lambda: build_network(name))
-    t = trace(module, (2, 3, 224, 224), input_requires_grad=True)
-    assert (t.params, t.params_conv, t.macs, t.train_flops) == (
-        total.params,
-        total.params_conv,
-        total.macs,
-        total.train_flops,
-    )
-    # a network's input is data: no input gradient for the stem conv, and nothing else changes
-    data = trace(module, (2, 3, 224, 224))
+    t = trace(module, (2, 3, 224, 224))
+    assert t.totals() == total.totals()
+    # an input that needs a gradient adds the stem conv's input gradient (its forward MACs), and nothing else
+    with_grad = trace(module, (2, 3, 224, 224), input_requires_grad=True)
     stem = next(r for r in total.rows if r.layer.op == "conv2d")
-    assert data.train_flops == total.train_flops - 2 * stem.cost.bwd_input_macs
-    assert data.totals()["bwd_input_macs"] == total.bwd_input_macs - stem.cost.bwd_input_macs
-    assert data.totals()["bwd_weight_macs"] == total.bwd_weight_macs
+    assert with_grad.train_flops == total.train_flops + 2 * stem.cost.macs
+    assert with_grad.totals()["bwd_input_macs"] == total.bwd_input_macs + stem.cost.macs
+    assert with_grad.totals()["bwd_weight_macs"] == total.bwd_weight_macs
 
 
 def test_module_tree_sums_to_the_total() -> None:
@@ -76,6 +72,16 @@ def test_module_tree_sums_to_the_total() -> None:
     assert sum(r["train_flops"] for r in children) == t.train_flops
     layer1 = next(r for r in rows if r["name"] == "layer1")
     assert layer1["macs"] == sum(r["macs"] for r in t.module_rows(depth=2) if r["name"].startswith("layer1."))
+    # each backward op lands in its forward op's module (through the autograd node running it): every module's
+    # training step is its forward plus both gradients, the stem conv's (data input) forward plus its weight gradient
+    assert {r["name"]: r["train_flops"] / r["flops"] for r in children if r["macs"]} == {
+        "conv1": 2,
+        "layer1": 3,
+        "layer2": 3,
+        "layer3": 3,
+        "layer4": 3,
+        "fc": 3,
+    }
 
 
 def test_mobilenet_v2_train_flops_exact_where_flop_counter_mode_overcounts() -> None:
@@ -84,13 +90,12 @@ def test_mobilenet_v2_train_flops_exact_where_flop_counter_mode_overcounts() -> 
     measured with torchvision's models); the trace counts the backward autograd runs."""
     module = _meta(lambda: build_network("mobilenet_v2"))
     total = analytic_network("mobilenet_v2").total
-    stem = next(r for r in total.rows if r.layer.op == "conv2d")
     t = trace(module, (1, 3, 224, 224))
-    assert t.train_flops == total.train_flops - 2 * stem.cost.bwd_input_macs
+    assert t.train_flops == total.train_flops
     x = torch.empty(1, 3, 224, 224, device="meta")
     with FlopCounterMode(display=False) as fcm:
         module.train()(x).sum().backward()
-    assert fcm.get_total_flops() == _grouped_wgrad_bug(total) - 2 * stem.cost.bwd_input_macs  # exactly the known bug
+    assert fcm.get_total_flops() == _grouped_wgrad_bug(total)  # exactly the known bug
     assert round(fcm.get_total_flops() / t.train_flops, 1) == 6.9
 
 
@@ -150,6 +155,43 @@ def test_matrix_products_by_hand() -> None:
     with FlopCounterMode(display=False) as fcm:
         _Matmuls()(torch.randn(4, 7, 6))
     assert fcm.get_total_flops() == 2 * expected
+
+
+def _backward_products(module: nn.Module, shape: tuple[int, ...], input_requires_grad: bool) -> list[tuple]:
+    """(op, input-gradient MACs, weight-gradient MACs) of each backward op with MACs, in the order autograd ran them."""
+    t = trace(module.to("meta"), shape, input_requires_grad=input_requires_grad)
+    ops = [
+        (o.op, o.cost.bwd_input_macs, o.cost.bwd_weight_macs) for o in t.ops if o.phase == "backward" and o.cost.macs
+    ]
+    assert t.bwd_macs == sum(i + w for _, i, w in ops)  # the split covers every backward MAC
+    return sorted(ops)
+
+
+class _ParameterBmm(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.empty(2, 6, 7))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(x, self.w)
+
+
+class _ActivationBmm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(x, (2 * x).transpose(1, 2))
+
+
+def test_matrix_product_gradients_split_per_op_by_hand() -> None:
+    """Each backward product is an input or a weight gradient by what autograd runs: which factor it
+    differentiates, and whether autograd accumulates that gradient into a parameter."""
+    # Linear(6→5) on 4 rows: forward addmm 4·6·5 = 120 MACs. Input needs no gradient: only dW = xᵀ·g (6×4 by 4×5)
+    assert _backward_products(nn.Linear(6, 5), (4, 6), False) == [("mm", 0, 120)]
+    # with one: dx = g·W (4×5 by 5×6) too; the bias gradient is a sum over rows, not a product
+    assert _backward_products(nn.Linear(6, 5), (4, 6), True) == [("mm", 0, 120), ("mm", 120, 0)]
+    # bmm of an activation (2×5×6) by a parameter (2×6×7): 2·5·6·7 = 420 MACs forward; dx = g·wᵀ, dw = xᵀ·g
+    assert _backward_products(_ParameterBmm(), (2, 5, 6), True) == [("bmm", 0, 420), ("bmm", 420, 0)]
+    # bmm of two activations (2×5×6 by 2×6×5): 2·5·6·5 = 300 MACs; both factors' gradients are input gradients
+    assert _backward_products(_ActivationBmm(), (2, 5, 6), True) == [("bmm", 300, 0), ("bmm", 300, 0)]
 
 
 class _Attention(nn.Module):

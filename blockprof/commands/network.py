@@ -20,8 +20,8 @@ def _mark(value: object) -> str:
 
 
 def display_frame(record: dict[str, Any]) -> pd.DataFrame:
-    """Per-stage rows and a total: exact params and MACs, FLOPs in SI units, and the
-    two per-stage checks (module parameters, torch's MACs) against the analytic sum."""
+    """Per-stage rows and a total: exact params and MACs, FLOPs in SI units, and the per-stage
+    checks against the analytic sum (module parameters, torch's MACs) or the trace (torch's MACs)."""
     import pandas as pd
 
     from blockprof.networks import stage_frame
@@ -40,13 +40,12 @@ def display_frame(record: dict[str, Any]) -> pd.DataFrame:
     view["MACs"] = df["macs"].map(grouped)
     view["FLOPs"] = df["flops"].map(si)
     view["train\nFLOPs"] = df["train_flops"].map(si)
+    torch_checks = [None if t is None or t != t else t == m for t, m in zip(df["torch_macs"], df["macs"], strict=False)]
     if record["count_source"] == "analytic":
-        checks = zip(
-            df["module_params"] == df["params"],
-            [None if t is None or t != t else t == m for t, m in zip(df["torch_macs"], df["macs"], strict=False)],
-            strict=False,
-        )
+        checks = zip(df["module_params"] == df["params"], torch_checks, strict=False)
         view["checks\nmod to"] = [f"{_mark(p)}   {_mark(t)}" for p, t in checks]
+    else:  # traced params are module.parameters() themselves: torch's MACs are the one independent check
+        view["check\nto"] = [_mark(t) for t in torch_checks]
     return view
 
 
@@ -57,17 +56,18 @@ def footer(record: dict[str, Any]) -> str:
 
     lines = [
         "MAC = one multiply-accumulate of a conv or linear layer; FLOP = one floating-point op (1 MAC = 2 FLOPs);",
-        "train FLOPs = forward + input-gradient + weight-gradient.",
+        "train FLOPs = forward + input-gradient + weight-gradient (none for the first conv: its input is data).",
     ]
     if record["count_source"] == "analytic":
         lines.append(
             "checks: mod = module.parameters() of the stage equals its analytic params; to = torch's MACs of the stage equal its analytic MACs."
         )
     else:
-        lines.append(
-            f"{record['block']} is a user block: no closed form, so params come from module.parameters(), MACs from "
-            "PyTorch's flop counter, and train FLOPs = 3 × FLOPs (each backward term costs the forward)."
-        )
+        lines += [
+            f"{record['block']} is a user block: no closed form, so the network was traced op by op (every aten op priced",
+            "by blockprof's formulas; train FLOPs from the backward ops autograd ran); params are module.parameters().",
+            "check: to = torch's MACs of the stage equal its traced MACs.",
+        ]
     published = record["published_params"]
     if published is not None:
         verdict = "equal ✓" if record["params"] == published == record["module_params"] else "DIFFER ✗"

@@ -13,7 +13,6 @@ from blockprof.counting.analytic import AnalyticCount, closed_form
 from blockprof.counting.reconcile import Agreement, reconcile, reconcile_train
 from blockprof.counting.tools import TOOL_NAMES, ToolCount, adapter
 from blockprof.errors import BlockprofError
-from blockprof.units import macs_to_flops
 
 if TYPE_CHECKING:
     from torch import nn
@@ -21,9 +20,6 @@ if TYPE_CHECKING:
     from blockprof.blocks.registry import BlockDef
     from blockprof.counting.trace import Trace
     from blockprof.spec import BlockSpec, ResolvedSpec
-
-#: a training step: the forward and two backward terms (input and weight gradient), each the forward's MACs
-PASSES_PER_TRAINING_STEP = 3
 
 
 def build_meta(definition: BlockDef, spec: ResolvedSpec) -> nn.Module:
@@ -35,16 +31,27 @@ def build_meta(definition: BlockDef, spec: ResolvedSpec) -> nn.Module:
 
 
 def count_module(
-    module: nn.Module, input_shape: tuple[int, ...], tools: Iterable[str] = TOOL_NAMES, macs_hint: float | None = None
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    tools: Iterable[str] = TOOL_NAMES,
+    macs_hint: float | None = None,
+    input_requires_grad: bool = True,
 ) -> dict[str, ToolCount | str]:
     """Each tool's count of ``module`` (left exactly as handed in: tools count a copy).
 
     A tool that cannot count it gives a one-line reason instead of a ToolCount.
+    ``input_requires_grad`` False: torch's training step gives the input no gradient (a network's data).
     """
     results: dict[str, ToolCount | str] = {}
     for name in _ordered(tools):
         try:
-            kwargs = {"macs_hint": macs_hint} if name == "fvcore" else {}
+            kwargs: dict[str, Any] = (
+                {"macs_hint": macs_hint}
+                if name == "fvcore"
+                else {"input_requires_grad": input_requires_grad}
+                if name == "torch"
+                else {}
+            )
             results[name] = adapter(name).count(module, input_shape, **kwargs)
         except BlockprofError as e:
             results[name] = str(e)
@@ -141,26 +148,6 @@ def _tool_fields(
                 torch_train_flops=result.train_flops, torch_train_agrees=train.agrees, torch_train_note=train.note
             )
     return fields
-
-
-def totals_from_tools(params: int, macs: float | None) -> dict[str, Any]:
-    """Totals of a module with no closed form (a user block, or a network of them):
-    parameters from the module, MACs from torch's counter, and ``train_flops`` =
-    3 × ``flops``, since each backward term of a conv or matmul costs its forward.
-    torch's own backward count stays in ``torch_train_flops``: it overcounts
-    grouped convs (see :mod:`blockprof.counting.reconcile`), which user blocks
-    such as ConvNeXt's depthwise 7×7 have."""
-    if macs is not None and float(macs).is_integer():
-        macs = int(macs)
-    return {
-        "params": params,
-        "params_conv": None,
-        "macs": macs,
-        "flops": None if macs is None else macs_to_flops(macs),
-        "bwd_input_macs": macs,
-        "bwd_weight_macs": macs,
-        "train_flops": None if macs is None else PASSES_PER_TRAINING_STEP * macs_to_flops(macs),
-    }
 
 
 def error_record(spec: BlockSpec | ResolvedSpec, error: str) -> dict[str, Any]:

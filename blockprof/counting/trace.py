@@ -12,7 +12,10 @@ train-mode forward and ``backward()`` of the sum of the outputs give
 ``train_flops`` from the backward ops autograd actually runs. So the input
 gradient of a layer whose input needs none (a network's first conv) is not
 counted, and a grouped conv's weight gradient is its true (C_in/groups)·k·k per
-output value, where FlopCounterMode counts it ``groups`` times.
+output value, where FlopCounterMode counts it ``groups`` times. Each backward op is
+tied, through the autograd node running it, to the forward op that created the node:
+it is counted in that op's module, and a backward matrix product is an input or a
+weight gradient by the factor it differentiates (see :class:`_Recorder`).
 
 A forward that needs values (``.item()``, data-dependent shapes) cannot run on
 meta: it is traced on the CPU with one zero sample at batch 1, the counts are
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.formulas import ATTENTION_OPS, DATA_MOVEMENT, PRODUCT_FACTORS, OpCost, Shape, aten_formula
@@ -56,10 +59,6 @@ class TracedOp:
     phase: str
     shapes: str
     cost: OpCost
-    #: for a product in the training forward: the MACs its backward owes the gradients of
-    #: activations (input) and of parameters (weight), from which factors need a gradient
-    grad_input_macs: int = 0
-    grad_weight_macs: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,8 @@ class ModuleInfo:
     type: str
     depth: int
     params: int
+    #: weights of the convolutions in the module's subtree (:func:`conv_weight_params`)
+    params_conv: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,9 @@ class Trace:
     #: every parameter's name and shape, in definition order
     parameter_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
-    def _sum(self, phase: str, attr: str, module: str | None = None) -> int:
+    def _sum(self, phase: str, attr: str, module: str = "") -> int:
         return self.scale * sum(
-            getattr(o.cost, attr)
-            for o in self.ops
-            if o.phase == phase and (module is None or _within(o.module, module))
+            getattr(o.cost, attr) for o in self.ops if o.phase == phase and _within(o.module, module)
         )
 
     @property
@@ -113,19 +112,19 @@ class Trace:
         """All MACs of the backward ops (input and weight gradients of convs and matrix products)."""
         return self._sum(BACKWARD, "macs") if self.train_traced else None
 
-    def _grads(self, attr: str) -> int | None:
-        return (
-            self.scale * sum(getattr(o, attr) for o in self.ops if o.phase == TRAIN_FORWARD)
-            if self.train_traced
-            else None
-        )
+    def _grads(self, attr: str, module: str = "") -> int | None:
+        """One gradient term (``bwd_input_macs`` or ``bwd_weight_macs``) of the backward ops autograd ran."""
+        return self._sum(BACKWARD, attr, module) if self.train_traced else None
 
-    @property
-    def train_macs(self) -> int | None:
+    def _train_macs(self, module: str = "") -> int | None:
         """MACs of a training step: the train-mode forward (aux heads included) and its backward."""
         if not self.train_traced:
             return None
-        return sum(self.scale * o.cost.macs for o in self.ops if o.phase in (TRAIN_FORWARD, BACKWARD))
+        return self._sum(TRAIN_FORWARD, "macs", module) + self._sum(BACKWARD, "macs", module)
+
+    @property
+    def train_macs(self) -> int | None:
+        return self._train_macs()
 
     @property
     def train_flops(self) -> int | None:
@@ -141,14 +140,18 @@ class Trace:
         return dict(out)
 
     def totals(self) -> dict[str, Any]:
+        return {"params": self.params, "params_conv": self.params_conv, **self.subtree_totals("")}
+
+    def subtree_totals(self, module: str) -> dict[str, int | None]:
+        """``macs``, ``flops``, the two gradient terms and ``train_flops`` of the ops that ran in
+        ``module`` or below it (``""``: the whole model), so that parts of a model sum to its totals."""
+        macs, train_macs = self._sum(FORWARD, "macs", module), self._train_macs(module)
         return {
-            "params": self.params,
-            "params_conv": self.params_conv,
-            "macs": self.macs,
-            "flops": self.flops,
-            "bwd_input_macs": self._grads("grad_input_macs"),
-            "bwd_weight_macs": self._grads("grad_weight_macs"),
-            "train_flops": self.train_flops,
+            "macs": macs,
+            "flops": macs_to_flops(macs),
+            "bwd_input_macs": self._grads("bwd_input_macs", module),
+            "bwd_weight_macs": self._grads("bwd_weight_macs", module),
+            "train_flops": None if train_macs is None else macs_to_flops(train_macs),
         }
 
     def module_totals(self) -> dict[str, dict[str, int]]:
@@ -208,8 +211,24 @@ def _describe_shapes(args: Any) -> str:
     return ", ".join("×".join(map(str, a)) for a in args if isinstance(a, Shape))
 
 
+@dataclass(frozen=True)
+class _ForwardOp:
+    """What the backward of a training-forward op needs from it: where it ran, and for a
+    product, the storage of each factor (to tell which factor a backward product differentiates)."""
+
+    op: str
+    module: str
+    factor_storages: tuple[int, ...]
+
+
 class _Recorder:
-    """The dispatch mode and the module tracker, together: records each priced op."""
+    """The dispatch mode and the module tracker, together: records each priced op.
+
+    Each backward op is attributed through the autograd node running it
+    (``torch._C._current_autograd_node()``) to the forward op that created that node
+    (matched by the node's sequence number): it takes that op's module, and a backward
+    matrix product is an input or a weight gradient by which factor it differentiates
+    and where autograd sends that gradient (see :func:`_gradient_term`)."""
 
     def __init__(self) -> None:
         from torch.utils.module_tracker import ModuleTracker
@@ -219,8 +238,10 @@ class _Recorder:
         self.unknown: Counter[str] = Counter()
         self.phase = FORWARD
         self._names: dict[Any, str] = {}
-        #: ids of the parameters the forward runs with: a factor that is one (or a view of one) has a weight gradient
+        #: ids of the parameters the forward runs with: a gradient accumulated into one is a weight gradient
         self.parameters: set[int] = set()
+        #: the priced ops of the training forward, by the sequence number of the autograd node each created
+        self.forward_ops: dict[int, _ForwardOp] = {}
 
     def module(self) -> str:
         """The innermost module running now; the tracker names modules ``<RootClass>.<fqn>``."""
@@ -248,27 +269,108 @@ class _Recorder:
         out = func(*args, **kwargs)
         shapes = _shape_tree(args)
         cost = formula(shapes, _shape_tree(kwargs), _shape_tree(out))
-        grads = (
-            _gradient_macs(name, args, cost, self.parameters) if self.phase == TRAIN_FORWARD and cost.macs else (0, 0)
-        )
-        self.ops.append(TracedOp(name, self.module(), self.phase, _describe_shapes(shapes), cost, *grads))
+        if self.phase == BACKWARD:
+            module, cost = self._backward(name, args, cost)
+        else:
+            module = self.module()
+            if self.phase == TRAIN_FORWARD:
+                self._remember(name, module, args)
+        self.ops.append(TracedOp(name, module, self.phase, _describe_shapes(shapes), cost))
         return out
 
+    def _remember(self, op: str, module: str, args: tuple) -> None:
+        """Key a training-forward op by the autograd node it created: the sequence number just
+        taken (an op no input of which needs a gradient creates none, and is not kept)."""
+        import torch
 
-def _gradient_macs(op: str, args: tuple, cost: OpCost, parameters: set[int]) -> tuple[int, int]:
-    """(input-gradient, weight-gradient) MACs a product's backward will run: the forward's MACs for
-    each factor that needs a gradient, a parameter's (or a view of one) counted as a weight gradient."""
-    factors = [args[i] for i in PRODUCT_FACTORS.get(op, ())]
-    if op in ATTENTION_OPS:  # q, k, v: two products, four gradient products, all of activations
-        return (2 * cost.macs if any(f.requires_grad for f in factors) else 0), 0
-    dx = dw = 0
-    for f in factors:
-        if f.requires_grad:
-            if id(f if f._base is None else f._base) in parameters:
-                dw += cost.macs
-            else:
-                dx += cost.macs
-    return dx, dw
+        if not any(isinstance(a, torch.Tensor) and a.requires_grad for a in _flat(args)):
+            return
+        storages = tuple(_storage(args[i]) for i in PRODUCT_FACTORS.get(op, ()))
+        self.forward_ops[torch.autograd._get_sequence_nr() - 1] = _ForwardOp(op, module, storages)
+
+    def _backward(self, op: str, args: tuple, cost: OpCost) -> tuple[str, OpCost]:
+        """The module and the gradient split of a backward op, from the autograd node running it."""
+        import torch
+
+        node = torch._C._current_autograd_node()
+        forward = self.forward_ops.get(node._sequence_nr()) if node is not None else None
+        module = forward.module if forward is not None else self.module()
+        if not cost.macs or cost.bwd_input_macs or cost.bwd_weight_macs:  # convolution_backward splits itself
+            return module, cost
+        if forward is not None and _gradient_term(args, forward, node, self.parameters) == "weight":
+            return module, replace(cost, bwd_weight_macs=cost.macs)
+        return module, replace(cost, bwd_input_macs=cost.macs)
+
+
+def _flat(args: tuple) -> list[Any]:
+    return [b for a in args for b in (a if isinstance(a, (list, tuple)) else (a,))]
+
+
+def _storage(t: Any) -> int:
+    """The identity of a tensor's storage, which its views and saved copies share (a tensor without one: itself)."""
+    try:
+        return t.untyped_storage()._cdata
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return id(t)
+
+
+#: autograd nodes that pass a gradient on unchanged in value (views, copies, casts): a gradient that
+#: reaches a parameter through only these is that parameter's gradient
+_PASS_THROUGH = frozenset(
+    [
+        "TBackward0",
+        "ViewBackward0",
+        "UnsafeViewBackward0",
+        "ReshapeAliasBackward0",
+        "ExpandBackward0",
+        "PermuteBackward0",
+        "TransposeBackward0",
+        "TransposeBackward1",
+        "AliasBackward0",
+        "CloneBackward0",
+        "ToCopyBackward0",
+        "SqueezeBackward0",
+        "SqueezeBackward1",
+        "SqueezeBackward2",
+        "UnsqueezeBackward0",
+        "SliceBackward0",
+        "SelectBackward0",
+        "SplitBackward0",
+        "SplitWithSizesBackward0",
+        "UnbindBackward0",
+        "AsStridedBackward0",
+    ]
+)
+
+
+def _gradient_term(args: tuple, forward: _ForwardOp, node: Any, parameters: set[int]) -> str:
+    """``"weight"`` or ``"input"``: what a backward matrix product computes, from what autograd runs.
+
+    The backward of a product ``a·b`` computes ``grad·bᵀ`` for ``a`` and ``aᵀ·grad`` for ``b``, so the
+    factor it reads (matched by storage) names the factor it differentiates: the other one. That
+    factor's gradient goes along the node's edge for it; it is a weight gradient when that edge
+    reaches a parameter's ``AccumulateGrad`` through views and copies only. A product in any other
+    node (attention's fused backward, a custom ``autograd.Function``) is counted as an input gradient."""
+    positions = PRODUCT_FACTORS.get(forward.op, ())
+    if len(positions) != 2 or forward.op in ATTENTION_OPS:
+        return "input"
+    read = {_storage(a) for a in _flat(args) if hasattr(a, "untyped_storage")}
+    others = [i for i, s in enumerate(forward.factor_storages) if s not in read]
+    if len(others) != 1:  # both factors read, or neither: they share storage, so are the same kind
+        others = [0, 1]
+    edges = node.next_functions
+    kinds = {_edge_kind(edges[positions[i]][0], parameters) for i in others if positions[i] < len(edges)}
+    return "weight" if kinds == {"weight"} else "input"
+
+
+def _edge_kind(fn: Any, parameters: set[int]) -> str:
+    while fn is not None:
+        if hasattr(fn, "variable"):
+            return "weight" if id(fn.variable) in parameters else "input"
+        if fn.name() not in _PASS_THROUGH:
+            return "input"
+        fn = fn.next_functions[0][0] if fn.next_functions else None
+    return "input"
 
 
 def _mode(recorder: _Recorder) -> Any:
@@ -363,7 +465,11 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 def modules_of(module: nn.Module) -> tuple[ModuleInfo, ...]:
     return tuple(
         ModuleInfo(
-            name, type(m).__name__, 0 if not name else name.count(".") + 1, sum(p.numel() for p in m.parameters())
+            name,
+            type(m).__name__,
+            0 if not name else name.count(".") + 1,
+            sum(p.numel() for p in m.parameters()),
+            conv_weight_params(m),
         )
         for name, m in module.named_modules()
     )

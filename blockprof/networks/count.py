@@ -3,14 +3,15 @@
 ``network_count`` returns one flat record (the same field names and units as a
 block's record, see :data:`blockprof.records.COUNT_FIELDS`, plus ``network``,
 ``published_params`` and a ``stages`` list), so ``--format json`` is one object.
-Every stage carries the analytic sum, the module's own parameter count and
-torch's MACs for that stage, so a disagreement is pinned to a stage.
+Every stage carries the analytic sum (with a user block: the traced one), the
+module's own parameter count and torch's MACs for that stage, so a disagreement
+is pinned to a stage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.analytic import AnalyticCount, count_layers
@@ -22,6 +23,8 @@ from blockprof.spec import NetworkSpec
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
+
+    from blockprof.counting.trace import Trace
 
 #: a network record's fields beyond a block record's (:data:`blockprof.records.COUNT_FIELDS`)
 NETWORK_FIELDS: dict[str, str] = {
@@ -71,7 +74,7 @@ class NetworkCount:
         return gflops if not self.layout.swapped and spec.spatial == size and spec.batch == 1 else None
 
 
-def _network_spec(
+def network_spec(
     name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1
 ) -> NetworkSpec:
     """The spec; ``spatial`` None is the size torchvision evaluates the network at."""
@@ -84,25 +87,36 @@ def analytic_network(
     name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1
 ) -> NetworkCount:
     """The closed-form count, stage by stage (not for a user block, which has none)."""
-    lay = layout(_network_spec(name, block, spatial, batch))
+    lay = layout(network_spec(name, block, spatial, batch))
     if not lay.analytic:
         raise BlockprofError(
             f"{lay.spec.label}: a user block has no closed form, so neither has the network; "
-            "network_count() counts it with the tools"
+            "traced_network() counts it op by op"
         )
     stages = tuple(
         StageCount(
-            s, count_layers(lay.spec, list(s.layers)), tuple(count_layers(b.spec, list(b.layers)) for b in s.blocks)
+            s,
+            _data_input(count_layers(lay.spec, list(s.layers))) if i == 0 else count_layers(lay.spec, list(s.layers)),
+            tuple(count_layers(b.spec, list(b.layers)) for b in s.blocks),
         )
-        for s in lay.stages
+        for i, s in enumerate(lay.stages)
     )
-    return NetworkCount(lay, count_layers(lay.spec, lay.layers), stages)
+    return NetworkCount(lay, _data_input(count_layers(lay.spec, lay.layers)), stages)
+
+
+def _data_input(count: AnalyticCount) -> AnalyticCount:
+    """The network's first layer reads the data, which needs no gradient: its backward computes
+    the weight gradient only, as autograd runs it (the traced count agrees exactly)."""
+    first, *rest = count.rows
+    if first.layer.op != "conv2d":  # every family's stem starts with a conv; a layout bug otherwise
+        raise AssertionError(f"{count.spec} starts with {first.layer.op}, not a conv")
+    return replace(count, rows=(replace(first, cost=replace(first.cost, bwd_input_macs=0)), *rest))
 
 
 def build_network(name: str | NetworkSpec, block: str | None = None, spatial: int | None = None) -> nn.Module:
     """The network as a torch module (CPU, float32, train mode; build it under
     ``torch.device('meta')`` to count without memory)."""
-    return build_layout(layout(_network_spec(name, block, spatial)))
+    return build_layout(layout(network_spec(name, block, spatial)))
 
 
 def build_layout(lay: NetworkLayout) -> nn.Module:
@@ -137,6 +151,59 @@ def build_layout(lay: NetworkLayout) -> nn.Module:
     return nets.MNASNet(stages, features, **config)
 
 
+@dataclass(frozen=True)
+class TracedNetwork:
+    """A network counted op by op by the tracer (the way a network of user blocks is counted)."""
+
+    layout: NetworkLayout
+    trace: Trace
+
+    def stage_totals(self) -> list[dict[str, Any]]:
+        """Each stage's totals (the fields of :meth:`Trace.totals`) from the ops that ran in its
+        modules; every op with MACs runs in some stage's module, so the stages sum to the total."""
+        infos = {m.name: m for m in self.trace.modules}
+        rows = []
+        for stage in self.layout.stages:
+            row: dict[str, Any] = {
+                "params": sum(infos[m].params for m in stage.modules),
+                "params_conv": sum(infos[m].params_conv for m in stage.modules),
+            }
+            for part in (self.trace.subtree_totals(m) for m in stage.modules):
+                for key, value in part.items():
+                    row[key] = None if value is None else row.get(key, 0) + value
+            rows.append(row)
+        return rows
+
+
+def traced_network(
+    name: str | NetworkSpec, block: str | None = None, spatial: int | None = None, batch: int = 1
+) -> TracedNetwork:
+    """The network traced op by op on the meta device: any block, a user block included. Its input is
+    data, so it needs no gradient: the stem's first conv has no input-gradient term."""
+    lay = layout(network_spec(name, block, spatial, batch))
+    return _trace_layout(lay, _meta_module(lay))
+
+
+def _meta_module(lay: NetworkLayout) -> nn.Module:
+    import torch
+
+    with torch.device("meta"):
+        return build_layout(lay)
+
+
+def _trace_layout(lay: NetworkLayout, module: nn.Module) -> TracedNetwork:
+    import torch
+
+    from blockprof.counting.trace import trace
+
+    def real() -> nn.Module:
+        with torch.device("cpu"):
+            return build_layout(lay)
+
+    spec = lay.spec
+    return TracedNetwork(lay, trace(module, spec.input_shape, name=spec.label, input_requires_grad=False, real=real))
+
+
 def network_count(
     name: str | NetworkSpec,
     block: str | None = None,
@@ -147,51 +214,49 @@ def network_count(
     """One record for the network: totals, torchvision's published parameter count,
     each tool's count and agreement, and ``stages``, a list of per-stage rows.
 
-    With a user block there is no closed form: parameters come from the module, MACs
-    from PyTorch's flop counter (always run then), and ``train_flops`` is
-    3 × ``flops`` (each backward term of a conv or matmul costs its forward)."""
-    import torch
+    With a user block there is no closed form: the network is traced op by op
+    (:func:`traced_network`, ``count_source`` 'trace'), and each tool is reconciled
+    with the trace."""
+    from blockprof.counting.record import count_module, tool_fields, traced_tool_fields
 
-    from blockprof.counting.record import count_module, tool_fields, totals_from_tools
-
-    spec = _network_spec(name, block, spatial, batch)
+    spec = network_spec(name, block, spatial, batch)
     lay = layout(spec)
-    analytic = analytic_network(spec) if lay.analytic else None
-    tools = tuple(tools) if analytic else tuple(dict.fromkeys((*tools, "torch")))
-    with torch.device("meta"):
-        module = build_layout(lay)
-    counts = count_module(module, spec.input_shape, tools, macs_hint=analytic.total.macs if analytic else None)
-    torch_count = counts.get("torch")
-    torch_count = torch_count if isinstance(torch_count, ToolCount) else None
-    if analytic is None and torch_count is None:
-        raise BlockprofError(f"{spec.label}: PyTorch's flop counter could not count it ({counts['torch']})")
+    module = _meta_module(lay)
     record: dict[str, Any] = {
         "network": spec.network,
         "block": lay.block,
         "swapped": lay.swapped,
         "spatial": spec.spatial,
         "batch": spec.batch,
-        "count_source": "analytic" if analytic else "tools",
-        "published_params": analytic.published_params if analytic else None,
-        "published_gflops": analytic.published_gflops if analytic else None,
-        "module_params": sum(p.numel() for p in module.parameters()),
     }
-    if analytic:
-        record.update(analytic.total.totals())
+    if lay.analytic:
+        analytic = analytic_network(spec)
+        counts = count_module(module, spec.input_shape, tools, macs_hint=analytic.total.macs, input_requires_grad=False)
+        published = {"published_params": analytic.published_params, "published_gflops": analytic.published_gflops}
+        totals, stage_totals = analytic.total.totals(), [s.count.totals() for s in analytic.stages]
+        tool_results = tool_fields(analytic.total, counts)
     else:
-        record.update(totals_from_tools(record["module_params"], torch_count.macs))  # type: ignore[union-attr]
-    record.update(tool_fields(analytic.total if analytic else None, counts))
-    record["stages"] = stage_rows(lay, analytic, module, torch_count)
+        traced = _trace_layout(lay, module)
+        counts = count_module(module, spec.input_shape, tools, macs_hint=traced.trace.macs, input_requires_grad=False)
+        published = {"published_params": None, "published_gflops": None}
+        totals, stage_totals = traced.trace.totals(), traced.stage_totals()
+        tool_results = traced_tool_fields(traced.trace, counts)
+    record.update(count_source="analytic" if lay.analytic else "trace", **published)
+    record["module_params"] = sum(p.numel() for p in module.parameters())
+    record.update(totals)
+    record.update(tool_results)
+    torch_count = counts.get("torch")
+    record["stages"] = stage_rows(
+        lay, stage_totals, module, torch_count if isinstance(torch_count, ToolCount) else None
+    )
     return record
 
 
 def stage_rows(
-    lay: NetworkLayout, analytic: NetworkCount | None, module: nn.Module, torch_count: ToolCount | None
+    lay: NetworkLayout, stage_totals: list[dict[str, Any]], module: nn.Module, torch_count: ToolCount | None
 ) -> list[dict[str, Any]]:
-    """Per stage: what it is, its output, its counts, and the module's and torch's own
-    counts of the same stage (the independent checks)."""
-    from blockprof.counting.record import totals_from_tools
-
+    """Per stage: what it is, its output, its counts (closed form or traced), and the module's
+    and torch's own counts of the same stage (the independent checks)."""
     module_params = dict.fromkeys((s.name for s in lay.stages), 0)
     for name, p in module.named_parameters():
         module_params[_owner(lay, name)] += p.numel()
@@ -201,19 +266,16 @@ def stage_rows(
         for name, macs in torch_count.by_layer.items():
             torch_macs[_owner(lay, name)] += macs
     rows = []
-    for i, stage in enumerate(lay.stages):
+    for stage, totals in zip(lay.stages, stage_totals, strict=True):
         row: dict[str, Any] = {
             "stage": stage.name,
             "modules": _span(stage.modules),
             "layout": stage.description,
             "output": f"{stage.out_channels}×{stage.out_size}×{stage.out_size}",
+            **totals,
+            "module_params": module_params[stage.name],
+            "torch_macs": None if torch_macs is None else _whole(torch_macs[stage.name]),
         }
-        if analytic:
-            row.update(analytic.stages[i].count.totals())
-        else:
-            row.update(totals_from_tools(module_params[stage.name], torch_macs[stage.name]))  # type: ignore[index]
-        row["module_params"] = module_params[stage.name]
-        row["torch_macs"] = None if torch_macs is None else _whole(torch_macs[stage.name])
         rows.append(row)
     return rows
 

@@ -15,7 +15,7 @@ from blockprof.units import grouped
 
 if TYPE_CHECKING:
     from blockprof.counting.trace import Trace
-    from blockprof.networks.count import NetworkCount
+    from blockprof.networks.count import NetworkCount, TracedNetwork
     from blockprof.spec import BlockSpec, ResolvedSpec
 
 
@@ -134,6 +134,74 @@ def explain_network_text(count: NetworkCount) -> str:
     first = next(c.stage.blocks[0].spec for c in count.stages if c.blocks)
     lines.append(f"One block's own derivation: {_explain_command(first)}")
     return "\n".join(lines)
+
+
+def explain_traced_network_text(network: TracedNetwork) -> str:
+    """A network with a user block, derived from its trace as ``explain`` derives a user block:
+    stage by stage, every convolution and matrix product of the forward with its formula, numbers
+    in place, each block's parameters, and each stage's sums; then the training step from the
+    backward ops autograd ran. Every total is the sum of the lines above it."""
+    from blockprof.counting.trace import FORWARD
+
+    lay, trace = network.layout, network.trace
+    spec, scale = lay.spec, trace.scale
+    infos = {m.name: m for m in trace.modules}
+    n, s = spec.batch, spec.spatial
+    lines = [
+        f"{spec.label} (a user block: no closed form, so the network was traced op by op, "
+        "every aten op priced by blockprof's formulas)",
+        f"input {n}×3×{s}×{s} → output {n}×1000",
+        "params: trainable scalars (module.parameters()); MACs: each convolution and matrix product "
+        "(conv: N·H_out·W_out·(C_in/groups)·k·k·C_out; matmul: m·k·n; 1 MAC = 2 FLOPs)",
+    ]
+    if trace.note:
+        lines.append(f"note: {trace.note}")
+    stage_totals = network.stage_totals()
+    for stage, totals in zip(lay.stages, stage_totals, strict=True):
+        lines += [
+            "",
+            f"{stage.name} [{', '.join(stage.modules)}]: {stage.description} → {stage.out_channels}×{stage.out_size}×{stage.out_size}",
+        ]
+        products = [
+            o
+            for o in trace.ops
+            if o.phase == FORWARD and o.cost.macs and any(_owned(o.module, m) for m in stage.modules)
+        ]
+        mwidth = max((len(o.module) for o in products), default=0)
+        fwidth = max((len(o.cost.formula) for o in products), default=0)
+        lines += [
+            f"  {o.module:<{mwidth}}  {o.op:<12} {o.cost.formula:<{fwidth}} = {grouped(scale * o.cost.macs):>15}"
+            for o in products
+        ]
+        parts = [b.name for b in stage.blocks] or [m for m in stage.modules if infos[m].params]
+        lines.append(
+            f"  {stage.name} params: " + _sum([f"{grouped(infos[p].params)} ({p})" for p in parts], totals["params"])
+        )
+        lines.append(f"  {stage.name} MACs:   {_sum([grouped(scale * o.cost.macs) for o in products], totals['macs'])}")
+    total = trace.totals()
+    lines += [
+        "",
+        _sum_line("params", [grouped(t["params"]) for t in stage_totals], total["params"]),
+        _sum_line("MACs", [grouped(t["macs"]) for t in stage_totals], total["macs"])
+        + f" = {grouped(total['flops'])} FLOPs",
+    ]
+    if total["train_flops"] is not None:
+        lines.append(
+            f"  training step (the backward ops autograd ran; the first conv's input is data, so it has no input gradient): "
+            f"train_flops = 2·({grouped(total['macs'])} forward + {grouped(total['bwd_input_macs'])} input-gradient"
+            f" + {grouped(total['bwd_weight_macs'])} weight-gradient MACs) = {grouped(total['train_flops'])} FLOPs"
+        )
+    if trace.unknown_ops:
+        lines.append(
+            f"Ops with no formula (not counted): {', '.join(f'{op}×{k}' for op, k in trace.unknown_ops.items())}"
+        )
+    first = next(c.blocks[0].spec for c in lay.stages if c.blocks)
+    lines.append(f"One block's own derivation: {_explain_command(first)}")
+    return "\n".join(lines)
+
+
+def _owned(module: str, top: str) -> bool:
+    return module == top or module.startswith(top + ".")
 
 
 def _explain_command(spec: ResolvedSpec) -> str:

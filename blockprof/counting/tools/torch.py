@@ -39,7 +39,9 @@ def _by_layer(counts: dict[str, dict]) -> dict[str, float]:
     return {n.split(".", 1)[1]: float(sum(counts[n].values())) for n in leaves}
 
 
-def count(module, input_shape: tuple[int, ...]) -> ToolCount:  # type: ignore[no-untyped-def]
+def count(module, input_shape: tuple[int, ...], input_requires_grad: bool = True) -> ToolCount:  # type: ignore[no-untyped-def]
+    """``input_requires_grad``: whether the training step computes the input's gradient (a block's
+    input comes from the layer before; a network's is data, so its first layer has no input gradient)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -49,7 +51,7 @@ def count(module, input_shape: tuple[int, ...]) -> ToolCount:  # type: ignore[no
         model(x)
     forward_flops = fwd.get_total_flops()
     model.train()
-    x = torch.empty(input_shape, device="meta", requires_grad=True)
+    x = torch.empty(input_shape, device="meta", requires_grad=input_requires_grad)
     with FlopCounterMode(display=False) as train:
         model(x).sum().backward()
     return ToolCount(
