@@ -15,7 +15,7 @@ from typing import Any
 from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.grid import VARIANT_OPTIONS, Grid, read_toml
-from blockprof.spec import BlockSpec, ResolvedSpec
+from blockprof.spec import MAX_INPUT_ELEMENTS, BlockSpec, ModelSpec, ResolvedSpec
 
 #: counts compared exactly (see blockprof.records.COUNT_FIELDS for their units)
 COUNT_METRICS = schema.COUNT_METRICS
@@ -28,8 +28,6 @@ CLOCKS = ("thread", "wall", "instructions")
 MAX_SAMPLE_TIME = 60.0
 MAX_ROUNDS = 1000
 MAX_SESSIONS = 20
-#: the largest input a cell may take (elements): 2³¹, 8 GiB of float32
-MAX_INPUT_ELEMENTS = 2**31
 
 
 def _number(value: Any) -> bool:
