@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from blockprof.blocks.registry import BlockDef
     from blockprof.counting.trace import Trace
-    from blockprof.spec import BlockSpec, ResolvedSpec
+    from blockprof.spec import BlockSpec, ModelSpec, ResolvedSpec
 
 #: a training step: the forward and two backward terms (input and weight gradient), each the forward's MACs
 PASSES_PER_TRAINING_STEP = 3
@@ -163,6 +163,6 @@ def totals_from_tools(params: int, macs: float | None) -> dict[str, Any]:
     }
 
 
-def error_record(spec: BlockSpec | ResolvedSpec, error: str) -> dict[str, Any]:
+def error_record(spec: BlockSpec | ResolvedSpec | ModelSpec, error: str) -> dict[str, Any]:
     """The record of a cell that failed: its spec, ``status='error'`` and the one-line error."""
     return {**spec.as_dict(), "status": "error", "error": error}
