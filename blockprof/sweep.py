@@ -198,6 +198,7 @@ def _sweep(
             )
         settings = _settings(Settings(**given))
         grid = _resolve_devices(grid, settings)
+        _check_models(grid)
         run = None
     cells = grid.cells()
     if not settings.time and (len(grid.dtype) > 1 or len(grid.device) > 1):
@@ -275,6 +276,15 @@ def _settings(settings: Settings) -> Settings:
 
         return replace(settings, threads=torch.get_num_threads())
     return settings
+
+
+def _check_models(grid: Grid) -> None:
+    """Import every model now (and check its signature): a target that does not import is bad input, refused
+    before a run directory is made; one that fails to build is a failed cell, like any other."""
+    from blockprof.models import model_factory
+
+    for model in grid.models:
+        model_factory(model.target)
 
 
 def _resolve_devices(grid: Grid, settings: Settings) -> Grid:
