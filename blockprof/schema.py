@@ -294,6 +294,10 @@ RECORD_FIELDS: dict[str, str] = {
 }
 
 
+#: the record fields only a model cell has (a block cell's record leaves them out)
+MODEL_FIELDS: tuple[str, ...] = ("model", "input_shape", "modules")
+
+
 def field(name: str) -> Field:
     try:
         return BY_NAME[name]
