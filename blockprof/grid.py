@@ -269,8 +269,9 @@ def models_from_toml(tables: Any) -> tuple[ModelSpec, ...]:
         unknown = sorted(set(table) - set(MODEL_KEYS))
         if unknown or "target" not in table:
             raise BlockprofError(
-                f"[[models]] #{i}: " + (f"unknown key(s) {', '.join(unknown)}" if unknown else "no 'target'")
-                + f"; known: {', '.join(MODEL_KEYS)}, e.g. target = \"examples.models:small_cnn\", input = [1, 3, 32, 32]"
+                f"[[models]] #{i}: "
+                + (f"unknown key(s) {', '.join(unknown)}" if unknown else "no 'target'")
+                + f'; known: {", ".join(MODEL_KEYS)}, e.g. target = "examples.models:small_cnn", input = [1, 3, 32, 32]'
             )
         shape = table.get("input", list(DEFAULT_MODEL_INPUT))
         specs.append(ModelSpec(table["target"], tuple(shape) if isinstance(shape, list) else shape))

@@ -275,7 +275,7 @@ def test_baseline_round_trips_as_plain_json(tmp_path: Path, timed: tuple[Suite, 
         (None, "does not exist; create it with 'blockprof baseline save"),
         ('{"schema_version": 1, "cells": [', "is not valid JSON"),
         ("[1, 2]", "is not a blockprof baseline (no schema_version)"),
-        ('{"schema_version": 99}', "has schema version 99; this blockprof reads version 1: upgrade blockprof"),
+        ('{"schema_version": 99}', "has schema version 99; this blockprof reads versions 1, 2: upgrade blockprof"),
         ('{"schema_version": 1, "cells": []}', "baseline.json: blockprof_version is missing"),
     ],
 )

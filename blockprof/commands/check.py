@@ -21,7 +21,17 @@ from blockprof.commands import options
 if TYPE_CHECKING:
     from blockprof.regress import Suite
 
-_INLINE = ("blocks", "extra_blocks", "channels", "spatial", "batch", "models", "model_input", "no_blocks", *schema.VARIANT_NAMES)
+_INLINE = (
+    "blocks",
+    "extra_blocks",
+    "channels",
+    "spatial",
+    "batch",
+    "models",
+    "model_input",
+    "no_blocks",
+    *schema.VARIANT_NAMES,
+)
 _RULES = ("tolerance", "alpha", "comparison", "confirm", "across_machines")
 _TIMING = ("rounds", "sample_time", "threads", "mode", "clock")
 

@@ -179,7 +179,7 @@ def _snapshot(suite: Suite, worker: Worker, times: dict[str, Any]) -> Snapshot:
     uncounted = [i for i in suite.ids if not counts.get(i)]
     if uncounted and worker.name != "base":  # this tree's own cell: bad input, as in a check against a baseline
         raise BlockprofError(f"cell {uncounted[0]}: {rounds.get(uncounted[0], 'not counted')}")
-    counts.update(dict.fromkeys(uncounted, {}))
+    counts.update({key: {} for key in uncounted})
     snapshot = snapshot_of(suite, counts, rounds, reference, hello["environment"], git=hello.get("git"))
     if worker.name == "base":  # a cell the base cannot count is new to the change, as it would be in a baseline
         snapshot = replace(snapshot, cells={k: c for k, c in snapshot.cells.items() if k not in uncounted})

@@ -162,10 +162,11 @@ class Suite:
 
     def __post_init__(self) -> None:
         if not self.cells:
-            raise BlockprofError("a suite needs at least one cell; give blocks, channels, spatial and batch, or a model")
-        object.__setattr__(
-            self, "cells", tuple(sorted(self.cells, key=lambda c: isinstance(c, ModelSpec)))
-        )  # stable: blocks first
+            raise BlockprofError(
+                "a suite needs at least one cell; give blocks, channels, spatial and batch, or a model"
+            )
+        blocks_first = sorted(self.cells, key=lambda c: isinstance(c, ModelSpec))  # a stable sort
+        object.__setattr__(self, "cells", tuple(blocks_first))
         for spec in self.cells:
             try:
                 check_cell_size(spec)
@@ -271,7 +272,7 @@ def suite_from_toml(data: Mapping[str, Any], default_name: str = "suite") -> Sui
     tables = data.get("cells", [] if models else None)
     if not isinstance(tables, list) or not (tables or models):
         raise BlockprofError(
-            'no [[cells]] or [[models]] tables; add at least one, e.g. [[cells]] blocks = ["basic"] channels = [64]'
+            'no [[cells]] tables and no [[models]]; add at least one, e.g. [[cells]] blocks = ["basic"] channels = [64]'
         )
     specs: list[Cellspec] = []
     for i, table in enumerate(tables, 1):

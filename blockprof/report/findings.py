@@ -424,7 +424,13 @@ def summary(df: pd.DataFrame, reference: str | None, noisy_ratio: float, axes: S
     if reference is not None:
         sentences += comparisons(blocks, reference, axes)
     sentences += (
-        winners(blocks, axes) + models(df) + count_checks(df) + contention(df) + noise(df, noisy_ratio) + throughput(df) + failures(df)
+        winners(blocks, axes)
+        + models(df)
+        + count_checks(df)
+        + contention(df)
+        + noise(df, noisy_ratio)
+        + throughput(df)
+        + failures(df)
     )
     return sentences
 
