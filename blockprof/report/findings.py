@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
+from blockprof.records import block_rows, model_rows
 from blockprof.units import grouped, si
 
 if TYPE_CHECKING:
@@ -114,15 +115,6 @@ def speed_phrase(reference: Spread, other: Spread, step: str) -> str:
 def is_model(row: Mapping[str, Any]) -> bool:
     """Whether a record is a model cell (a whole model, not a block at a width)."""
     return given(row.get("model"))
-
-
-def block_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The block cells of a frame: the rows that comparisons and rankings across blocks may use."""
-    return df[df["model"].isna()] if "model" in df.columns else df
-
-
-def model_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["model"].notna()] if "model" in df.columns else df.iloc[:0]
 
 
 def model_text(row: Mapping[str, Any]) -> str:

@@ -747,12 +747,7 @@ def build_report(
     timing = timing_section(records, refs, reference, NOISY_IQR_RATIO)
     layers, layers_point = layer_sections(records, reference, compare_on)
     groups, warnings = environment_section(meta)
-    blocks = findings.block_rows(df)
-    figures, skipped = (
-        figures_section(blocks)
-        if not blocks.empty
-        else ([], [("plots", "the run holds model cells alone; the plots compare blocks across widths")])
-    )
+    figures, skipped = figures_section(df)
     tools = (meta.get("settings") or {}).get("tools") or [
         t for t in ("fvcore", "thop", "torch") if f"{t}_agrees" in df.columns
     ]
