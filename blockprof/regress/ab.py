@@ -198,7 +198,15 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
         )
     workers: list[Worker] = []
     try:
-        workers.append(Worker(base, suite, "base"))
+        try:
+            workers.append(Worker(base, suite, "base"))
+        except BlockprofError as e:
+            if len(suite.models) < len(suite.cells) or "at least one cell" not in str(e):
+                raise
+            raise BlockprofError(
+                f"the base side ({base}) predates model cells, so a suite of models alone has nothing to compare "
+                "there; add a block cell to the suite, or compare against a base that has model cells"
+            ) from None
         workers.append(Worker(head, suite, "change"))
         old, new = workers
         rounds = suite.timing.rounds if suite.timed else 0
