@@ -237,6 +237,10 @@ class ModelSpec:
         return cls(data["model"], tuple(data.get("input_shape") or DEFAULT_MODEL_INPUT))
 
 
-def cell_spec(data: Mapping[str, Any]) -> BlockSpec | ModelSpec:
+#: what a cell of a sweep or a check is: a block at a width, or a whole model
+CellSpec = BlockSpec | ModelSpec
+
+
+def cell_spec(data: Mapping[str, Any]) -> CellSpec:
     """A cell's spec from its dict (a block's fields, or a model's ``model`` and ``input_shape``)."""
     return ModelSpec.from_dict(data) if "model" in data else BlockSpec(**data)

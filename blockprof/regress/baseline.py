@@ -16,17 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from blockprof.errors import BlockprofError
-from blockprof.regress.suite import (
-    COUNT_METRICS,
-    METRICS,
-    Cellspec,
-    Rules,
-    Suite,
-    TimingPlan,
-    cell_id,
-    check_cell_size,
-)
-from blockprof.spec import BlockSpec, ModelSpec, cell_spec
+from blockprof.regress.suite import COUNT_METRICS, METRICS, Rules, Suite, TimingPlan, cell_id, check_cell_size
+from blockprof.spec import BlockSpec, CellSpec, ModelSpec, cell_spec
 
 #: bump when the baseline layout changes; a baseline of another version is refused. Version 2 adds model
 #: cells (``suite.models`` and cells whose ``spec`` is ``{"model", "input_shape"}``); a baseline without
@@ -56,7 +47,7 @@ class CellResult:
     """One cell's counts and, when timed, its per-call times in seconds (instructions for the
     ``instructions`` clock), one list per round."""
 
-    spec: Cellspec
+    spec: CellSpec
     counts: dict[str, int | None]
     rounds: Rounds | None = None
     error: str | None = None
@@ -277,7 +268,7 @@ def _model(value: Any, where: str) -> ModelSpec:
         raise _Fault(f"{where}: {e}") from None
 
 
-def _spec(value: Any, where: str) -> Cellspec:
+def _spec(value: Any, where: str) -> CellSpec:
     from blockprof.blocks.registry import get
 
     _need(isinstance(value, dict), where, "a JSON object", value)

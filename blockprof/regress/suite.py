@@ -18,7 +18,7 @@ from typing import Any
 from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.grid import VARIANT_OPTIONS, Grid, models_from_toml, read_toml
-from blockprof.spec import MAX_INPUT_ELEMENTS, BlockSpec, ModelSpec, ResolvedSpec
+from blockprof.spec import MAX_INPUT_ELEMENTS, BlockSpec, CellSpec, ModelSpec, ResolvedSpec
 
 #: counts compared exactly (see blockprof.records.COUNT_FIELDS for their units)
 COUNT_METRICS = schema.COUNT_METRICS
@@ -132,10 +132,7 @@ class TimingPlan:
             )
 
 
-Cellspec = BlockSpec | ModelSpec
-
-
-def check_cell_size(spec: Cellspec) -> None:
+def check_cell_size(spec: CellSpec) -> None:
     """Refuse a cell whose input is over :data:`MAX_INPUT_ELEMENTS` before torch is asked to allocate it
     (each size on its own is bounded by the spec; a ModelSpec checks its own)."""
     if isinstance(spec, ModelSpec):
@@ -154,7 +151,7 @@ class Suite:
     models (the order the suite is stored in, so that an older tree that knows no models keeps the
     positions of the blocks)."""
 
-    cells: tuple[Cellspec, ...]
+    cells: tuple[CellSpec, ...]
     metrics: tuple[str, ...] = METRICS
     rules: Rules = field(default_factory=Rules)
     timing: TimingPlan = field(default_factory=TimingPlan)
@@ -274,7 +271,7 @@ def suite_from_toml(data: Mapping[str, Any], default_name: str = "suite") -> Sui
         raise BlockprofError(
             'no [[cells]] tables and no [[models]]; add at least one, e.g. [[cells]] blocks = ["basic"] channels = [64]'
         )
-    specs: list[Cellspec] = []
+    specs: list[CellSpec] = []
     for i, table in enumerate(tables, 1):
         _known(table, (*_GRID_KEYS, *VARIANT_OPTIONS), f"key in [[cells]] #{i}")
         axes = {k: _as_tuple(table[k], k) for k in _GRID_KEYS if k in table}
