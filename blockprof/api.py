@@ -27,7 +27,7 @@ from blockprof.counting.record import count_record as count
 from blockprof.counting.tools import TOOL_NAMES
 from blockprof.errors import BlockprofError
 from blockprof.grid import DEFAULT_BLOCKS, Grid
-from blockprof.records import to_frame
+from blockprof.records import block_rows, to_frame
 from blockprof.spec import BlockSpec, NetworkSpec
 from blockprof.units import whole
 
@@ -202,11 +202,12 @@ def pivot(
 ) -> pd.DataFrame:
     """``metric`` as a table, ``index`` × ``columns`` (block × width by default), over
     the rows matching ``where`` (e.g. ``spatial=56, batch=1``). Every other axis
-    must be fixed by then: a cell of the table is one row of ``df``, never an aggregate."""
+    must be fixed by then: a cell of the table is one row of ``df``, never an aggregate. Model cells
+    (no block, no width) are left out."""
     for name in (metric, index, columns):
         if name not in df.columns:
             raise BlockprofError(f"no column {name!r} in this run; choose from {', '.join(map(str, df.columns))}")
-    rows = select(df, **where)
+    rows = block_rows(select(df, **where))
     if rows.duplicated([index, columns]).any():
         within = rows.groupby([index, columns], dropna=False)
         axes = [

@@ -9,6 +9,10 @@ it: ``expansion = [2, 4]`` doubles the bottleneck cells, not the BasicBlock's.
 
 ``dtype`` and ``device`` are timing conditions, not part of the block: they
 multiply the cells of a timed sweep (see :class:`Cell`).
+
+``models`` are whole models (:class:`~blockprof.spec.ModelSpec`), one cell each
+(× dtype × device): not an axis, since a model has no width or size to vary. A
+grid of models alone has ``blocks = ()``.
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ from typing import Any
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
-from blockprof.spec import BlockSpec
+from blockprof.spec import DEFAULT_MODEL_INPUT, BlockSpec, ModelSpec, cell_spec
 
 DEFAULT_BLOCKS = ("basic", "bottleneck", "inverted_residual")
 #: variant option → the type of its values (the BlockSpec field it sets), from the schema
 OPTION_TYPES: dict[str, type] = {f.name: f.kind for f in schema.VARIANT_FIELDS}
 VARIANT_OPTIONS = schema.VARIANT_NAMES
 #: the keys a grid file may hold besides the variant options
-GRID_KEYS = ("blocks", "channels", "spatial", "batch", "dtype", "device")
+GRID_KEYS = ("blocks", "channels", "spatial", "batch", "dtype", "device", "models")
+#: the keys of a ``[[models]]`` table (grid and suite files alike)
+MODEL_KEYS = ("target", "input")
 
 
 @dataclass(frozen=True)
@@ -47,10 +53,14 @@ class Grid:
     options: dict[str, Any] = field(default_factory=dict)
     dtype: tuple[str, ...] = ("float32",)
     device: tuple[str, ...] = ("auto",)
+    models: tuple[ModelSpec, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)
-        set_("blocks", _names("blocks", self.blocks))
+        models = (self.models,) if isinstance(self.models, (ModelSpec, dict)) else tuple(self.models)
+        set_("models", tuple(dict.fromkeys(m if isinstance(m, ModelSpec) else ModelSpec.from_dict(m) for m in models)))
+        no_blocks = self.models and (self.blocks == () or self.blocks == [])
+        set_("blocks", () if no_blocks else _names("blocks", self.blocks))
         for axis, name in (("channels", "in_channels"), ("spatial", "spatial"), ("batch", "batch")):
             set_(axis, _values(axis, getattr(self, axis), name))
         unknown = sorted(set(self.options) - set(VARIANT_OPTIONS))
@@ -87,15 +97,17 @@ class Grid:
                 }
 
     def specs(self) -> list[BlockSpec]:
-        """Every distinct spec (dtype and device aside), block-major; raises BlockprofError on the first invalid one."""
-        return [BlockSpec(**f) for f in self._spec_fields()]
+        """Every distinct block spec (dtype and device aside, models aside), block-major; raises
+        BlockprofError on the first invalid one."""
+        return [BlockSpec(**f) for f in self._spec_fields()] if self.blocks else []
 
     def cells(self) -> list[Cell]:
-        """Every cell: each spec's fields (unchecked: an invalid combination is a cell
-        that fails when it runs) at each dtype and device."""
+        """Every cell: each block spec's fields (unchecked: an invalid combination is a cell
+        that fails when it runs) at each dtype and device, then each model's."""
+        fields_ = [*(self._spec_fields() if self.blocks else ()), *(m.as_dict() for m in self.models)]
         return [
-            Cell(tuple(f.items()), dtype, device)
-            for f in self._spec_fields()
+            Cell(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in f.items()), dtype, device)
+            for f in fields_
             for dtype, device in itertools.product(self.dtype, self.device)
         ]
 
@@ -104,8 +116,12 @@ class Grid:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe and canonical: equal grids give equal dicts."""
-        out: dict[str, Any] = {f.name: list(getattr(self, f.name)) for f in fields(self) if f.name != "options"}
+        out: dict[str, Any] = {
+            f.name: list(getattr(self, f.name)) for f in fields(self) if f.name not in ("options", "models")
+        }
         out["options"] = {k: list(v) for k, v in self.options.items()}
+        if self.models:  # left out otherwise, so that a run of blocks alone reads as before
+            out["models"] = [m.as_dict() for m in self.models]
         return out
 
     @classmethod
@@ -124,7 +140,8 @@ class Grid:
     def from_toml(cls, path: str | Path) -> Grid:
         """Read a grid file: top-level keys ``blocks``, ``channels``, ``spatial``,
         ``batch``, ``dtype``, ``device``, any variant option (one value or a list),
-        and an optional ``description``. Every error names the file."""
+        ``[[models]]`` tables (``target``, optional ``input``; ``blocks = []`` for
+        models alone) and an optional ``description``. Every error names the file."""
         path = Path(path)
         data = read_toml(path, "grid file", "see benchmarks/grids/ for examples")
         data.pop("description", None)
@@ -134,6 +151,8 @@ class Grid:
             raise BlockprofError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
         axes = {k: data[k] for k in GRID_KEYS if k in data}
         try:
+            if "models" in axes:
+                axes["models"] = models_from_toml(axes["models"])
             return cls(**axes, options={k: data[k] for k in VARIANT_OPTIONS if k in data})
         except BlockprofError as e:
             raise BlockprofError(f"{path}: {e}") from None
@@ -159,14 +178,20 @@ class Cell:
         canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    def spec(self) -> BlockSpec:
-        """The cell's BlockSpec; raises BlockprofError for an invalid combination."""
-        return BlockSpec(**dict(self.fields))
+    def spec(self) -> BlockSpec | ModelSpec:
+        """The cell's BlockSpec (or ModelSpec); raises BlockprofError for an invalid combination."""
+        return cell_spec(dict(self.fields))
+
+    @property
+    def is_model(self) -> bool:
+        return any(k == "model" for k, _ in self.fields)
 
     @property
     def label(self) -> str:
-        """Short, for progress lines: ``bottleneck 256 @56² b32 t2 float32/cpu``."""
+        """Short, for progress lines: ``bottleneck 256 @56² b32 t2 float32/cpu``, ``model pkg.mod:fn @ 1×3×32×32 float32/cpu``."""
         f = dict(self.fields)
+        if self.is_model:
+            return f"model {f['model']} @ {'×'.join(map(str, f['input_shape']))} {self.dtype}/{self.device}"
         parts = [f["block"], str(f["in_channels"]), f"@{f['spatial']}²", f"b{f['batch']}"]
         if "out_channels" in f:
             parts.append(f"→{f['out_channels']}")
@@ -233,6 +258,24 @@ def _choices(axis: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]
     if not values or bad:
         raise BlockprofError(f"{axis} must be one or a list of {', '.join(allowed)}; got {value!r}")
     return values
+
+
+def models_from_toml(tables: Any) -> tuple[ModelSpec, ...]:
+    """``[[models]]`` tables (``target = "pkg.mod:callable"``, optional ``input = [1, 3, 224, 224]``) as specs."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise BlockprofError('models must be [[models]] tables, e.g. [[models]] target = "examples.models:small_cnn"')
+    specs = []
+    for i, table in enumerate(tables, 1):
+        unknown = sorted(set(table) - set(MODEL_KEYS))
+        if unknown or "target" not in table:
+            raise BlockprofError(
+                f"[[models]] #{i}: "
+                + (f"unknown key(s) {', '.join(unknown)}" if unknown else "no 'target'")
+                + f'; known: {", ".join(MODEL_KEYS)}, e.g. target = "examples.models:small_cnn", input = [1, 3, 32, 32]'
+            )
+        shape = table.get("input", list(DEFAULT_MODEL_INPUT))
+        specs.append(ModelSpec(table["target"], tuple(shape) if isinstance(shape, list) else shape))
+    return tuple(specs)
 
 
 def read_toml(path: Path, what: str, example: str) -> dict[str, Any]:

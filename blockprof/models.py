@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.trace import CONVENTION, Trace, trace
 from blockprof.errors import BlockprofError
+from blockprof.spec import DEFAULT_MODEL_INPUT, MODEL_EXAMPLE, ModelSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
     from blockprof.counting.tools import ToolCount
     from blockprof.timing.harness import BlockTiming
 
-EXAMPLE = "torchvision.models:resnet50"
-DEFAULT_INPUT = (1, 3, 224, 224)
+EXAMPLE = MODEL_EXAMPLE
+DEFAULT_INPUT = DEFAULT_MODEL_INPUT
+#: how deep a model cell's record keeps its module tree (the report's per-module table)
+RECORD_DEPTH = 2
 
 
 def model_factory(target: str) -> Callable[[], nn.Module]:
@@ -150,13 +153,14 @@ def count_model(
 ) -> ModelCount:
     """Trace ``model`` (a ``package.module:callable`` target, or a module, left as handed in)."""
     from blockprof.counting.reconcile import reconcile_modules
-    from blockprof.counting.tools import ToolCount, adapter
+    from blockprof.counting.record import count_module
+    from blockprof.counting.tools import ToolCount
 
     shape = tuple(int(d) for d in input_shape)
     if not shape or any(d < 1 for d in shape):
         raise BlockprofError(f"input shape {shape}: give positive sizes, e.g. 1,3,224,224")
     if isinstance(model, str):
-        build = model_factory(model)
+        build = model_factory(ModelSpec(model, shape).target)
         module, label = build_meta_model(build), model
     else:
         module, label = model, type(model).__name__
@@ -167,23 +171,11 @@ def count_model(
             return copy.deepcopy(model)
 
     result = ModelCount(trace(module, shape, name=label, train=train, real=build))
-    for name in tools:
-        try:
-            # the model's input is data, as in the trace: torch's training step gives it no gradient either
-            kwargs: dict[str, Any] = (
-                {"macs_hint": float(result.trace.macs)}
-                if name == "fvcore"
-                else {"input_requires_grad": False}
-                if name == "torch"
-                else {}
-            )
-            result.tools[name] = adapter(name).count(module, shape, **kwargs)
-        except BlockprofError as e:
-            result.tools[name] = str(e)
-        except Exception as e:  # a tool's own failure is a finding about the tool, recorded
-            result.tools[name] = f"{name} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        if isinstance(result.tools[name], ToolCount):
-            result.agreements[name] = reconcile_modules(result.trace, result.tools[name])  # type: ignore[arg-type]
+    # the model's input is data, as in the trace: torch's training step gives it no gradient either
+    result.tools = count_module(module, shape, tools, macs_hint=float(result.trace.macs), input_requires_grad=False)
+    for name, counted in result.tools.items():
+        if isinstance(counted, ToolCount):
+            result.agreements[name] = reconcile_modules(result.trace, counted)
     if time:
         result.timing, result.layer_times = _time(build, shape, label, result.trace, timing or {})
     return result
@@ -204,3 +196,38 @@ def _time(
         if k in ("device", "dtype", "channels_last", "threads", "min_run_time", "min_runs")
     }
     return timing, module_layer_times(build, shape, label, macs, **layer_options)
+
+
+def model_record(spec: ModelSpec, tools: Iterable[str] = ()) -> dict[str, Any]:
+    """A model cell's record, with the count fields a block's has (see :data:`blockprof.records.COUNT_FIELDS`):
+    the trace's totals (``count_source`` ``'trace'``), the module's own parameter count, each tool reconciled
+    with the trace, and ``modules``, the per-module counts down to :data:`RECORD_DEPTH`."""
+    from blockprof.counting.record import count_module, traced_tool_fields
+
+    build = model_factory(spec.target)
+    module = build_meta_model(build)
+    traced = trace(module, spec.input_shape, name=spec.label, real=build)
+    tool_counts = count_module(module, spec.input_shape, tools, macs_hint=float(traced.macs), input_requires_grad=False)
+    return {
+        **spec.as_dict(),
+        "module_params": sum(p.numel() for p in module.parameters()),
+        "count_source": "trace",
+        **traced.totals(),
+        **traced_tool_fields(traced, tool_counts),
+        "modules": traced.module_rows(RECORD_DEPTH),
+        "status": "ok",
+        "error": None,
+    }
+
+
+def model_builder(spec: ModelSpec) -> Callable[[], nn.Module]:
+    """A builder of the model with real weights on the CPU (what the timer runs)."""
+    import torch
+
+    build = model_factory(spec.target)
+
+    def real() -> nn.Module:
+        with torch.device("cpu"):
+            return build()
+
+    return real

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
+from blockprof.records import block_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -469,9 +470,12 @@ def build_all(df: pd.DataFrame, names: tuple[str, ...] = tuple(BUILDERS)) -> tup
     if unknown:
         raise BlockprofError(f"unknown plot(s) {', '.join(unknown)}; choose from {', '.join(BUILDERS)}")
     figures, skipped = {}, {}
+    blocks = block_rows(df)  # the plots compare blocks across widths: a whole model has none
+    if blocks.empty and not df.empty:
+        return {}, {"every plot": "the run holds model cells alone, and the plots compare blocks across widths"}
     for name in names:
         try:
-            figures[name] = BUILDERS[name](df)
+            figures[name] = BUILDERS[name](blocks)
         except BlockprofError as e:
             skipped[name] = str(e)
     return figures, skipped

@@ -28,13 +28,30 @@ def to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return df[known + [c for c in df.columns if c not in COUNT_FIELDS]]
 
 
+def block_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The block cells of a frame (model cells left out): what comparisons across blocks, plots over
+    widths and pivots by block may use."""
+    return df[df["model"].isna()] if "model" in df.columns else df
+
+
+def model_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The model cells of a frame (whole models, with no width to compare at)."""
+    return df[df["model"].notna()] if "model" in df.columns else df.iloc[:0]
+
+
 def describe(record: Mapping[str, Any]) -> str:
-    """One line naming the cell a record is of: ``bottleneck C=256, input 32×256×56×56 (s2 t4 g32), float32 on cpu``."""
+    """One line naming the cell a record is of: ``bottleneck C=256, input 32×256×56×56 (s2 t4 g32), float32 on cpu``,
+    or ``model examples.models:small_cnn, input 1×3×32×32, float32 on cpu``."""
 
     def given(key: str) -> Any:
         value = record.get(key)
         return None if value is None or value != value else value  # None and NaN alike
 
+    if given("model") is not None:
+        text = f"model {record['model']}, input {'×'.join(f'{d:g}' for d in record.get('input_shape') or ())}"
+        if given("dtype") and given("device"):
+            text += f", {record['dtype']} on {record['device']}"
+        return text
     text = f"{record['block']} C={record['in_channels']}"
     if given("out_channels") is not None and record["out_channels"] != record["in_channels"]:
         text += f"→{record['out_channels']:g}"

@@ -264,6 +264,8 @@ TIME_METRICS: tuple[str, ...] = ("fwd_ms", "train_ms")
 #: add fields, never rename or drop one
 RECORD_FIELDS: dict[str, str] = {
     **{f.name: f.description for f in FIELDS},
+    "model": "a model cell's target 'package.module:callable' (null for a block cell, whose spec fields are then null)",
+    "input_shape": "a model cell's input shape, batch first, e.g. [1, 3, 224, 224]",
     "inner_width": "width inside the block (bottleneck inner, inverted-residual hidden), or null",
     "count_source": "'analytic' (closed form) or 'trace' (a user block, or a network of them: traced op by op)",
     "params": METRICS["params"].description,
@@ -286,9 +288,14 @@ RECORD_FIELDS: dict[str, str] = {
     "torch_train_flops": "torch.utils.flop_counter forward + backward FLOPs",
     "torch_train_agrees": "torch's forward + backward equals analytic train_flops",
     "torch_train_note": "why torch's training count differs, when it does",
+    "modules": "a model cell's per-module counts to depth 2, in definition order: name, type, depth, params, macs, flops, train_flops",
     "status": "'ok' or 'error'",
     "error": "the one-line error of a failed cell, else null",
 }
+
+
+#: the record fields only a model cell has (a block cell's record leaves them out)
+MODEL_FIELDS: tuple[str, ...] = ("model", "input_shape", "modules")
 
 
 def field(name: str) -> Field:

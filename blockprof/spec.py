@@ -1,20 +1,30 @@
-"""What to build and at which input: a frozen, hashable :class:`BlockSpec`.
+"""What to build and at which input: a frozen, hashable :class:`BlockSpec` (or a whole :class:`ModelSpec`).
 
 A spec is the key of every record: the counters, the timer, sweeps and baselines
 all take one, so it holds only plain values. Block-specific rules (which
 expansions a block accepts, the inner width that follows) live with the block in
-:mod:`blockprof.blocks`; this module checks what holds for every block.
+:mod:`blockprof.blocks`; this module checks what holds for every block, and the
+form of a model target (importing it is :mod:`blockprof.models`' job).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self, cast
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
+
+#: the largest input a cell may take (elements): 2³¹, 8 GiB of float32; beyond it a check or sweep would not end
+MAX_INPUT_ELEMENTS = 2**31
+#: the largest side of a model's input (the schema's width bound)
+MAX_MODEL_DIM = 2**20
+#: a model cell's input when none is given (an ImageNet classifier's)
+DEFAULT_MODEL_INPUT = (1, 3, 224, 224)
+MODEL_EXAMPLE = "torchvision.models:resnet50"
 
 
 class _BlockInput:
@@ -160,3 +170,77 @@ class NetworkSpec:
     def label(self) -> str:
         """``resnet50`` or ``resnet50 with inverted_residual``."""
         return self.network if self.block is None else f"{self.network} with {self.block}"
+
+
+def split_target(target: str, what: str, example: str) -> tuple[str, str]:
+    """``package.module:callable`` → (module, attribute); anything else is one line naming ``what``."""
+    module_name, sep, attr = target.partition(":") if isinstance(target, str) else ("", "", "")
+    if not sep or not module_name or not attr or ":" in attr:
+        raise BlockprofError(f"{what} {target!r}: give it as 'package.module:callable', e.g. '{example}'")
+    return module_name, attr
+
+
+def _whole(value: Any) -> int | None:
+    """A whole number (``4`` or ``4.0`` from a TOML file or a data frame) as an int, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A whole model as a cell: ``target`` (``package.module:callable`` returning an ``nn.Module``
+    when called with no arguments) at ``input_shape`` (batch first). Only the target's form and the
+    shape are checked here; importing and building it happen when it is counted, so a spec can be
+    read from a file or a run on a machine that lacks the model."""
+
+    target: str
+    input_shape: tuple[int, ...] = DEFAULT_MODEL_INPUT
+
+    def __post_init__(self) -> None:
+        split_target(self.target, "model", MODEL_EXAMPLE)
+        shape = self.input_shape
+        if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)) or not shape:
+            raise BlockprofError(f"model {self.target!r}: input must be a list of sizes, e.g. [1, 3, 224, 224]")
+        sizes = tuple(_whole(d) for d in shape)
+        if any(d is None or not 1 <= d <= MAX_MODEL_DIM for d in sizes):
+            raise BlockprofError(
+                f"model {self.target!r}: input {list(shape)!r} must be whole sizes from 1 to {MAX_MODEL_DIM}, "
+                "e.g. [1, 3, 224, 224]"
+            )
+        if math.prod(cast(tuple[int, ...], sizes)) > MAX_INPUT_ELEMENTS:
+            raise BlockprofError(
+                f"model {self.target!r}: the input {shape_text(cast(tuple[int, ...], sizes))} has more than "
+                f"{MAX_INPUT_ELEMENTS:,} elements; use a smaller batch or image"
+            )
+        object.__setattr__(self, "input_shape", sizes)
+
+    @property
+    def label(self) -> str:
+        """The cell's stable name (its id in reports and baselines): ``model torchvision.models:resnet50 @ 1×3×224×224``."""
+        return f"model {self.target} @ {shape_text(self.input_shape)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record's first columns: ``model`` (the target) and ``input_shape`` (a list)."""
+        return {"model": self.target, "input_shape": list(self.input_shape)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        """The inverse of :meth:`as_dict`; BlockprofError on any other key."""
+        unknown = sorted(set(data) - {"model", "input_shape"})
+        if unknown or "model" not in data:
+            raise BlockprofError(f"a model cell holds 'model' and 'input_shape', got {sorted(data)!r}")
+        return cls(data["model"], tuple(data.get("input_shape") or DEFAULT_MODEL_INPUT))
+
+
+#: what a cell of a sweep or a check is: a block at a width, or a whole model
+CellSpec = BlockSpec | ModelSpec
+
+
+def cell_spec(data: Mapping[str, Any]) -> CellSpec:
+    """A cell's spec from its dict (a block's fields, or a model's ``model`` and ``input_shape``)."""
+    return ModelSpec.from_dict(data) if "model" in data else BlockSpec(**data)

@@ -9,7 +9,9 @@ Counts run cell by cell. Timed cells are timed in groups: the cells that differ
 only in block and variant (same width, size, batch, dtype, device) are measured
 together, interleaved round-robin by the timing harness, so the ratios between
 blocks at one point are taken side by side; each group's records are written as
-soon as it finishes. A cell that fails — an invalid combination, out of memory,
+soon as it finishes. A model cell (:class:`~blockprof.spec.ModelSpec`) is counted
+by the tracer (:func:`blockprof.models.model_record`) and timed alone, with the
+same harness and statistics. A cell that fails — an invalid combination, out of memory,
 any exception while counting or timing it — is recorded with ``status='error'``
 and its one-line ``error``, and the sweep goes on.
 
@@ -36,7 +38,7 @@ from blockprof.errors import BlockprofError
 from blockprof.grid import Cell, Grid, Shard
 from blockprof.io import is_dir
 from blockprof.runs import META, RECORDS, Run, env_differences, holds_a_run, lock_run, read_meta, run_environment
-from blockprof.spec import BlockSpec
+from blockprof.spec import BlockSpec, ModelSpec
 from blockprof.timing.harness import DEFAULT_MIN_RUN_TIME, DEFAULT_ROUNDS
 from blockprof.timing.measurement import MIN_RUNS, MODES
 
@@ -196,6 +198,7 @@ def _sweep(
             )
         settings = _settings(Settings(**given))
         grid = _resolve_devices(grid, settings)
+        _check_models(grid)
         run = None
     cells = grid.cells()
     if not settings.time and (len(grid.dtype) > 1 or len(grid.device) > 1):
@@ -238,7 +241,7 @@ def _sweep(
     report(state)
     with run.appender() as appender, _stop_on_sigint(lambda: report(replace(state, stopping=True))) as stop:
         batches = _groups(pending) if settings.time else [[item] for item in pending]
-        counted: dict[BlockSpec, dict[str, Any]] = {}
+        counted: dict[BlockSpec | ModelSpec, dict[str, Any]] = {}
         for batch in batches:
             if stop.is_set():
                 raise SweepInterrupted(replace(state, stopping=True))
@@ -273,6 +276,15 @@ def _settings(settings: Settings) -> Settings:
 
         return replace(settings, threads=torch.get_num_threads())
     return settings
+
+
+def _check_models(grid: Grid) -> None:
+    """Import every model now (and check its signature): a target that does not import is bad input, refused
+    before a run directory is made; one that fails to build is a failed cell, like any other."""
+    from blockprof.models import model_factory
+
+    for model in grid.models:
+        model_factory(model.target)
 
 
 def _resolve_devices(grid: Grid, settings: Settings) -> Grid:
@@ -389,6 +401,9 @@ def _groups(pending: list[tuple[int, Cell]]) -> list[list[tuple[int, Cell]]]:
     groups: dict[tuple, list[tuple[int, Cell]]] = {}
     for item in pending:
         f = dict(item[1].fields)
+        if item[1].is_model:  # a model is timed alone: it has no width or size to share with another cell
+            groups[("model", item[1].key)] = [item]
+            continue
         groups.setdefault((f["in_channels"], f["spatial"], f["batch"], item[1].dtype, item[1].device), []).append(item)
     return list(groups.values())
 
@@ -401,12 +416,13 @@ def _one_line(error: BaseException) -> str:
 
 
 def _count_cell(
-    index: int, cell: Cell, tools: tuple[str, ...], counted: dict[BlockSpec, dict[str, Any]]
+    index: int, cell: Cell, tools: tuple[str, ...], counted: dict[BlockSpec | ModelSpec, dict[str, Any]]
 ) -> dict[str, Any]:
     """The cell's count record, or its error record; never raises (but KeyboardInterrupt).
     Counts do not depend on dtype or device, so cells that differ only there are
     counted once (``counted`` holds the records by spec)."""
     from blockprof.counting.record import count_record, error_record
+    from blockprof.models import model_record
 
     start = clock.perf_counter()
     try:
@@ -416,7 +432,7 @@ def _count_cell(
     else:
         if spec not in counted:
             try:
-                counted[spec] = count_record(spec, tools)
+                counted[spec] = model_record(spec, tools) if isinstance(spec, ModelSpec) else count_record(spec, tools)
             except MemoryError:
                 counted[spec] = error_record(
                     spec, f"out of memory while counting {spec.label}; use a smaller batch or spatial size"
@@ -432,7 +448,7 @@ def _run_batch(
     batch: list[tuple[int, Cell]],
     settings: Settings,
     peaks: dict[str, Any] | None,
-    counted: dict[BlockSpec, dict[str, Any]],
+    counted: dict[BlockSpec | ModelSpec, dict[str, Any]],
 ) -> list[dict[str, Any]]:
     records = [_count_cell(i, cell, settings.tools, counted) for i, cell in batch]
     if settings.time:
@@ -452,27 +468,34 @@ def _time_group(
     if not timed:
         return
     device, dtype = timed[0][0].device, timed[0][0].dtype
+    specs = [cell.spec() for cell, _ in timed]
+    options: dict[str, Any] = dict(
+        modes=settings.modes,
+        device=device,
+        dtype=dtype,
+        threads=settings.threads,
+        min_run_time=settings.min_run_time,
+        rounds=settings.rounds,
+        min_runs=settings.min_runs,
+    )
     start = clock.perf_counter()
     try:
-        timings = time_blocks(
-            [cell.spec() for cell, _ in timed],
-            modes=settings.modes,
-            device=device,
-            dtype=dtype,
-            threads=settings.threads,
-            min_run_time=settings.min_run_time,
-            rounds=settings.rounds,
-            min_runs=settings.min_runs,
-        )
+        if isinstance(specs[0], ModelSpec):  # a group of one (see _groups)
+            from blockprof.models import model_builder
+            from blockprof.timing.harness import time_module
+
+            timings = [time_module(model_builder(specs[0])(), specs[0].input_shape, label=specs[0].label, **options)]
+        else:
+            timings = time_blocks(specs, **options)  # type: ignore[arg-type]
     except Exception as e:  # the harness records per-cell failures itself; this is one it could not
         for _, record in timed:
             record.update(status="error", error=f"timing failed: {_one_line(e)}")
         return
     wall = clock.perf_counter() - start
     device_peaks = Peaks(**peaks[f"{device}/{dtype}"]) if f"{device}/{dtype}" in peaks else None
-    spec_fields = set(timed[0][0].spec().as_dict())
+    spec_fields = set(specs[0].as_dict())
     for (_, record), timing in zip(timed, timings, strict=False):
-        result = timing_record(timing, device_peaks)
+        result = timing_record(timing, device_peaks, flops=(record.get("flops"), record.get("train_flops")))
         record.update({k: v for k, v in result.items() if k not in spec_fields and k != "error"})
         record.update(timing_group=len(timed), timing_group_s=wall)
         if result["error"]:

@@ -227,13 +227,16 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_show_json_is_the_compare_schema_with_status_per_cell(cli_run: Path) -> None:
     from blockprof.records import COUNT_FIELDS
+    from blockprof.schema import MODEL_FIELDS
 
     result = CliRunner().invoke(cli, ["show", str(cli_run), "--format", "json"])
     records = json.loads(result.stdout)
     assert result.exit_code == 0 and len(records) == 8
     ok = [r for r in records if r["status"] == "ok"]
     assert len(ok) == 6 and all(r["error"] is None and r["torch_macs"] == r["macs"] for r in ok)
-    asked = {f for f in COUNT_FIELDS if not f.startswith(("fvcore_", "thop_"))}  # the default tools: torch only
+    asked = {  # the default tools: torch only; block cells, so no model fields
+        f for f in COUNT_FIELDS if not f.startswith(("fvcore_", "thop_")) and f not in MODEL_FIELDS
+    }
     assert all(asked <= set(r) for r in ok)
     failed = [r for r in records if r["status"] == "error"]
     assert len(failed) == 2 and all("not divisible by groups 3" in r["error"] for r in failed)

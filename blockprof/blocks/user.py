@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from blockprof.blocks.base import BlockDef
 from blockprof.counting.formulas import Layer
 from blockprof.errors import BlockprofError
-from blockprof.spec import ResolvedSpec
+from blockprof.spec import ResolvedSpec, split_target
 
 if TYPE_CHECKING:
     from torch import nn
@@ -99,9 +99,7 @@ def _load(
     path: str, what: str = "user block", example: str = EXAMPLE, takes: str = "(in_channels, out_channels, stride)"
 ) -> Callable[..., Any]:
     """The callable ``path`` (``package.module:callable``) names; every failure one line naming ``what``."""
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr or ":" in attr:
-        raise BlockprofError(f"{what} {path!r}: give it as 'package.module:callable', e.g. '{example}'")
+    module_name, attr = split_target(path, what, example)
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     try:

@@ -21,7 +21,17 @@ from blockprof.commands import options
 if TYPE_CHECKING:
     from blockprof.regress import Suite
 
-_INLINE = ("blocks", "extra_blocks", "channels", "spatial", "batch", *schema.VARIANT_NAMES)
+_INLINE = (
+    "blocks",
+    "extra_blocks",
+    "channels",
+    "spatial",
+    "batch",
+    "models",
+    "model_input",
+    "no_blocks",
+    *schema.VARIANT_NAMES,
+)
 _RULES = ("tolerance", "alpha", "comparison", "confirm", "across_machines")
 _TIMING = ("rounds", "sample_time", "threads", "mode", "clock")
 
@@ -36,18 +46,21 @@ def suite_from_options(ctx: click.Context, params: dict[str, Any]) -> Suite:
     given = [name for name in _INLINE if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
     if params["suite"] is not None:
         if given:
-            flags = ", ".join("--" + ("block" if n == "extra_blocks" else n.replace("_", "-")) for n in given)
+            names = {"extra_blocks": "block", "models": "model", "model_input": "input"}
+            flags = ", ".join("--" + names.get(n, n.replace("_", "-")) for n in given)
             raise click.BadParameter(
                 f"give the cells either in the suite file or inline, not both (drop {flags})", param_hint="--suite"
             )
         suite = load_suite(params["suite"])
     else:
+        models = options.model_specs(ctx, params)
         suite = inline_suite(
-            (*params["blocks"], *params["extra_blocks"]),
+            () if params["no_blocks"] else (*params["blocks"], *params["extra_blocks"]),
             params["channels"],
             params["spatial"],
             params["batch"],
             options.variant_options(**params),
+            models=models,
         )
     chosen = {k: params[k] for k in _RULES if params.get(k) is not None}
     rules = {k: v for k, v in chosen.items() if k != "across_machines" or v}  # the flag's absence keeps the suite's

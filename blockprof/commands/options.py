@@ -216,6 +216,43 @@ def variant_options(**kwargs: Any) -> dict[str, Any]:
     return schema.variant_values(kwargs)
 
 
+def models(f: F) -> F:
+    """``--model`` (repeatable), ``--input`` and ``--no-blocks``: whole models as cells beside (or instead of) the blocks."""
+    f = click.option(
+        "--no-blocks",
+        is_flag=True,
+        help="Leave the block cells out: the --model cells alone.",
+    )(f)
+    f = click.option(
+        "--input",
+        "model_input",
+        type=Shape(),
+        default="1,3,224,224",
+        show_default=True,
+        help="Input shape of every --model, batch first.",
+    )(f)
+    return click.option(
+        "--model",
+        "models",
+        multiple=True,
+        metavar="PKG.MODULE:CALLABLE",
+        help="Add a whole model as a cell (a callable returning an nn.Module when called with no arguments), "
+        "beside the block cells; repeatable.",
+    )(f)
+
+
+def model_specs(ctx: click.Context, params: dict[str, Any]) -> tuple[Any, ...]:
+    """The ``--model`` cells at ``--input``; ``--input`` or ``--no-blocks`` without a model is refused."""
+    from blockprof.spec import ModelSpec
+
+    if not params["models"]:
+        for name, flag in (("model_input", "--input"), ("no_blocks", "--no-blocks")):
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+                raise click.BadParameter(f"{flag} goes with --model: name a model", param_hint=flag)
+        return ()
+    return tuple(dict.fromkeys(ModelSpec(target, params["model_input"]) for target in params["models"]))
+
+
 def suite(f: F) -> F:
     """The cells of a regression check: ``--suite FILE``, or the sweep options inline,
     plus overrides of the suite's timing and rules."""
@@ -272,7 +309,7 @@ def suite(f: F) -> F:
         )
     ):
         f = click.option(decl, default=None, **kwargs)(f)
-    return blocks(grid_axes(variants(f)))
+    return blocks(models(grid_axes(variants(f))))
 
 
 def timing(f: F) -> F:

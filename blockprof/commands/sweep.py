@@ -13,7 +13,19 @@ from blockprof.commands import options
 from blockprof.sweep import Settings
 from blockprof.timing.harness import MAX_MIN_RUN_TIME, MAX_MIN_RUNS, MAX_ROUNDS, MAX_THREADS
 
-GRID_PARAMS = ("blocks", "extra_blocks", "channels", "spatial", "batch", "dtype", "device", *schema.VARIANT_NAMES)
+GRID_PARAMS = (
+    "blocks",
+    "extra_blocks",
+    "channels",
+    "spatial",
+    "batch",
+    "dtype",
+    "device",
+    "models",
+    "model_input",
+    "no_blocks",
+    *schema.VARIANT_NAMES,
+)
 SETTING_PARAMS = ("tools", "time", "modes", "threads", "min_run_time", "rounds", "min_runs")
 
 
@@ -34,11 +46,18 @@ def _grid(ctx: click.Context, params: dict[str, Any], grid_file: Path | None, re
     }
     blocks = params["blocks"] if not grid_file or _given(ctx, "blocks") else base.blocks
     variant = {k: params[k] for k in options.variant_options(**params)}
-    return base.replace(blocks=(*blocks, *params["extra_blocks"]), **axes, options={**base.options, **variant})
+    models = (*base.models, *options.model_specs(ctx, params))
+    return base.replace(
+        blocks=() if params["no_blocks"] else (*blocks, *params["extra_blocks"]),
+        **axes,
+        options={**base.options, **variant},
+        models=models,
+    )
 
 
 @click.command("sweep")
 @options.blocks
+@options.models
 @options.grid_axes
 @options.variant_axes
 @click.option(
@@ -133,11 +152,15 @@ def cli_command(
     """Count (and with --time, time) every cell of a grid, saving each as it finishes.
 
     The grid is blocks × --channels × --spatial × --batch (× variant lists, × dtype ×
-    device with --time). Ctrl-C stops after the cell in progress; run the same command
-    with --resume to finish. A cell that fails is recorded with its error and the
-    sweep goes on.
+    device with --time), plus one cell per --model (a whole model at --input; with
+    --no-blocks, the models alone). Ctrl-C stops after the cell in progress; run the
+    same command with --resume to finish. A cell that fails is recorded with its error
+    and the sweep goes on.
 
-    Example: blockprof sweep --channels 32,64,128,256 --spatial 56,28 -o runs/widths
+    \b
+    Examples:
+      blockprof sweep --channels 32,64,128,256 --spatial 56,28 -o runs/widths
+      blockprof sweep --model examples.models:small_cnn --input 1,3,32,32 --no-blocks -o runs/cnn
     """
     from blockprof.sweep import SweepInterrupted, sweep
 

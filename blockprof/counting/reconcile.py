@@ -274,9 +274,11 @@ def reconcile_traced_train(trace: Trace, tool: ToolCount) -> Agreement:
     if tool.train_flops == trace.train_flops:
         note = "= the backward ops autograd ran, traced"
         return Agreement(tool.tool, tool.train_flops, trace.train_flops, True, note)
+    causes = ["FlopCounterMode counts a grouped conv's weight gradient groups× too high"]
+    if not trace.input_requires_grad:  # a whole model: torch's adapter still feeds it an input that needs a gradient
+        causes.append("torch also counts the first layer's input gradient, which a model's data input does not need")
     note = (
         f"reports {grouped(tool.train_flops)}, traced {grouped(trace.train_flops)} "
-        f"({tool.train_flops / trace.train_flops:.3f}×); "
-        "FlopCounterMode counts a grouped conv's weight gradient groups× too high"
+        f"({tool.train_flops / trace.train_flops:.3f}×); {'; and '.join(causes)}"
     )
     return Agreement(tool.tool, tool.train_flops, trace.train_flops, False, note)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from blockprof.blocks.registry import BlockDef
     from blockprof.counting.trace import Trace
-    from blockprof.spec import BlockSpec, ResolvedSpec
+    from blockprof.spec import BlockSpec, ModelSpec, ResolvedSpec
 
 
 def build_meta(definition: BlockDef, spec: ResolvedSpec) -> nn.Module:
@@ -150,6 +150,6 @@ def _tool_fields(
     return fields
 
 
-def error_record(spec: BlockSpec | ResolvedSpec, error: str) -> dict[str, Any]:
+def error_record(spec: BlockSpec | ResolvedSpec | ModelSpec, error: str) -> dict[str, Any]:
     """The record of a cell that failed: its spec, ``status='error'`` and the one-line error."""
     return {**spec.as_dict(), "status": "error", "error": error}

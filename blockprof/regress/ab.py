@@ -4,7 +4,9 @@ asv's ``continuous`` idea: build the base commit beside the working tree and tim
 the same stretch of its load. Each side runs in its own worker process that imports its own tree
 (``python -m blockprof.regress.worker`` with that tree first on ``sys.path``); the parent asks them for one
 round at a time, alternating which goes first, so slow drift in the machine's load falls on both alike.
-Counts come from each side's own tree and are compared exactly.
+Counts come from each side's own tree and are compared exactly. A model cell is imported by each side from
+its own tree (the worker runs there); a cell the base cannot count (a model it cannot build, or one an older
+tree does not know) is "new", as a cell missing from a stored baseline is.
 """
 
 from __future__ import annotations
@@ -94,9 +96,12 @@ class Worker:
             stderr=subprocess.PIPE,
         )
         self.hello = self._ask({"suite": suite.as_dict()})
-        # the two trees may name a cell differently (ids are built by each tree's own code): map by position
+        # the two trees may name a cell differently (ids are built by each tree's own code): map by position;
+        # an older tree that knows no model cells names only the blocks, which come first
         theirs = self.hello.get("ids", suite.ids)
-        self.ours = {**dict(zip(theirs, suite.ids, strict=True)), "reference": "reference"}
+        if len(theirs) > len(suite.ids):
+            raise BlockprofError(f"the {name} side ({tree}) named {len(theirs)} cells for a suite of {len(suite.ids)}")
+        self.ours = {**dict(zip(theirs, suite.ids, strict=False)), "reference": "reference"}
         self.theirs = {mine: other for other, mine in self.ours.items()}
 
     def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +176,13 @@ def _snapshot(suite: Suite, worker: Worker, times: dict[str, Any]) -> Snapshot:
     for key, message in hello.get("errors", {}).items():
         rounds[worker.ours.get(key, key)] = message
     counts = {worker.ours.get(key, key): c for key, c in hello["counts"].items()}
+    uncounted = [i for i in suite.ids if not counts.get(i)]
+    if uncounted and worker.name != "base":  # this tree's own cell: bad input, as in a check against a baseline
+        raise BlockprofError(f"cell {uncounted[0]}: {rounds.get(uncounted[0], 'not counted')}")
+    counts.update({key: {} for key in uncounted})
     snapshot = snapshot_of(suite, counts, rounds, reference, hello["environment"], git=hello.get("git"))
+    if worker.name == "base":  # a cell the base cannot count is new to the change, as it would be in a baseline
+        snapshot = replace(snapshot, cells={k: c for k, c in snapshot.cells.items() if k not in uncounted})
     return replace(snapshot, blockprof_version=hello.get("version", "?"))
 
 
@@ -187,7 +198,15 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
         )
     workers: list[Worker] = []
     try:
-        workers.append(Worker(base, suite, "base"))
+        try:
+            workers.append(Worker(base, suite, "base"))
+        except BlockprofError as e:
+            if len(suite.models) < len(suite.cells) or "at least one cell" not in str(e):
+                raise
+            raise BlockprofError(
+                f"the base side ({base}) predates model cells, so a suite of models alone has nothing to compare "
+                "there; add a block cell to the suite, or compare against a base that has model cells"
+            ) from None
         workers.append(Worker(head, suite, "change"))
         old, new = workers
         rounds = suite.timing.rounds if suite.timed else 0

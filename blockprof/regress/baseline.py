@@ -17,10 +17,14 @@ from typing import Any
 
 from blockprof.errors import BlockprofError
 from blockprof.regress.suite import COUNT_METRICS, METRICS, Rules, Suite, TimingPlan, cell_id, check_cell_size
-from blockprof.spec import BlockSpec
+from blockprof.spec import BlockSpec, CellSpec, ModelSpec, cell_spec
 
-#: bump when the baseline layout changes; a baseline of another version is refused
-SCHEMA_VERSION = 1
+#: bump when the baseline layout changes; a baseline of another version is refused. Version 2 adds model
+#: cells (``suite.models`` and cells whose ``spec`` is ``{"model", "input_shape"}``); a baseline without
+#: models is still written as version 1, so that a blockprof that predates models reads it.
+SCHEMA_VERSION = 2
+#: the versions this blockprof reads
+READS = (1, 2)
 #: the reference kernel: a fixed 3×3 convolution, timed in every round beside the cells
 #: (timed with the same step as the cells: forward, or forward + backward for ``train``)
 REFERENCE: dict[str, Any] = {
@@ -43,7 +47,7 @@ class CellResult:
     """One cell's counts and, when timed, its per-call times in seconds (instructions for the
     ``instructions`` clock), one list per round."""
 
-    spec: BlockSpec
+    spec: CellSpec
     counts: dict[str, int | None]
     rounds: Rounds | None = None
     error: str | None = None
@@ -78,7 +82,7 @@ class Snapshot:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": SCHEMA_VERSION if self.suite.models else 1,
             "blockprof_version": self.blockprof_version,
             "created": self.created,
             "git": self.git,
@@ -106,7 +110,7 @@ class Snapshot:
         reference = data["reference"]
         cells = {}
         for c in data["cells"]:
-            spec = BlockSpec(**c["spec"])
+            spec = cell_spec(c["spec"])
             rounds = None if c["rounds_s"] is None else tuple(tuple(float(t) for t in r) for r in c["rounds_s"])
             cells[cell_id(spec)] = CellResult(spec, dict(c["counts"]), rounds, c.get("error"))
         return cls(
@@ -164,11 +168,12 @@ def load_baseline(path: str | Path) -> Snapshot:
     if not isinstance(data, dict) or "schema_version" not in data:
         raise BlockprofError(f"{path} is not a blockprof baseline (no schema_version); {fix}")
     version = data["schema_version"]
-    if version != SCHEMA_VERSION or isinstance(version, bool):
+    if version not in READS or isinstance(version, bool):
         newer = isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
         hint = "upgrade blockprof, or " + fix if newer else fix
         raise BlockprofError(
-            f"baseline {path} has schema version {version!r}; this blockprof reads version {SCHEMA_VERSION}: {hint}"
+            f"baseline {path} has schema version {version!r}; this blockprof reads versions "
+            f"{', '.join(map(str, READS))}: {hint}"
         )
     try:
         return Snapshot.from_json(data)
@@ -246,10 +251,29 @@ def _check_fields(cls: type, value: Any, where: str) -> None:
         raise _Fault(f"{where}: {e}") from None
 
 
-def _spec(value: Any, where: str) -> BlockSpec:
+def _model(value: Any, where: str) -> ModelSpec:
+    """A stored model cell: its target's form and input shape (nothing is imported)."""
+    _table(value, where, ("model", "input_shape"))
+    _need(_is_str(value["model"]), f"{where}.model", "a 'package.module:callable' string", value["model"])
+    shape = value["input_shape"]
+    _need(
+        isinstance(shape, list) and bool(shape) and all(_is_int(d) for d in shape),
+        f"{where}.input_shape",
+        "a list of whole numbers",
+        shape,
+    )
+    try:
+        return ModelSpec.from_dict(value)
+    except BlockprofError as e:
+        raise _Fault(f"{where}: {e}") from None
+
+
+def _spec(value: Any, where: str) -> CellSpec:
     from blockprof.blocks.registry import get
 
     _need(isinstance(value, dict), where, "a JSON object", value)
+    if "model" in value:
+        return _model(value, where)
     if "block" in value:
         _need(_is_str(value["block"]) and bool(value["block"]), f"{where}.block", "a block name", value["block"])
         try:
@@ -296,7 +320,7 @@ def validate(data: Any) -> None:
             _need(
                 v is None or isinstance(v, (str, int, float, bool)), f"environment.{k}", "a string, number or null", v
             )
-    suite = _table(data["suite"], "suite", ("name", "metrics", "rules", "timing", "cells"))
+    suite = _table(data["suite"], "suite", ("name", "metrics", "rules", "timing", "cells"), ("models",))
     _need(_is_str(suite["name"]) and bool(suite["name"]), "suite.name", "a non-empty string", suite["name"])
     metrics = suite["metrics"]
     _need(
@@ -307,14 +331,25 @@ def validate(data: Any) -> None:
     )
     _check_fields(Rules, suite["rules"], "suite.rules")
     _check_fields(TimingPlan, suite["timing"], "suite.timing")
+    models = suite.get("models", [])
+    _need(isinstance(models, list), "suite.models", "a list of model cells", models)
     _need(
-        isinstance(suite["cells"], list) and bool(suite["cells"]),
+        data["schema_version"] != 1 or not models,
+        "suite.models",
+        "absent in a version 1 baseline (models came with version 2)",
+        models,
+    )
+    _need(
+        isinstance(suite["cells"], list) and bool(suite["cells"] or models),
         "suite.cells",
-        "a non-empty list of cells",
+        "a list of cells (non-empty unless suite.models holds some)",
         suite["cells"],
     )
     for i, c in enumerate(suite["cells"]):
+        _need(isinstance(c, dict) and "model" not in c, f"suite.cells[{i}]", "a block cell", c)
         _spec(c, f"suite.cells[{i}]")
+    for i, m in enumerate(models):
+        _model(m, f"suite.models[{i}]")
     reference = data["reference"]
     count = None
     if reference is not None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from blockprof.errors import BlockprofError
 from blockprof.regress.baseline import REFERENCE, CellResult, Rounds, Snapshot
 from blockprof.regress.suite import COUNT_METRICS, Suite, TimingPlan, cell_id
-from blockprof.spec import BlockSpec
+from blockprof.spec import BlockSpec, CellSpec, ModelSpec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -88,26 +88,40 @@ def snapshot_of(
     )
 
 
-def check_cells(specs: Sequence[BlockSpec]) -> None:
-    """Fail fast, with the cell named, before anything slow."""
+def check_cells(specs: Sequence[CellSpec]) -> None:
+    """Fail fast, with the block cell named, before anything slow (a model is checked when it is counted,
+    so that a base tree in an A/B check that cannot build it reports it as new rather than failing)."""
     from blockprof.blocks.registry import resolve
 
     for spec in specs:
+        if isinstance(spec, ModelSpec):
+            continue
         try:
             resolve(spec)
         except BlockprofError as e:
             raise BlockprofError(f"cell {cell_id(spec)}: {e}") from None
 
 
-def _jobs(specs: Sequence[BlockSpec]) -> list[Job]:
+def _jobs(specs: Sequence[CellSpec]) -> list[Job]:
     from blockprof.blocks.registry import resolve
     from blockprof.timing.harness import Job
 
     jobs = [Job("reference", None, reference_module, tuple(REFERENCE["input"]))]
     for spec in specs:
+        if isinstance(spec, ModelSpec):
+            jobs.append(Job(cell_id(spec), None, _model_maker(spec), spec.input_shape))
+            continue
         definition, resolved = resolve(spec)
         jobs.append(Job(cell_id(spec), spec, functools.partial(definition.module, resolved), resolved.input_shape))
     return jobs
+
+
+def _model_maker(spec: ModelSpec) -> Callable[[], nn.Module]:
+    """Import the model only when the harness builds it, so that a model that cannot be built is that
+    cell's error (recorded by the harness) rather than the whole check's."""
+    from blockprof.models import model_builder
+
+    return lambda: model_builder(spec)()
 
 
 def _clock(plan: TimingPlan) -> Callable[[], float]:
@@ -131,7 +145,7 @@ def environment_of(plan: TimingPlan, allocator: str) -> dict[str, Any]:
 
 
 def _time_cells(
-    specs: Sequence[BlockSpec], plan: TimingPlan, progress: Progress | None
+    specs: Sequence[CellSpec], plan: TimingPlan, progress: Progress | None
 ) -> tuple[Rounds, dict[str, Rounds | str], dict[str, Any]]:
     """Time the reference kernel and every cell round-robin with the timing harness:
     (reference rounds, cell id → rounds or its error, environment)."""
@@ -201,12 +215,16 @@ def reference_module() -> nn.Module:
     return torch.nn.Conv2d(c_in, c_out, k, padding=REFERENCE["padding"], bias=False)
 
 
-def counts_of(spec: BlockSpec) -> dict[str, int | None]:
-    """The compared counts: closed form for registered blocks, torch's counter for user blocks."""
+def counts_of(spec: CellSpec) -> dict[str, int | None]:
+    """The compared counts: closed form for registered blocks, the tracer for user blocks and models."""
     from blockprof.blocks.registry import get
     from blockprof.counting.record import count_record
+    from blockprof.models import model_record
 
-    record = count_record(spec, tools=() if get(spec.block).analytic else ("torch",))
+    if isinstance(spec, ModelSpec):
+        record = model_record(spec)
+    else:
+        record = count_record(spec, tools=() if get(spec.block).analytic else ("torch",))
     return {m: record[m] for m in COUNT_METRICS}
 
 
@@ -271,6 +289,11 @@ def callgrind_step(spec: dict[str, Any] | None, mode: str) -> Callable[[], None]
     shape: tuple[int, ...]
     if spec is None:
         module, shape = reference_module(), tuple(REFERENCE["input"])
+    elif "model" in spec:
+        from blockprof.models import model_builder
+
+        model = ModelSpec.from_dict(spec)
+        module, shape = model_builder(model)(), model.input_shape
     else:
         definition, resolved = resolve(BlockSpec(**spec))
         module, shape = definition.module(resolved), resolved.input_shape
@@ -285,7 +308,7 @@ def callgrind_step(spec: dict[str, Any] | None, mode: str) -> Callable[[], None]
 
 
 def _count_instructions(
-    specs: Sequence[BlockSpec], plan: TimingPlan, progress: Progress | None
+    specs: Sequence[CellSpec], plan: TimingPlan, progress: Progress | None
 ) -> tuple[Rounds, dict[str, Rounds | str], dict[str, Any]]:
     """Instructions per call of the reference and each cell, counted by callgrind with torch's valgrind
     bindings (the mechanism of ``Timer.collect_callgrind``) in ONE valgrind process: starting Python and

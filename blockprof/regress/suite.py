@@ -1,5 +1,8 @@
 """Suites: the cells a check covers, the metrics it compares, its rules and its timing plan (TOML or inline).
 
+A cell is a block spec or a whole model (:class:`~blockprof.spec.ModelSpec`, ``[[models]]`` in a suite file);
+both are counted, timed and judged alike.
+
 Every value is checked where it enters (types, finite numbers, sane sizes), so a bad suite is one line,
 exit 2, before anything is measured.
 """
@@ -14,8 +17,8 @@ from typing import Any
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
-from blockprof.grid import VARIANT_OPTIONS, Grid, read_toml
-from blockprof.spec import BlockSpec, ResolvedSpec
+from blockprof.grid import VARIANT_OPTIONS, Grid, models_from_toml, read_toml
+from blockprof.spec import MAX_INPUT_ELEMENTS, BlockSpec, CellSpec, ModelSpec, ResolvedSpec
 
 #: counts compared exactly (see blockprof.records.COUNT_FIELDS for their units)
 COUNT_METRICS = schema.COUNT_METRICS
@@ -28,8 +31,6 @@ CLOCKS = ("thread", "wall", "instructions")
 MAX_SAMPLE_TIME = 60.0
 MAX_ROUNDS = 1000
 MAX_SESSIONS = 20
-#: the largest input a cell may take (elements): 2³¹, 8 GiB of float32
-MAX_INPUT_ELEMENTS = 2**31
 
 
 def _number(value: Any) -> bool:
@@ -131,9 +132,11 @@ class TimingPlan:
             )
 
 
-def check_cell_size(spec: BlockSpec) -> None:
+def check_cell_size(spec: CellSpec) -> None:
     """Refuse a cell whose input is over :data:`MAX_INPUT_ELEMENTS` before torch is asked to allocate it
-    (each size on its own is bounded by the spec)."""
+    (each size on its own is bounded by the spec; a ModelSpec checks its own)."""
+    if isinstance(spec, ModelSpec):
+        return
     elements = math.prod(spec.input_shape)
     if elements > MAX_INPUT_ELEMENTS:
         raise BlockprofError(
@@ -144,9 +147,11 @@ def check_cell_size(spec: BlockSpec) -> None:
 
 @dataclass(frozen=True)
 class Suite:
-    """The cells a check covers, the metrics it compares, and its rules."""
+    """The cells a check covers, the metrics it compares, and its rules. Block cells come first, then
+    models (the order the suite is stored in, so that an older tree that knows no models keeps the
+    positions of the blocks)."""
 
-    cells: tuple[BlockSpec, ...]
+    cells: tuple[CellSpec, ...]
     metrics: tuple[str, ...] = METRICS
     rules: Rules = field(default_factory=Rules)
     timing: TimingPlan = field(default_factory=TimingPlan)
@@ -154,7 +159,11 @@ class Suite:
 
     def __post_init__(self) -> None:
         if not self.cells:
-            raise BlockprofError("a suite needs at least one cell; give blocks, channels, spatial and batch")
+            raise BlockprofError(
+                "a suite needs at least one cell; give blocks, channels, spatial and batch, or a model"
+            )
+        blocks_first = sorted(self.cells, key=lambda c: isinstance(c, ModelSpec))  # a stable sort
+        object.__setattr__(self, "cells", tuple(blocks_first))
         for spec in self.cells:
             try:
                 check_cell_size(spec)
@@ -199,14 +208,22 @@ class Suite:
             "metrics": list(self.metrics),
             "rules": vars(self.rules).copy(),
             "timing": vars(self.timing).copy(),
-            "cells": [s.as_dict() for s in self.cells],
+            "cells": [s.as_dict() for s in self.cells if isinstance(s, BlockSpec)],
+            **({"models": [s.as_dict() for s in self.models]} if self.models else {}),
         }
+
+    @property
+    def models(self) -> tuple[ModelSpec, ...]:
+        return tuple(s for s in self.cells if isinstance(s, ModelSpec))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Suite:
         """The suite as stored in a baseline (cells already expanded; checked by blockprof.regress.baseline first)."""
         return cls(
-            cells=tuple(BlockSpec(**c) for c in data["cells"]),
+            cells=(
+                *(BlockSpec(**c) for c in data["cells"]),
+                *(ModelSpec.from_dict(m) for m in data.get("models", ())),
+            ),
             metrics=tuple(data["metrics"]),
             rules=Rules(**data["rules"]),
             timing=TimingPlan(**data["timing"]),
@@ -214,11 +231,14 @@ class Suite:
         )
 
 
-def cell_id(spec: BlockSpec | ResolvedSpec) -> str:
+def cell_id(spec: BlockSpec | ResolvedSpec | ModelSpec) -> str:
     """A cell's stable name in reports and baselines, e.g. ``bottleneck 64→64 @ 1×64×28×28``:
     built from the resolved spec, so spelling out a block default (``expansion = 4`` for a
-    bottleneck) names the same cell."""
+    bottleneck) names the same cell. A model's is its label: ``model pkg.mod:fn @ 1×3×224×224``."""
     from blockprof.blocks.registry import resolve
+
+    if isinstance(spec, ModelSpec):
+        return spec.label
 
     resolved = resolve(spec)[1]
     n, c, h, w = resolved.input_shape
@@ -228,7 +248,7 @@ def cell_id(spec: BlockSpec | ResolvedSpec) -> str:
 # --- suites: TOML files and inline options ---
 
 _GRID_KEYS = ("blocks", "channels", "spatial", "batch")
-_SUITE_KEYS = ("name", "metrics", "rules", "timing", "cells")
+_SUITE_KEYS = ("name", "metrics", "rules", "timing", "cells", "models")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -242,13 +262,16 @@ def load_suite(path: str | Path) -> Suite:
 
 
 def suite_from_toml(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
-    """A suite from parsed TOML: ``[[cells]]`` tables (grid axes and variant options),
-    optional ``metrics``, ``[rules]`` and ``[timing]``."""
+    """A suite from parsed TOML: ``[[cells]]`` tables (grid axes and variant options) and/or
+    ``[[models]]`` tables (``target``, optional ``input``), optional ``metrics``, ``[rules]`` and ``[timing]``."""
     _known(data, _SUITE_KEYS, "top-level key")
-    tables = data.get("cells")
-    if not isinstance(tables, list) or not tables:
-        raise BlockprofError('no [[cells]] tables; add at least one, e.g. [[cells]] blocks = ["basic"] channels = [64]')
-    specs: list[BlockSpec] = []
+    models = models_from_toml(data["models"]) if "models" in data else ()
+    tables = data.get("cells", [] if models else None)
+    if not isinstance(tables, list) or not (tables or models):
+        raise BlockprofError(
+            'no [[cells]] tables and no [[models]]; add at least one, e.g. [[cells]] blocks = ["basic"] channels = [64]'
+        )
+    specs: list[CellSpec] = []
     for i, table in enumerate(tables, 1):
         _known(table, (*_GRID_KEYS, *VARIANT_OPTIONS), f"key in [[cells]] #{i}")
         axes = {k: _as_tuple(table[k], k) for k in _GRID_KEYS if k in table}
@@ -267,7 +290,7 @@ def suite_from_toml(data: Mapping[str, Any], default_name: str = "suite") -> Sui
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise BlockprofError(f"name must be a non-empty string, got {name!r}")
-    return Suite(tuple(specs), metrics, Rules(**rules), TimingPlan(**timing), name)
+    return Suite((*specs, *dict.fromkeys(models)), metrics, Rules(**rules), TimingPlan(**timing), name)
 
 
 def inline_suite(
@@ -277,13 +300,15 @@ def inline_suite(
     batch: Iterable[int],
     options: Mapping[str, Any] | None = None,
     *,
+    models: Iterable[ModelSpec] = (),
     metrics: Iterable[str] = METRICS,
     rules: Rules | None = None,
     timing: TimingPlan | None = None,
 ) -> Suite:
-    """A suite from the sweep options (``--blocks --channels --spatial --batch`` and variants)."""
-    grid = Grid(tuple(blocks), tuple(channels), tuple(spatial), tuple(batch), dict(options or {}))
-    return Suite(tuple(grid.specs()), tuple(metrics), rules or Rules(), timing or TimingPlan())
+    """A suite from the sweep options (``--blocks --channels --spatial --batch`` and variants, ``--model``;
+    ``blocks`` empty for models alone)."""
+    grid = Grid(tuple(blocks), tuple(channels), tuple(spatial), tuple(batch), dict(options or {}), models=tuple(models))
+    return Suite((*grid.specs(), *grid.models), tuple(metrics), rules or Rules(), timing or TimingPlan())
 
 
 def _known(table: Any, keys: Sequence[str], what: str) -> None:

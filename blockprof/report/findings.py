@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from blockprof import schema
 from blockprof.errors import BlockprofError
+from blockprof.records import block_rows, model_rows
 from blockprof.units import grouped, si
 
 if TYPE_CHECKING:
@@ -109,6 +110,36 @@ def speed_phrase(reference: Spread, other: Spread, step: str) -> str:
     if ratio >= 1:
         return f"runs its {step} {times(ratio)} faster ({spread})"
     return f"runs its {step} {times(1 / ratio)} slower ({1 / high:.2g}–{1 / low:.2g}× over the quartiles)"
+
+
+def is_model(row: Mapping[str, Any]) -> bool:
+    """Whether a record is a model cell (a whole model, not a block at a width)."""
+    return given(row.get("model"))
+
+
+def model_text(row: Mapping[str, Any]) -> str:
+    """``model examples.models:small_cnn @ 1×3×32×32``: a model cell's name (its cell id)."""
+    return f"model {row['model']} @ {'×'.join(f'{d:g}' for d in row.get('input_shape') or ())}"
+
+
+def models(df: pd.DataFrame) -> list[str]:
+    """What a model cell is compared with: nothing across kinds. A model's counts and times are a whole
+    network's at its own input; a block's are one block's at one width, so no "equal width" exists."""
+    rows = ok_rows(model_rows(df))
+    if rows.empty:
+        return []
+    names = [model_text(r) for r in rows.to_dict(orient="records")]
+    blocks = not block_rows(df).empty
+    return [
+        f"{len(names)} model cell{'s' if len(names) > 1 else ''} ({', '.join(dict.fromkeys(names))}), "
+        "each counted whole by the tracer"
+        + (
+            ": listed beside the blocks, not ranked against them (a model runs a whole network at its own input, "
+            "a block one block at one width; the block rankings above are among blocks only)."
+            if blocks
+            else "."
+        )
+    ]
 
 
 def point_keys(df: pd.DataFrame, axes: Sequence[str] = POINT_KEYS) -> list[str]:
@@ -381,18 +412,26 @@ def summary(df: pd.DataFrame, reference: str | None, noisy_ratio: float, axes: S
     """Every finding the summary states, in reading order; blocks are compared where
     they share every one of ``axes``."""
     sentences: list[str] = []
+    blocks = block_rows(df)
     if reference is not None:
-        sentences += comparisons(df, reference, axes)
+        sentences += comparisons(blocks, reference, axes)
     sentences += (
-        winners(df, axes) + count_checks(df) + contention(df) + noise(df, noisy_ratio) + throughput(df) + failures(df)
+        winners(blocks, axes)
+        + models(df)
+        + count_checks(df)
+        + contention(df)
+        + noise(df, noisy_ratio)
+        + throughput(df)
+        + failures(df)
     )
     return sentences
 
 
 def choose_reference(df: pd.DataFrame, wanted: str | None = None) -> str | None:
     """The block others are measured against: ``wanted``, else the first block of the
-    successful records (None when none succeeded)."""
-    names = list(dict.fromkeys(ok_rows(df)["block"]))
+    successful records (None when none succeeded; model cells are never one)."""
+    rows = ok_rows(block_rows(df))
+    names = list(dict.fromkeys(rows["block"])) if "block" in rows.columns else []
     if wanted is not None and wanted not in names:
         raise BlockprofError(
             f"reference block {wanted!r} has no successful cell here; choose one of {', '.join(map(str, names)) or '(none)'}"

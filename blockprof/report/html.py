@@ -105,6 +105,7 @@ class Page:
     disagreements: list[str]
     layers: list[Layers]
     layers_point: str
+    modules: list[Layers]
     timing: Table | None
     timing_missing: str
     noisy_ratio: float
@@ -156,9 +157,12 @@ def reference_rows(
         return [None] * len(records)
     found: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in records:
-        if r["block"] == reference and r.get("status", "ok") == "ok":
+        if r.get("block") == reference and not findings.is_model(r) and r.get("status", "ok") == "ok":
             found.setdefault(_point(r, keys), []).append(r)
-    return [found[p][0] if len(found.get(p := _point(r, keys), [])) == 1 else None for r in records]
+    return [
+        None if findings.is_model(r) else found[p][0] if len(found.get(p := _point(r, keys), [])) == 1 else None
+        for r in records
+    ]
 
 
 def _ratio(value: Any, base: Any) -> float | None:
@@ -170,7 +174,18 @@ def _ratio(value: Any, base: Any) -> float | None:
 
 
 def cell_columns(record: Mapping[str, Any]) -> list[TableCell]:
-    """#, block, width, input and variant: what tells a cell apart, shared by both tables."""
+    """#, block, width, input and variant: what tells a cell apart, shared by both tables. A model
+    cell has no width or variant: its target and input shape."""
+    from blockprof.records import describe
+
+    if findings.is_model(record):
+        shape = record.get("input_shape") or ()
+        return [
+            text(f"model {record['model']}", title=describe(record), cls="name"),
+            TableCell("–"),
+            TableCell("×".join(f"{d:g}" for d in shape), _plain(shape[-1]) if shape else None),
+            text("whole model"),
+        ]
     width = (
         f"{record['in_channels']:g}"
         if record.get("out_channels") in (None, record["in_channels"])
@@ -183,8 +198,6 @@ def cell_columns(record: Mapping[str, Any]) -> list[TableCell]:
     )
     stride = f"s{record['stride']:g}" if given(record.get("stride")) and record["stride"] != 1 else ""
     variant = " ".join(p for p in (stride, findings.variant_text(record)) if p)
-    from blockprof.records import describe
-
     return [
         text(record["block"], title=describe(record), cls="name"),
         TableCell(width, _plain(record["in_channels"])),
@@ -195,7 +208,7 @@ def cell_columns(record: Mapping[str, Any]) -> list[TableCell]:
 
 CELL_HEADERS = [
     Column("#", True, "the cell's position in the records"),
-    Column("block", False, "block name, or a user block's package.module:callable"),
+    Column("block", False, "block name, or a user block's package.module:callable; or a whole model's"),
     Column("C", True, "input width C_in (→ C_out when they differ)"),
     Column("input", True, "input batch × C × H × W"),
     Column(
@@ -271,7 +284,8 @@ def counts_section(
             shown = f"{mark} {si(_plain(value))}" if given(value) else mark
             row.append(TableCell(shown, _plain(value), "" if verdict else "bad", note))
             if verdict is not True and note:
-                disagreements.append(f"{r['block']} at {findings.point_text(r)}, {tool} ({what}): {note}")
+                where = findings.model_text(r) if findings.is_model(r) else f"{r['block']} at {findings.point_text(r)}"
+                disagreements.append(f"{where}, {tool} ({what}): {note}")
         row.append(text("ok"))
         rows.append(row)
     return Table("counts-table", columns, rows), disagreements
@@ -391,7 +405,7 @@ def layer_sections(
     from blockprof.counting.analytic import analytic as analytic_count
     from blockprof.render.explain import explain_text
 
-    ok = [r for r in records if r.get("status", "ok") == "ok"]
+    ok = [r for r in records if r.get("status", "ok") == "ok" and not findings.is_model(r)]
     if not ok:
         return [], ""
     df = pd.DataFrame.from_records(ok)
@@ -429,6 +443,49 @@ def layer_sections(
             Layers(name, where, layer_table(count, f"layers-table-{len(sections) + 1}"), explain_text(count))
         )
     return sections, findings.point_text(anchor)
+
+
+def module_sections(records: list[dict[str, Any]]) -> list[Layers]:
+    """Each model cell's module tree (its record's ``modules``, to depth 2): what a block's per-layer
+    formulas are to a block, for a model whose layers are too many to list."""
+    sections = []
+    for r in records:
+        if not findings.is_model(r) or r.get("status", "ok") != "ok":
+            continue
+        name, shape = f"model {r['model']}", "×".join(f"{d:g}" for d in r.get("input_shape") or ())
+        rows = r.get("modules")
+        if not isinstance(rows, list) or not rows:
+            sections.append(Layers(name, f"input {shape}", missing="the record holds no module tree"))
+            continue
+        sections.append(Layers(name, f"input {shape}", module_table(rows, f"modules-table-{len(sections) + 1}")))
+    return sections
+
+
+def module_table(rows: list[dict[str, Any]], table_id: str) -> Table:
+    """One row per module, indented by depth, with its subtree's counts and share of the model's MACs."""
+    columns = [
+        Column("module", False, "the module's name in the model (indented by depth; the first row is the whole model)"),
+        Column("type"),
+        Column("params", True, "parameters of the module and everything inside it"),
+        Column("MACs", True, "forward multiply-accumulates inside the module (conv, linear, matmul), traced"),
+        Column("% MACs", True, "share of the model's MACs"),
+        Column("FLOPs", True, "forward FLOPs = 2 × MACs"),
+        Column("train FLOPs", True, "forward + the backward autograd runs (input and weight gradients)"),
+    ]
+    total = _plain(rows[0].get("macs"))
+    body = [
+        [
+            text(("\u2003" * int(m.get("depth") or 0)) + (m.get("name") or "(model)"), cls="name"),
+            text(m.get("type")),
+            number(m.get("params")),
+            number(m.get("macs"), si, title=grouped(_plain(m.get("macs")))),
+            number(_ratio(m.get("macs"), total), percent),
+            number(m.get("flops"), si, title=grouped(_plain(m.get("flops")))),
+            number(m.get("train_flops"), si, title=grouped(_plain(m.get("train_flops")))),
+        ]
+        for m in rows
+    ]
+    return Table(table_id, columns, body)
 
 
 def layer_table(count: Any, table_id: str) -> Table:
@@ -705,6 +762,7 @@ def build_report(
         disagreements=disagreements,
         layers=layers,
         layers_point=layers_point,
+        modules=module_sections(records),
         timing=timing,
         timing_missing=""
         if timing

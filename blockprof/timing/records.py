@@ -84,8 +84,12 @@ def _spec_fields(spec: BlockSpec | ResolvedSpec | None) -> dict[str, Any]:
     return spec.as_dict() if spec is not None else {}
 
 
-def timing_record(timing: BlockTiming, peaks: Peaks | None = None) -> dict[str, Any]:
-    """One flat record (see :data:`TIMING_FIELDS`); roofline fields are None without ``peaks``."""
+def timing_record(
+    timing: BlockTiming, peaks: Peaks | None = None, flops: tuple[int | None, int | None] | None = None
+) -> dict[str, Any]:
+    """One flat record (see :data:`TIMING_FIELDS`); roofline fields are None without ``peaks``.
+    ``flops``: the (forward, training-step) FLOPs of a module with no spec (a model cell, counted
+    by the tracer), for its GFLOP/s; a spec's come from its memory model."""
     env = timing.env
     record: dict[str, Any] = {**_spec_fields(timing.spec), "label": timing.label}
     record.update(
@@ -119,6 +123,8 @@ def timing_record(timing: BlockTiming, peaks: Peaks | None = None) -> dict[str, 
 
     model = memory_model(timing.spec, env.dtype) if timing.spec is not None else {}
     fwd_flops, train_flops = model.pop("fwd_flops", None), model.pop("train_flops", None)
+    if timing.spec is None and flops is not None:
+        fwd_flops, train_flops = flops
     record["fwd_gflops_per_s"] = _rate(fwd_flops, record["fwd_ms"])
     record["train_gflops_per_s"] = _rate(train_flops, record["train_ms"])
     record.update({k: model.get(k) for k in ("param_bytes", "saved_activation_bytes")})
