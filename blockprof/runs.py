@@ -8,6 +8,9 @@
       records.jsonl  one JSON record per finished cell, appended and fsync'd line by line
 
       .lock          held (flock) by the one process writing the run; names it (pid, host, start)
+      .meta.json.PID-HOST.XXXXXXXX.tmp
+                     only after a kill mid-write: the atomic write's temporary (blockprof.io),
+                     removed by the next writer to take the lock; readers never look at it
 
 The records file is only ever appended to: nothing ever truncates it, since
 another process may have written what a truncation would cut. A cell is
@@ -22,7 +25,10 @@ cell simply runs again.
 One process writes a run at a time: :func:`lock_run` takes an exclusive
 ``flock`` on ``.lock`` (sweep, resume and merge hold it); a second writer is
 refused in one line naming the holder. The kernel releases the lock when its
-holder dies, so a lock left by a killed process is simply taken over.
+holder dies, so a lock left by a killed process is simply taken over. Taking the
+lock also removes the temporaries that interrupted atomic writes left in the run
+(:func:`blockprof.io.remove_stale_temporaries`): any of ``meta.json``, which only a
+lock holder writes, and any other whose writer's pid no longer runs on this host.
 
 Merging (:func:`merge`) combines run directories, e.g. the shards of one grid:
 
@@ -51,7 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blockprof.errors import BlockprofError
-from blockprof.io import atomic_write_text, fsync_dir, is_dir, reason, write_error
+from blockprof.io import atomic_write_text, fsync_dir, is_dir, reason, remove_stale_temporaries, write_error
 
 try:
     import fcntl
@@ -165,9 +171,9 @@ def holds_a_run(path: Path) -> BlockprofError:
 @contextmanager
 def lock_run(path: str | Path, command: str = "blockprof") -> Iterator[list[str]]:
     """Hold the run directory ``path``'s write lock while inside (the directory is
-    made if need be). Yields a list with one note when a lock left by a killed
-    writer was taken over. BlockprofError (one line, naming the holder) if another
-    live process holds it."""
+    made if need be). Yields a list of notes: a lock left by a killed writer taken
+    over, stale temporaries of interrupted writes removed. BlockprofError (one line,
+    naming the holder) if another live process holds it."""
     path = Path(path)
     created = not is_dir(path, "the run directory")
     if created and path.exists():
@@ -193,6 +199,10 @@ def lock_run(path: str | Path, command: str = "blockprof") -> Iterator[list[str]
             os.fsync(fd)
         except OSError as e:
             raise write_error(lock, e, "the run's lock") from None
+        removed = remove_stale_temporaries(path, locked=(META,))
+        if removed:
+            shown = ", ".join(removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3 else "")
+            notes.append(f"removed {len(removed)} temporary file(s) left in {path} by interrupted writes ({shown})")
         try:
             yield notes
         finally:
