@@ -457,6 +457,59 @@ def test_ab_against_a_git_ref_counts_from_both_trees(tmp_path: Path) -> None:
     assert (tmp_path / "s.md").read_text().startswith("### ✅ blockprof check passed")
 
 
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True
+    )
+
+
+def check_in(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``blockprof check`` run from the checkout ``repo`` (its own blockprof, with itself on PYTHONPATH)."""
+    return subprocess.run(
+        [sys.executable, "-m", "blockprof", "check", *args],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_ab_reports_cells_the_base_cannot_build_as_new_and_judges_the_rest(tmp_path: Path) -> None:
+    """A block registered only in the change, and a user block file the change adds: the base cannot build
+    them, so they are new (not compared), and the check passes or fails on the other cells."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    repo = tree(tmp_path / "repo", 1)
+    regnet = repo / "blockprof" / "blocks" / "regnet.py"
+    registered = regnet.read_text()
+    regnet.write_text(registered.replace("@register\nclass RegNetY", "class RegNetY"))  # the base lacks regnet_y
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    regnet.write_text(registered)
+    (repo / "newblock.py").write_text(slowed_block_source(1))  # a user block file added by the change
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "change")
+    cells = ("--blocks", "basic,regnet_y,abblock:block,newblock:block", "--channels", "16", "--spatial", "8")
+
+    done = check_in(repo, *cells, "--against", "HEAD~1", "--no-time", "--markdown", str(tmp_path / "s.md"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.split("  ")[0].strip(): line.split()[-1] for line in done.stdout.splitlines() if "@ 1×16×8×8" in line}
+    assert rows["basic 16→16 @ 1×16×8×8"] == rows["abblock:block 16→16 @ 1×16×8×8"] == "✓"
+    assert rows["regnet_y 16→16 @ 1×16×8×8"] == rows["newblock:block 16→16 @ 1×16×8×8"] == "new"
+    assert "regnet_y 16→16 @ 1×16×8×8: params: the base cannot build it (unknown block 'regnet_y'" in done.stdout
+    assert "newblock:block 16→16 @ 1×16×8×8: macs: the base cannot build it (user block 'newblock:block'" in done.stdout
+    assert "new in this tree, not compared" in (tmp_path / "s.md").read_text()
+
+    (repo / "abblock.py").write_text(slowed_block_source(3))  # and now a cell the base can build changes
+    done = check_in(repo, *cells, "--against", "HEAD~1", "--no-time")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED: 2 changed count(s)" in done.stdout and "abblock:block 16→16 @ 1×16×8×8: macs" in done.stdout
+    assert "the base cannot build it" in done.stdout
+
+
 # --- the instructions clock ---
 
 

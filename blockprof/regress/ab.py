@@ -4,7 +4,9 @@ asv's ``continuous`` idea: build the base commit beside the working tree and tim
 the same stretch of its load. Each side runs in its own worker process that imports its own tree
 (``python -m blockprof.regress.worker`` with that tree first on ``sys.path``); the parent asks them for one
 round at a time, alternating which goes first, so slow drift in the machine's load falls on both alike.
-Counts come from each side's own tree and are compared exactly.
+Counts come from each side's own tree and are compared exactly. A cell the base cannot build (a block this
+change registers, a user block file it adds) is left out of the base's side and reported ``new``; the
+other cells are judged as usual.
 """
 
 from __future__ import annotations
@@ -76,14 +78,22 @@ def base_tree(ref: str, repo: Path | None = None) -> Iterator[Path]:
             )
 
 
+class SideError(BlockprofError):
+    """A side of the A/B check could not go on; ``reason`` is that side's own words."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class Worker:
     """One side of the A/B check: a process that imported ``tree``'s blockprof and built the suite's cells."""
 
     def __init__(self, tree: Path, suite: Suite, name: str) -> None:
-        self.tree, self.name = tree, name
+        self.tree, self.name, self.suite = tree, name, suite
         if not (tree / "blockprof" / "__init__.py").is_file():
             raise BlockprofError(f"{name} tree {tree} holds no blockprof package; give a checkout of this repository")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), *_inherited_path(tree)])}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "blockprof.regress.worker"],
             cwd=tree,
@@ -109,10 +119,11 @@ class Worker:
         except (BrokenPipeError, OSError):
             line = ""
         if not line:
-            raise BlockprofError(f"the {self.name} side ({self.tree}) stopped: {self._stderr_tail()}")
+            tail = self._stderr_tail()
+            raise SideError(f"the {self.name} side ({self.tree}) stopped: {tail}", tail)
         reply = json.loads(line)
         if "error" in reply:
-            raise BlockprofError(f"the {self.name} side ({self.tree}): {reply['error']}")
+            raise SideError(f"the {self.name} side ({self.tree}): {reply['error']}", reply["error"])
         return reply
 
     def _stderr_tail(self) -> str:
@@ -140,6 +151,14 @@ class Worker:
             self.process.wait()
 
 
+def _inherited_path(tree: Path) -> list[str]:
+    """This process's PYTHONPATH for a side's worker, less the change's own tree when the side is another tree:
+    the base must not import a user block file the change adds (nor, behind its own, the change's blockprof)."""
+    head = head_tree()
+    entries = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return entries if tree.resolve() == head else [p for p in entries if Path(p).resolve() != head]
+
+
 def _measure_pair(
     base: Worker, head: Worker, rounds: int, only: list[str] | None, progress: Progress | None, done: int, total: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -158,6 +177,37 @@ def _measure_pair(
             if progress:
                 progress(done, total)
     return times
+
+
+def start_base(tree: Path, suite: Suite) -> tuple[Worker, dict[str, str]]:
+    """The base side's worker, and the cells the base cannot build (id → its reason): a block this change
+    registers, a user block file it adds. When the base refuses the suite, each cell is tried alone (counts
+    only, a quick start) and the ones it refuses are left out of its side; if it refuses every cell, or none
+    alone, its own error stands."""
+    try:
+        return Worker(tree, suite, "base"), {}
+    except SideError as whole:
+        lacking: dict[str, str] = {}
+        for spec, cell in zip(suite.cells, suite.ids, strict=True):
+            try:
+                Worker(tree, replace(suite, cells=(spec,), metrics=("params",)), "base").close()
+            except SideError as e:
+                lacking[cell] = e.reason
+        if not lacking or len(lacking) == len(suite.cells):
+            raise whole from None
+    kept = tuple(s for s, i in zip(suite.cells, suite.ids, strict=True) if i not in lacking)
+    return Worker(tree, replace(suite, cells=kept), "base"), lacking
+
+
+def _new_in_this_tree(result: CheckResult, lacking: dict[str, str]) -> CheckResult:
+    """``new`` verdicts that say why: the base cannot build the cell, so nothing of it is compared."""
+    verdicts = tuple(
+        replace(v, note=f"the base cannot build it ({lacking[v.cell]}): new in this tree, not compared")
+        if v.cell in lacking and v.status == "new"
+        else v
+        for v in result.verdicts
+    )
+    return replace(result, verdicts=verdicts)
 
 
 def _snapshot(suite: Suite, worker: Worker, times: dict[str, Any]) -> Snapshot:
@@ -187,12 +237,12 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
         )
     workers: list[Worker] = []
     try:
-        workers.append(Worker(base, suite, "base"))
-        workers.append(Worker(head, suite, "change"))
-        old, new = workers
+        old, lacking = start_base(base, suite)
+        workers.append(old)
+        workers.append(new := Worker(head, suite, "change"))
         rounds = suite.timing.rounds if suite.timed else 0
         first = _measure_pair(old, new, rounds, None, progress, 0, 2 * rounds)
-        result = judge_snapshots(_snapshot(suite, old, first[0]), _snapshot(suite, new, first[1]), mode="ab")
+        result = judge_snapshots(_snapshot(old.suite, old, first[0]), _snapshot(suite, new, first[1]), mode="ab")
         again = suspects(result) if suite.rules.confirm else []
         if again:
             second = _measure_pair(old, new, rounds, again, progress, 0, 2 * rounds)
@@ -202,7 +252,7 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
             result = settle(
                 result, judge_snapshots(_snapshot(sub, old, second[0]), _snapshot(sub, new, second[1]), mode="ab")
             )
-        return result
+        return _new_in_this_tree(result, lacking)
     finally:
         for w in workers:
             w.close()
