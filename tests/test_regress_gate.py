@@ -510,6 +510,68 @@ def test_ab_reports_cells_the_base_cannot_build_as_new_and_judges_the_rest(tmp_p
     assert "the base cannot build it" in done.stdout
 
 
+def test_a_base_that_predates_ab_checks_falls_back_to_the_stored_baseline(
+    tmp_path: Path, counts_baseline: Path
+) -> None:
+    """The first CI runs after A/B checks land: the base has no worker. Without a fallback that is one line, exit 2;
+    with --fallback-baseline the stored baseline judges instead, said so, and a real regression still fails."""
+    old = tree(tmp_path / "old", 1)
+    (old / "blockprof" / "regress" / "worker.py").unlink()
+    code, out, err = run("check", *CELLS, "--against-path", str(old), "--no-time")
+    one_line_exit_2(code, out, err, f"the base ({old}) predates A/B checks: its blockprof has no A/B worker")
+    assert "give --fallback-baseline FILE" in err
+
+    fallback = ("--fallback-baseline", str(counts_baseline))
+    code, out, err = run("check", *CELLS, "--against-path", str(old), "--no-time", *fallback)
+    assert code == 0, (out, err)
+    instead = f"the base predates A/B checks; judged against the stored baseline {counts_baseline} instead"
+    assert f"times: {instead}" in out and "blockprof check passed" in out
+    assert f"note: the base ({old}) predates A/B checks" in err
+
+    data = json.loads(counts_baseline.read_text())
+    data["cells"][0]["counts"]["macs"] += 1
+    counts_baseline.write_text(json.dumps(data))
+    code, out, err = run("check", *CELLS, "--against-path", str(old), "--no-time", *fallback)
+    assert code == 1 and "FAILED: 1 changed count(s)" in out and instead in out, (out, err)
+
+
+def test_the_workflow_ab_step_falls_back_when_the_base_predates_ab_checks(tmp_path: Path) -> None:
+    """The CI step as written (its own options), against a base without the A/B worker: not exit 2."""
+    text = (ROOT / ".github" / "workflows" / "blockprof-check.yml").read_text(encoding="utf-8")
+    step = text.split("name: Times A/B against the base commit", 1)[1].split("run: >", 1)[1].split("\n\n", 1)[0]
+    args = step.split()
+    assert args[:1] == ["blockprof"] and "--fallback-baseline" in args, step
+    old = tree(tmp_path / "old", 1)
+    (old / "blockprof" / "regress" / "worker.py").unlink()
+    assert args[1] == "check" and "--against" in args and "--only-time" in args, step
+    code, out, err = run(
+        "check",
+        "--suite",
+        str(ROOT / args[args.index("--suite") + 1]),
+        "--fallback-baseline",
+        str(ROOT / args[args.index("--fallback-baseline") + 1]),
+        "--against-path",
+        str(old),
+        "--no-time",  # the counts, not the step's timing: the fallback does not depend on the metrics
+        "--markdown",
+        str(tmp_path / "times.md"),
+    )
+    assert code == 0, (out, err)
+    assert "judged against the stored baseline" in (tmp_path / "times.md").read_text()
+
+
+def test_the_fallback_baseline_is_checked_before_measuring(tmp_path: Path, counts_baseline: Path) -> None:
+    base = tree(tmp_path / "base", 1)  # a base that has the worker: the fallback is not needed, and still checked
+    code, out, err = run(
+        "check", *CELLS, "--against-path", str(base), "--no-time", "--fallback-baseline", str(tmp_path / "no.json")
+    )
+    one_line_exit_2(code, out, err, "does not exist")
+    code, out, err = run(
+        "check", *CELLS, "--baseline", str(counts_baseline), "--fallback-baseline", str(counts_baseline), "--no-time"
+    )
+    assert code == 2 and "is what an A/B check falls back to" in err, err
+
+
 # --- the instructions clock ---
 
 

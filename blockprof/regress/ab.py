@@ -86,6 +86,18 @@ class SideError(BlockprofError):
         self.reason = reason
 
 
+class BasePredatesAB(BlockprofError):
+    """The base tree's blockprof has no A/B worker: it is older than ``check --against`` (the first runs of a CI
+    check after the feature lands). ``check --fallback-baseline`` then judges against a stored baseline."""
+
+    def __init__(self, base: str | Path) -> None:
+        super().__init__(self.words(base))
+
+    @staticmethod
+    def words(base: str | Path) -> str:
+        return f"the base ({base}) predates A/B checks: its blockprof has no A/B worker (blockprof.regress.worker)"
+
+
 class Worker:
     """One side of the A/B check: a process that imported ``tree``'s blockprof and built the suite's cells."""
 
@@ -93,6 +105,8 @@ class Worker:
         self.tree, self.name, self.suite = tree, name, suite
         if not (tree / "blockprof" / "__init__.py").is_file():
             raise BlockprofError(f"{name} tree {tree} holds no blockprof package; give a checkout of this repository")
+        if not (tree / "blockprof" / "regress" / "worker.py").is_file():
+            raise BasePredatesAB(tree)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), *_inherited_path(tree)])}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "blockprof.regress.worker"],
