@@ -56,6 +56,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.io import atomic_write_text, fsync_dir, is_dir, reason, remove_stale_temporaries, write_error
 
@@ -76,14 +77,8 @@ LOCK = ".lock"
 #: that starts so is a record cut off by a crash, not corruption
 _RECORD_START = b'{"cell": '
 
-#: fields a sweep adds to every record, beside the count and timing fields
-SWEEP_FIELDS: dict[str, str] = {
-    "cell": "the cell's key: 16 hex digits of the SHA-256 of its grid fields (see blockprof.grid.Cell.key)",
-    "index": "the cell's position in the grid's cell order (shards hold index % n == i - 1)",
-    "count_s": "seconds blockprof spent counting the cell (analytic + tools)",
-    "timing_group": "cells timed together, interleaved (the blocks at one width, size, batch, dtype, device)",
-    "timing_group_s": "wall seconds of the whole group's timing (warm-up, memory probes and timed calls)",
-}
+#: fields a sweep adds to every record, beside the count and timing fields (described in the schema)
+SWEEP_FIELDS: dict[str, str] = schema.SWEEP_RECORD_FIELDS
 #: bookkeeping that differs between two runs of the same cell without the results differing
 VOLATILE_FIELDS = frozenset({"index", "count_s", "timing_group", "timing_group_s"})
 #: environment fields two runs must share to be merged (timed runs: also TIMING_ENV)
