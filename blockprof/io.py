@@ -5,7 +5,11 @@ goes through :func:`atomic_write_bytes`: the content is written to a temporary
 file in the same directory, fsync'd, renamed over the target (``os.replace`` is
 atomic on POSIX and Windows) and the directory fsync'd, so a kill or a full disk
 at any moment leaves either the previous file or the new one, never a cut-off
-mix. Any ``OSError`` (no space, read-only file system, no permission, a name
+mix. A kill (SIGKILL, a power cut) can leave the hidden temporary behind: it is
+named ``.NAME.PID-HOST.XXXXXXXX.tmp`` after its writer, so that
+:func:`remove_stale_temporaries` can tell a dead writer's leftovers from a live
+writer's file (run directories are cleaned so on the next sweep, resume or
+merge). Any ``OSError`` (no space, read-only file system, no permission, a name
 too long, a directory in the way, a missing folder) becomes a one-line
 :class:`~blockprof.errors.BlockprofError` naming the path and the reason, and
 the previous file is left as it was.
@@ -18,9 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
+import re
+import socket
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from blockprof.errors import BlockprofError
@@ -37,6 +45,20 @@ _HINTS = {
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.ENOENT: "its folder does not exist: create it first or choose another path",
 }
+
+
+#: this machine, in the names of the temporaries it writes: a pid means something only on its own host
+_HOST = hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+#: ``.NAME.PID-HOST.XXXXXXXX.tmp`` (or ``.probe``): NAME is the target's first 32 characters, XXXXXXXX mkstemp's
+_TEMPORARY = re.compile(
+    r"\.(?P<name>.{1,32})\.(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{8})\.[a-z0-9_]{8}\.(?:tmp|probe)", re.S
+)
+#: what blockprof before the writer's pid was in the name left: ``.NAME.XXXXXXXX.tmp``
+_UNTAGGED = re.compile(r"\.(?P<name>.{1,32})\.[a-z0-9_]{8}\.tmp", re.S)
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name[:32]}.{os.getpid()}-{_HOST}."
 
 
 def reason(error: OSError) -> str:
@@ -73,7 +95,7 @@ def check_writable(path: str | Path, what: str = "") -> Path:
     if is_dir(path, what):
         raise write_error(path, OSError(errno.EISDIR, "Is a directory"), what)
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".probe", dir=path.parent)
+        fd, probe = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".probe", dir=path.parent)
     except OSError as e:
         raise write_error(path, e, what) from None
     os.close(fd)
@@ -94,7 +116,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, what: str = "") -> Path:
         raise write_error(path, OSError(errno.EISDIR, "Is a directory"), what)
     tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -122,6 +144,58 @@ def write_output(path: str | Path, content: str | bytes, what: str = "") -> Path
     atomically, with a one-line error. ``what`` names the content in that error."""
     data = content.encode("utf-8") if isinstance(content, str) else content
     return atomic_write_bytes(path, data, what)
+
+
+def stale_temporaries(folder: str | Path, locked: Iterable[str] = ()) -> list[Path]:
+    """The temporaries in ``folder`` whose writer is provably gone, and nothing else.
+
+    A temporary named after a writer of this host whose pid no longer runs is stale. So is any
+    temporary of a target named in ``locked``: files only the holder of a lock writes, asked for
+    by its new holder (whoever wrote the temporary held that lock, so is gone, on any host, and
+    under any blockprof's naming). Every other file, a live writer's temporary and another host's
+    included, is left alone (a pid reused by an unrelated process keeps its file: the safe error).
+    """
+    locked = {name[:32] for name in locked}
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    stale = []
+    for name in sorted(names):
+        tagged = _TEMPORARY.fullmatch(name)
+        if tagged and tagged["host"] == _HOST and not _alive(int(tagged["pid"])):
+            stale.append(Path(folder) / name)
+            continue
+        match = tagged or _UNTAGGED.fullmatch(name)
+        if match and match["name"] in locked and name.endswith(".tmp"):
+            stale.append(Path(folder) / name)
+    return stale
+
+
+def remove_stale_temporaries(folder: str | Path, locked: Iterable[str] = ()) -> list[str]:
+    """Remove :func:`stale_temporaries` (regular files only); the names removed."""
+    removed = []
+    for path in stale_temporaries(folder, locked):
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                os.unlink(path)
+                removed.append(path.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (where that cannot be asked, it is assumed to)."""
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":  # os.kill(pid, 0) would terminate it on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # EPERM: it runs, as another user; a number no pid can be: not ours to judge
+        return True
+    return True
 
 
 def fsync_dir(path: str | Path) -> None:

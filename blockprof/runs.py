@@ -8,6 +8,9 @@
       records.jsonl  one JSON record per finished cell, appended and fsync'd line by line
 
       .lock          held (flock) by the one process writing the run; names it (pid, host, start)
+      .meta.json.PID-HOST.XXXXXXXX.tmp
+                     only after a kill mid-write: the atomic write's temporary (blockprof.io),
+                     removed by the next writer to take the lock; readers never look at it
 
 The records file is only ever appended to: nothing ever truncates it, since
 another process may have written what a truncation would cut. A cell is
@@ -22,7 +25,10 @@ cell simply runs again.
 One process writes a run at a time: :func:`lock_run` takes an exclusive
 ``flock`` on ``.lock`` (sweep, resume and merge hold it); a second writer is
 refused in one line naming the holder. The kernel releases the lock when its
-holder dies, so a lock left by a killed process is simply taken over.
+holder dies, so a lock left by a killed process is simply taken over. Taking the
+lock also removes the temporaries that interrupted atomic writes left in the run
+(:func:`blockprof.io.remove_stale_temporaries`): any of ``meta.json``, which only a
+lock holder writes, and any other whose writer's pid no longer runs on this host.
 
 Merging (:func:`merge`) combines run directories, e.g. the shards of one grid:
 
@@ -50,8 +56,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blockprof import schema
 from blockprof.errors import BlockprofError
-from blockprof.io import atomic_write_text, fsync_dir, is_dir, reason, write_error
+from blockprof.io import atomic_write_text, fsync_dir, is_dir, reason, remove_stale_temporaries, write_error
 
 try:
     import fcntl
@@ -70,14 +77,8 @@ LOCK = ".lock"
 #: that starts so is a record cut off by a crash, not corruption
 _RECORD_START = b'{"cell": '
 
-#: fields a sweep adds to every record, beside the count and timing fields
-SWEEP_FIELDS: dict[str, str] = {
-    "cell": "the cell's key: 16 hex digits of the SHA-256 of its grid fields (see blockprof.grid.Cell.key)",
-    "index": "the cell's position in the grid's cell order (shards hold index % n == i - 1)",
-    "count_s": "seconds blockprof spent counting the cell (analytic + tools)",
-    "timing_group": "cells timed together, interleaved (the blocks at one width, size, batch, dtype, device)",
-    "timing_group_s": "wall seconds of the whole group's timing (warm-up, memory probes and timed calls)",
-}
+#: fields a sweep adds to every record, beside the count and timing fields (described in the schema)
+SWEEP_FIELDS: dict[str, str] = schema.SWEEP_RECORD_FIELDS
 #: bookkeeping that differs between two runs of the same cell without the results differing
 VOLATILE_FIELDS = frozenset({"index", "count_s", "timing_group", "timing_group_s"})
 #: environment fields two runs must share to be merged (timed runs: also TIMING_ENV)
@@ -165,9 +166,9 @@ def holds_a_run(path: Path) -> BlockprofError:
 @contextmanager
 def lock_run(path: str | Path, command: str = "blockprof") -> Iterator[list[str]]:
     """Hold the run directory ``path``'s write lock while inside (the directory is
-    made if need be). Yields a list with one note when a lock left by a killed
-    writer was taken over. BlockprofError (one line, naming the holder) if another
-    live process holds it."""
+    made if need be). Yields a list of notes: a lock left by a killed writer taken
+    over, stale temporaries of interrupted writes removed. BlockprofError (one line,
+    naming the holder) if another live process holds it."""
     path = Path(path)
     created = not is_dir(path, "the run directory")
     if created and path.exists():
@@ -193,6 +194,10 @@ def lock_run(path: str | Path, command: str = "blockprof") -> Iterator[list[str]
             os.fsync(fd)
         except OSError as e:
             raise write_error(lock, e, "the run's lock") from None
+        removed = remove_stale_temporaries(path, locked=(META,))
+        if removed:
+            shown = ", ".join(removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3 else "")
+            notes.append(f"removed {len(removed)} temporary file(s) left in {path} by interrupted writes ({shown})")
         try:
             yield notes
         finally:

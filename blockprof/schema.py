@@ -293,6 +293,140 @@ RECORD_FIELDS: dict[str, str] = {
     "error": "the one-line error of a failed cell, else null",
 }
 
+#: what a timing adds to a record (compare --time, sweep --time), beside :data:`RECORD_FIELDS`
+TIMING_RECORD_FIELDS: dict[str, str] = {
+    "label": "what was timed (the spec's label, or the module's name)",
+    "device": "'cpu' or 'cuda' (an untimed sweep keeps its grid's value, which may be 'auto')",
+    "device_name": "GPU name on CUDA, CPU model on CPU",
+    "cpu_model": "CPU model (from /proc/cpuinfo)",
+    "threads": "torch intra-op threads every Timer ran with",
+    "dtype": "compute dtype: float32, or bfloat16/float16 under autocast (parameters stay float32); an untimed sweep keeps its grid's",
+    "memory_format": "'contiguous' or 'channels_last' (module and input)",
+    "compile": "whether the module ran under torch.compile",
+    "torch_version": "torch.__version__",
+    "load_average": "1-minute load average when timing began (above the CPU count, other work competed for the cores)",
+    "fwd_ms": "median time of one forward (eval mode, torch.inference_mode), milliseconds",
+    "fwd_iqr_ms": "interquartile range of the forward samples, milliseconds",
+    "fwd_runs": "number of forward samples behind the median (at least 10)",
+    "fwd_calls": "forward calls timed in all (a sample may average several back-to-back calls)",
+    "fwd_total_s": "seconds spent in timed forward calls",
+    "fwd_noisy": "forward IQR above 10% of its median: do not trust the median alone",
+    "fwd_samples_ms": "the raw forward samples (per-call milliseconds), for significance tests",
+    "train_ms": "median time of one training step (train mode: forward, backward of the output's mean, fresh gradients), milliseconds",
+    "train_iqr_ms": "interquartile range of the training-step samples, milliseconds",
+    "train_runs": "number of training-step samples behind the median (at least 10)",
+    "train_calls": "training steps timed in all",
+    "train_total_s": "seconds spent in timed training steps",
+    "train_noisy": "training-step IQR above 10% of its median",
+    "train_samples_ms": "the raw training-step samples (per-call milliseconds)",
+    "runs": "the fewest samples behind any time in the row: min(fwd_runs, train_runs)",
+    "noisy": "any of the row's times is noisy",
+    "fwd_cpu_wall_ratio": "share of the forward samples' wall time the timed code was on the CPU (timing thread, or process / threads)",
+    "train_cpu_wall_ratio": "share of the training-step samples' wall time the timed code was on the CPU",
+    "cpu_wall_ratio": "the lower of fwd_cpu_wall_ratio and train_cpu_wall_ratio",
+    "steal_share": "share of all CPU time the hypervisor stole while the run was timed (/proc/stat; null where unknown)",
+    "load_after": "1-minute load average when timing ended (load_average is the one when it began)",
+    "contended": "the times are spoiled by other work: cpu_wall_ratio below 0.9 or steal_share above 5%; do not rank them",
+    "contention": "why the row is contended (one line), else null",
+    "fwd_gflops_per_s": "achieved forward GFLOP/s: analytic flops (conv + linear) / fwd median / 1e9",
+    "train_gflops_per_s": "achieved training GFLOP/s: analytic train_flops / train median / 1e9",
+    "param_bytes": "analytic: parameters × 4 bytes (float32 storage)",
+    "saved_activation_bytes": "analytic: tensors autograd saves for backward, summed per op (a tensor two ops save counts twice)",
+    "saved_bytes_measured": "measured: distinct storages autograd saved in one training step (saved_tensors_hooks), parameters excluded",
+    "fwd_min_bytes": "analytic minimum forward traffic: input read once, output written once, parameters read once",
+    "train_min_bytes": "analytic minimum training traffic: twice the forward's (gradients of the same tensors)",
+    "fwd_intensity": "forward arithmetic intensity: flops / fwd_min_bytes (FLOP per byte)",
+    "train_intensity": "training arithmetic intensity: train_flops / train_min_bytes (FLOP per byte)",
+    "peak_gflops_per_s": "device compute peak from 'blockprof calibrate' (fastest sample of a large matmul in this dtype)",
+    "peak_gbytes_per_s": "device bandwidth peak from 'blockprof calibrate' (fastest sample of a large copy)",
+    "fwd_bound": "'memory' when fwd_intensity is below the ridge point peak FLOP/s ÷ peak bytes/s, else 'compute'",
+    "fwd_roofline_fraction": "fwd_gflops_per_s / min(peak GFLOP/s, fwd_intensity × peak GB/s)",
+    "train_roofline_fraction": "train_gflops_per_s / min(peak GFLOP/s, train_intensity × peak GB/s)",
+    "roofline_fraction": "the forward's roofline fraction (fwd_roofline_fraction)",
+    "fwd_peak_bytes": "CUDA: peak allocated bytes of one forward (its parameters, buffers and input included); null on CPU",
+    "train_peak_bytes": "CUDA: peak allocated bytes of one training step; null on CPU",
+    "error": "one line per failed mode, else null",
+}
+#: what a sweep adds to each record of its run (records.jsonl): the cell's bookkeeping
+SWEEP_RECORD_FIELDS: dict[str, str] = {
+    "cell": "the cell's key: 16 hex digits of the SHA-256 of its grid fields (see blockprof.grid.Cell.key)",
+    "index": "the cell's position in the grid's cell order (shards hold index % n == i - 1)",
+    "count_s": "seconds blockprof spent counting the cell (analytic + tools)",
+    "timing_group": "how many cells were timed together, interleaved (the blocks at one width, size, batch, dtype, device)",
+    "timing_group_s": "wall seconds of the whole group's timing (warm-up, memory probes and timed calls)",
+}
+
+
+def _json_type(kind: type) -> str:
+    return {int: "integer", float: "number", str: "string", bool: "boolean"}[kind]
+
+
+#: record field → its JSON type; "or null" where a record may hold null (a count a tool did not take, a time
+#: of a mode not timed, a field the block does not take). Every key of every record is here (a test sweeps).
+RECORD_TYPES: dict[str, str] = {
+    # a variant field with no default of its own is null for the blocks that do not take it (out_channels is C_in)
+    **{
+        f.name: _json_type(f.kind)
+        + (" or null" if f.variant and f.default is None and f.name != "out_channels" else "")
+        for f in FIELDS
+    },
+    "inner_width": "integer or null",
+    "count_source": "string",
+    "params": "integer",
+    "module_params": "integer",
+    # a model cell's own (MODEL_FIELDS)
+    "model": "string",
+    "input_shape": "list of integers",
+    "modules": "list of objects",
+    **dict.fromkeys(
+        ("params_conv", "macs", "flops", "bwd_input_macs", "bwd_weight_macs", "train_flops"), "integer or null"
+    ),
+    **{f"{tool}_macs": "number or null" for tool in ("fvcore", "thop", "torch")},
+    **{f"{tool}_agrees": "boolean or null" for tool in ("fvcore", "thop", "torch", "torch_train")},
+    **{f"{tool}_note": "string" for tool in ("fvcore", "thop", "torch", "torch_train")},
+    "torch_train_flops": "integer or null",
+    "status": "string",
+    "error": "string or null",
+    # timing
+    **dict.fromkeys(("label", "device", "dtype", "memory_format", "torch_version"), "string"),
+    **dict.fromkeys(("device_name", "cpu_model"), "string"),
+    "threads": "integer",
+    "compile": "boolean",
+    **dict.fromkeys(("load_average", "load_after", "steal_share", "cpu_wall_ratio"), "number or null"),
+    **{
+        f"{mode}_{name}": kind
+        for mode in ("fwd", "train")
+        for name, kind in (
+            ("ms", "number or null"),
+            ("iqr_ms", "number or null"),
+            ("runs", "integer or null"),
+            ("calls", "integer or null"),
+            ("total_s", "number or null"),
+            ("noisy", "boolean or null"),
+            ("cpu_wall_ratio", "number or null"),
+            ("samples_ms", "list of numbers or null"),
+            ("gflops_per_s", "number or null"),
+            ("min_bytes", "integer or null"),
+            ("intensity", "number or null"),
+            ("roofline_fraction", "number or null"),
+            ("peak_bytes", "integer or null"),
+        )
+    },
+    "runs": "integer or null",
+    "noisy": "boolean",
+    "contended": "boolean",
+    "contention": "string or null",
+    **dict.fromkeys(("param_bytes", "saved_activation_bytes", "saved_bytes_measured"), "integer or null"),
+    **dict.fromkeys(("peak_gflops_per_s", "peak_gbytes_per_s", "roofline_fraction"), "number or null"),
+    "fwd_bound": "string or null",
+    # sweep bookkeeping
+    "cell": "string",
+    "index": "integer",
+    "count_s": "number",
+    "timing_group": "integer",
+    "timing_group_s": "number",
+}
+
 
 #: the record fields only a model cell has (a block cell's record leaves them out)
 MODEL_FIELDS: tuple[str, ...] = ("model", "input_shape", "modules")
@@ -424,10 +558,26 @@ def markdown() -> str:
         "",
         "## Record fields",
         "",
-        "| field | what it holds |",
-        "|---|---|",
+        "A record is one flat JSON object: `--format json`, a CSV row, a line of a run's `records.jsonl`.",
+        "A counted record has the count fields (a failed one: its spec fields, `status` and `error`); a timed",
+        "one (`compare --time`, `sweep --time`) also the timing fields; a sweep's records also the cell's",
+        "bookkeeping. A field in two groups is listed once, in the first. The type is the JSON type; `or null`",
+        "where a record may hold null.",
     ]
-    lines += [f"| `{name}` | {_cell(text)} |" for name, text in RECORD_FIELDS.items()]
+    groups = (
+        ("Count fields", RECORD_FIELDS),
+        ("Timing fields", TIMING_RECORD_FIELDS),
+        ("Sweep bookkeeping", SWEEP_RECORD_FIELDS),
+    )
+    listed: set[str] = set()
+    for title, fields in groups:
+        lines += ["", f"### {title}", "", "| field | type | what it holds |", "|---|---|---|"]
+        lines += [
+            f"| `{name}` | {RECORD_TYPES[name]} | {_cell(text)} |"
+            for name, text in fields.items()
+            if name not in listed
+        ]
+        listed.update(fields)
     return "\n".join(lines) + "\n"
 
 

@@ -18,8 +18,11 @@ FAST = {"device": "cpu", "threads": 1, "min_run_time": 0.01}
 def test_compare_times_every_block() -> None:
     df = compare(channels=32, spatial=16, tools=("torch",), time=True, timing=FAST)
     assert list(df["status"]) == ["ok"] * 3
-    quiet = df["contended"] == False  # noqa: E712 (under contention a median can be anything: that is what the flag says)
-    assert (df["fwd_ms"] > 0).all() and (df["train_ms"] > df["fwd_ms"])[quiet].all()
+    assert (df["fwd_ms"] > 0).all() and (df["train_ms"] > 0).all()
+    # a training step does ~3× a forward's work. On every row, contended or not: the fastest sample of each is the
+    # one least disturbed by other jobs, where a median under load can be anything (what the contended flag says)
+    fastest_fwd, fastest_train = df["fwd_samples_ms"].map(min), df["train_samples_ms"].map(min)
+    assert (fastest_train > fastest_fwd).all(), df[["block", "fwd_samples_ms", "train_samples_ms", "contended"]]
     assert (df["runs"] >= 10).all() and (df["threads"] == 1).all()
     assert df.loc[df["block"] == "basic", "train_ms_rel"].item() == 1.0
     # counts are untouched by the join, and the timed FLOP rate uses them

@@ -201,7 +201,16 @@ def option_table(p: list[str]) -> dict[str, dict[str, list[str]]]:
         "merge": {"ARG": p, "ARG2": p, "-o": p, "--allow-mixed": []},
         "plot": {"ARG": p, "-o": p, "--plots": ["counts", "latency", "x", ","]},
         "report": {"ARG": p, "-o": p, "--title": WORDS, "--reference": WORDS, "--timestamp": ["none", "now", "x"]},
-        "check": {**axes, **variants, **suite, "--baseline": p, "--markdown": p, "--junit": p, "--update": []},
+        "check": {
+            **axes,
+            **variants,
+            **suite,
+            "--baseline": p,
+            "--fallback-baseline": p,
+            "--markdown": p,
+            "--junit": p,
+            "--update": [],
+        },
         "baseline": {**axes, **variants, **suite, "-o": p},
         "model": {
             "ARG": [

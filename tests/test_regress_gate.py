@@ -457,6 +457,121 @@ def test_ab_against_a_git_ref_counts_from_both_trees(tmp_path: Path) -> None:
     assert (tmp_path / "s.md").read_text().startswith("### ✅ blockprof check passed")
 
 
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True
+    )
+
+
+def check_in(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``blockprof check`` run from the checkout ``repo`` (its own blockprof, with itself on PYTHONPATH)."""
+    return subprocess.run(
+        [sys.executable, "-m", "blockprof", "check", *args],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_ab_reports_cells_the_base_cannot_build_as_new_and_judges_the_rest(tmp_path: Path) -> None:
+    """A block registered only in the change, and a user block file the change adds: the base cannot build
+    them, so they are new (not compared), and the check passes or fails on the other cells."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    repo = tree(tmp_path / "repo", 1)
+    regnet = repo / "blockprof" / "blocks" / "regnet.py"
+    registered = regnet.read_text()
+    regnet.write_text(registered.replace("@register\nclass RegNetY", "class RegNetY"))  # the base lacks regnet_y
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    regnet.write_text(registered)
+    (repo / "newblock.py").write_text(slowed_block_source(1))  # a user block file added by the change
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "change")
+    cells = ("--blocks", "basic,regnet_y,abblock:block,newblock:block", "--channels", "16", "--spatial", "8")
+
+    done = check_in(repo, *cells, "--against", "HEAD~1", "--no-time", "--markdown", str(tmp_path / "s.md"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.split("  ")[0].strip(): line.split()[-1] for line in done.stdout.splitlines() if "@ 1×16×8×8" in line}
+    assert rows["basic 16→16 @ 1×16×8×8"] == rows["abblock:block 16→16 @ 1×16×8×8"] == "✓"
+    assert rows["regnet_y 16→16 @ 1×16×8×8"] == rows["newblock:block 16→16 @ 1×16×8×8"] == "new"
+    assert "regnet_y 16→16 @ 1×16×8×8: params: the base cannot build it (unknown block 'regnet_y'" in done.stdout
+    assert "newblock:block 16→16 @ 1×16×8×8: macs: the base cannot build it (user block 'newblock:block'" in done.stdout
+    assert "new in this tree, not compared" in (tmp_path / "s.md").read_text()
+
+    (repo / "abblock.py").write_text(slowed_block_source(3))  # and now a cell the base can build changes
+    done = check_in(repo, *cells, "--against", "HEAD~1", "--no-time")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED: 2 changed count(s)" in done.stdout and "abblock:block 16→16 @ 1×16×8×8: macs" in done.stdout
+    assert "the base cannot build it" in done.stdout
+
+
+def test_a_base_that_predates_ab_checks_falls_back_to_the_stored_baseline(
+    tmp_path: Path, counts_baseline: Path
+) -> None:
+    """The first CI runs after A/B checks land: the base has no worker. Without a fallback that is one line, exit 2;
+    with --fallback-baseline the stored baseline judges instead, said so, and a real regression still fails."""
+    old = tree(tmp_path / "old", 1)
+    (old / "blockprof" / "regress" / "worker.py").unlink()
+    code, out, err = run("check", *CELLS, "--against-path", str(old), "--no-time")
+    one_line_exit_2(code, out, err, f"the base ({old}) predates A/B checks: its blockprof has no A/B worker")
+    assert "give --fallback-baseline FILE" in err
+
+    fallback = ("--fallback-baseline", str(counts_baseline))
+    code, out, err = run("check", *CELLS, "--against-path", str(old), "--no-time", *fallback)
+    assert code == 0, (out, err)
+    instead = f"the base predates A/B checks; judged against the stored baseline {counts_baseline} instead"
+    assert f"times: {instead}" in out and "blockprof check passed" in out
+    assert f"note: the base ({old}) predates A/B checks" in err
+
+    data = json.loads(counts_baseline.read_text())
+    data["cells"][0]["counts"]["macs"] += 1
+    counts_baseline.write_text(json.dumps(data))
+    code, out, err = run("check", *CELLS, "--against-path", str(old), "--no-time", *fallback)
+    assert code == 1 and "FAILED: 1 changed count(s)" in out and instead in out, (out, err)
+
+
+def test_the_workflow_ab_step_falls_back_when_the_base_predates_ab_checks(tmp_path: Path) -> None:
+    """The CI step as written (its own options), against a base without the A/B worker: not exit 2."""
+    text = (ROOT / ".github" / "workflows" / "blockprof-check.yml").read_text(encoding="utf-8")
+    step = text.split("name: Times A/B against the base commit", 1)[1].split("run: >", 1)[1].split("\n\n", 1)[0]
+    args = step.split()
+    assert args[:1] == ["blockprof"] and "--fallback-baseline" in args, step
+    old = tree(tmp_path / "old", 1)
+    (old / "blockprof" / "regress" / "worker.py").unlink()
+    assert args[1] == "check" and "--against" in args and "--only-time" in args, step
+    code, out, err = run(
+        "check",
+        "--suite",
+        str(ROOT / args[args.index("--suite") + 1]),
+        "--fallback-baseline",
+        str(ROOT / args[args.index("--fallback-baseline") + 1]),
+        "--against-path",
+        str(old),
+        "--no-time",  # the counts, not the step's timing: the fallback does not depend on the metrics
+        "--markdown",
+        str(tmp_path / "times.md"),
+    )
+    assert code == 0, (out, err)
+    assert "judged against the stored baseline" in (tmp_path / "times.md").read_text()
+
+
+def test_the_fallback_baseline_is_checked_before_measuring(tmp_path: Path, counts_baseline: Path) -> None:
+    base = tree(tmp_path / "base", 1)  # a base that has the worker: the fallback is not needed, and still checked
+    code, out, err = run(
+        "check", *CELLS, "--against-path", str(base), "--no-time", "--fallback-baseline", str(tmp_path / "no.json")
+    )
+    one_line_exit_2(code, out, err, "does not exist")
+    code, out, err = run(
+        "check", *CELLS, "--baseline", str(counts_baseline), "--fallback-baseline", str(counts_baseline), "--no-time"
+    )
+    assert code == 2 and "is what an A/B check falls back to" in err, err
+
+
 # --- the instructions clock ---
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -115,6 +116,69 @@ def test_merge_takes_the_output_lock(tmp_path: Path) -> None:
     sweep(Grid(channels=(16,), spatial=(4,)), b, tools=())
     with lock_run(out, "someone else"), pytest.raises(BlockprofError, match="is being written by pid"):
         merge([a, b], out)
+
+
+# --- temporaries left by a kill in the middle of an atomic write ---
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_a_kill_mid_write_leaves_a_temporary_that_the_resume_removes_and_nothing_else(tmp_path: Path) -> None:
+    from blockprof.io import _HOST
+
+    run = tmp_path / "run"
+    script = (
+        "import os, signal\n"
+        "from blockprof.grid import Grid\n"
+        "from blockprof.sweep import sweep\n"
+        "def die(src, dst):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"  # killed after the temporary is written, before the rename
+        "os.replace = die\n"
+        f"sweep(Grid(channels=(8, 16), spatial=(4,)), {str(run)!r}, tools=())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True
+    )
+    assert done.returncode == -9, done.stderr
+    (left,) = [p.name for p in run.iterdir() if p.name.endswith(".tmp")]  # named after its writer: pid and host
+    assert re.fullmatch(rf"\.meta\.json\.[0-9]+-{_HOST}\.[a-z0-9_]{{8}}\.tmp", left) and not (run / META).exists()
+    live = f".report.html.{os.getpid()}-{_HOST}.abcd1234.tmp"  # a writer that still runs (this process)
+    keep = [
+        live,
+        f".report.html.{dead_pid()}-{'0' * 8 if _HOST != '0' * 8 else '1' * 8}.abcd1234.tmp",  # another host's
+        ".notes.txt.abcd1234.tmp",  # no writer named: not provably ours
+        "notes.txt",
+    ]
+    gone = [
+        f".records.jsonl.{dead_pid()}-{_HOST}.wxyz0987.tmp",  # a dead writer of this host
+        f".plots.html.{dead_pid()}-{_HOST}.wxyz0987.probe",
+        ".meta.json.q1w2e3r4.tmp",  # meta.json's, as blockprof wrote them before: only a lock holder writes meta.json
+    ]
+    for name in keep + gone:
+        (run / name).write_text("x")
+    code, err = invoke("sweep", "--channels", "8,16", "--spatial", "4", "--tools", "none", "-o", str(run), "--resume")
+    assert code == 0, err
+    assert f"removed 4 temporary file(s) left in {run} by interrupted writes" in err
+    assert sorted(p.name for p in run.iterdir()) == sorted([*keep, LOCK, META, RECORDS])
+    assert len(Run.open(run).records) == 6
+    # readers never look at them; merge cleans its own output the same way
+    for command in (["show", str(run)], ["report", str(run), "-o", str(tmp_path / "r.html")]):
+        code, err = invoke(*command)
+        assert code == 0 and "abcd1234" not in err, err
+    other = tmp_path / "other"
+    sweep(Grid(channels=(24,), spatial=(4,)), other, tools=())
+    out = tmp_path / "merged"
+    out.mkdir()
+    (out / f".meta.json.{dead_pid()}-{_HOST}.abcd1234.tmp").write_text("x")  # a merge killed mid-write
+    (out / live).write_text("x")
+    code, err = invoke("merge", str(run), str(other), "-o", str(out))
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == sorted([live, LOCK, META, RECORDS])
+    assert len(Run.open(out).records) == 9
 
 
 # --- records: append-only ---

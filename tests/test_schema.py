@@ -53,6 +53,57 @@ def test_every_field_is_in_the_spec_the_records_and_the_docs() -> None:
     assert {"kernel": 5, "activation": "silu", "se_style": "standard"}.items() <= record.items()
 
 
+#: a JSON type as the schema names it → whether a (non-null) value is of it
+JSON_TYPES = {
+    "integer": lambda v: type(v) is int,
+    "number": lambda v: type(v) in (int, float),
+    "string": lambda v: type(v) is str,
+    "boolean": lambda v: type(v) is bool,
+    "list of numbers": lambda v: type(v) is list and all(type(x) in (int, float) for x in v),
+    "list of integers": lambda v: type(v) is list and all(type(x) is int for x in v),
+    "list of objects": lambda v: type(v) is list and all(type(x) is dict for x in v),
+}
+
+
+def of_type(declared: str, value: Any) -> bool:
+    kind, _, null = declared.partition(" or ")
+    return null == "null" if value is None else JSON_TYPES[kind](value)
+
+
+@pytest.mark.timing
+def test_every_key_of_a_real_sweep_record_is_in_the_schema_docs_with_its_type(tmp_path: Path) -> None:
+    """Keys from an actual timed sweep, not a list: closed-form and traced (user block) cells, a model cell, all
+    three tools, a failed combination and a failed user block, so that no record field can go undescribed."""
+    import json
+
+    from blockprof.runs import RECORDS
+    from blockprof.sweep import sweep
+
+    blocks = ("basic", "bottleneck", "tests.user_block_fixtures:bottleneck", "tests.user_block_fixtures:raises")
+    model = {"model": "examples.models:small_cnn", "input_shape": [1, 3, 8, 8]}
+    grid = Grid(blocks=blocks, channels=(16,), spatial=(4,), options={"groups": (1, 3)}, models=(model,))
+    timing = {"min_run_time": 0.005, "rounds": 2, "min_runs": 4, "threads": 1}
+    sweep(grid, tmp_path / "run", tools=("torch", "fvcore", "thop"), time=True, **timing)
+    records = [json.loads(line) for line in (tmp_path / "run" / RECORDS).read_text().splitlines()]
+    assert {r["count_source"] for r in records if r["status"] == "ok"} == {"analytic", "trace"}
+    assert [r["model"] for r in records if "model" in r] == [model["model"]]
+    assert sum(r["status"] == "error" for r in records) == 2 and all(
+        "fwd_ms" in r for r in records if r["status"] == "ok"
+    )
+    doc = (ROOT / "docs" / "reference" / "schema.md").read_text(encoding="utf-8")
+    keys = sorted(set().union(*records))
+    assert [k for k in keys if f"| `{k}` | {schema.RECORD_TYPES.get(k)} |" not in doc] == []
+    wrong = [
+        (r.get("block", r.get("model")), k, v)
+        for r in records
+        for k, v in r.items()
+        if not of_type(schema.RECORD_TYPES[k], v)
+    ]
+    assert wrong == []
+    described = {*schema.RECORD_FIELDS, *schema.TIMING_RECORD_FIELDS, *schema.SWEEP_RECORD_FIELDS}
+    assert set(schema.RECORD_TYPES) == described  # a type for each described field, and none for an unknown one
+
+
 @pytest.mark.parametrize("name", sorted(NUMERIC))
 def test_whole_floats_become_ints_through_the_python_api_and_a_grid_file(name: str, tmp_path: Path) -> None:
     """A TOML or data-frame value like 4.0 reaches the spec as the int 4 (the width_per_group=4.0 bug)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +40,6 @@ _TIMING = ("rounds", "sample_time", "threads", "mode", "clock")
 def suite_from_options(ctx: click.Context, params: dict[str, Any]) -> Suite:
     """The suite named by ``--suite``, or built from the inline sweep options; the
     overrides (``--tolerance``, ``--rounds``, ...) replace the suite's own values."""
-    from dataclasses import replace
-
     from blockprof.regress import inline_suite, load_suite
 
     given = [name for name in _INLINE if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
@@ -129,6 +128,12 @@ def clock_option(f: Any) -> Any:
     help="Baseline JSON written by 'blockprof baseline save'.",
 )
 @click.option(
+    "--fallback-baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --against/--against-path: when the base predates A/B checks (its blockprof has no A/B worker), "
+    "judge against this stored baseline instead, and say so.",
+)
+@click.option(
     "--judge-across-machines",
     "across_machines",
     is_flag=True,
@@ -163,6 +168,7 @@ def cli_command(
     against: str | None,
     against_path: Path | None,
     baseline_path: Path | None,
+    fallback_baseline: Path | None,
     markdown: Path | None,
     junit: Path | None,
     update: bool,
@@ -181,10 +187,20 @@ def cli_command(
     Examples:
       blockprof check --suite benchmarks/suite.toml --against origin/main
       blockprof check --suite benchmarks/suite.toml --baseline benchmarks/baseline.json
+      blockprof check --suite benchmarks/suite.toml --against origin/main --fallback-baseline benchmarks/baseline.json
     """
     from blockprof.errors import BlockprofError
     from blockprof.io import check_writable
-    from blockprof.regress import ab_check, base_tree, check, ensure_comparable, load_baseline, measure, write_baseline
+    from blockprof.regress import (
+        BasePredatesAB,
+        ab_check,
+        base_tree,
+        check,
+        ensure_comparable,
+        load_baseline,
+        measure,
+        write_baseline,
+    )
     from blockprof.render.check import to_junit, to_markdown, to_text
 
     given = (("--against", against), ("--against-path", against_path), ("--baseline", baseline_path))
@@ -194,7 +210,16 @@ def cli_command(
         raise click.UsageError(f"give one of --against REF, --against-path DIR or --baseline FILE ({hint})")
     if update and baseline_path is None:
         raise click.BadParameter("--update rewrites a stored baseline; it needs --baseline", param_hint="--update")
+    if fallback_baseline is not None and baseline_path is not None:
+        raise click.BadParameter(
+            "is what an A/B check falls back to; with --baseline give --against REF or --against-path DIR instead",
+            param_hint="--fallback-baseline",
+        )
     suite = suite_from_options(ctx, params)
+    fallback = None
+    if fallback_baseline is not None:  # checked now: a broken fallback fails every run, not only one that needs it
+        fallback = load_baseline(fallback_baseline)
+        ensure_comparable(suite, fallback)
     outputs = (
         (markdown, "the Markdown summary"),
         (junit, "JUnit XML"),
@@ -210,12 +235,25 @@ def cli_command(
             raise BlockprofError(why)
     if baseline_path is None:
         what = f"A/B: timing {len(suite.cells)} cells + reference, base and this tree interleaved"
-        with progress_bar(what) as progress:
-            if against_path is not None:
-                result = ab_check(suite, against_path, progress=progress)
-            else:
-                with base_tree(against) as tree:  # type: ignore[arg-type]
-                    result = ab_check(suite, tree, progress=progress)
+        try:
+            with progress_bar(what) as progress:
+                if against_path is not None:
+                    result = ab_check(suite, against_path, progress=progress)
+                else:
+                    with base_tree(against) as tree:  # type: ignore[arg-type]
+                        result = ab_check(suite, tree, progress=progress)
+        except BasePredatesAB:
+            predates = BasePredatesAB.words(against or str(against_path))  # the ref, not its temporary worktree
+            if fallback is None:
+                raise BlockprofError(
+                    f"{predates}; give --fallback-baseline FILE to judge against a stored baseline instead, "
+                    "or a newer base"
+                ) from None
+            instead = f"the base predates A/B checks; judged against the stored baseline {fallback_baseline} instead"
+            click.echo(f"note: {predates}; judged against the stored baseline {fallback_baseline} instead", err=True)
+            with progress_bar(f"timing {len(suite.cells)} cells + reference") as progress:
+                result = check(suite, fallback, progress=progress)
+            result = replace(result, reason=f"{instead}; {result.reason}")
         _report(result, markdown, junit, to_text, to_markdown, to_junit)
         ctx.exit(result.exit_code)
     try:

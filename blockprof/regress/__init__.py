@@ -11,7 +11,7 @@ Each round gives one sample per cell (the median of its calls in that round): sa
 the machine's state, so rounds, not calls, are the independent replicates the test counts.
 """
 
-from blockprof.regress.ab import ab_check, base_tree
+from blockprof.regress.ab import BasePredatesAB, ab_check, base_tree
 from blockprof.regress.baseline import (
     REFERENCE,
     SCHEMA_VERSION,
@@ -60,6 +60,7 @@ __all__ = [
     "REFERENCE",
     "SCHEMA_VERSION",
     "TIME_METRIC",
+    "BasePredatesAB",
     "CellResult",
     "CheckResult",
     "Rules",

@@ -5,8 +5,9 @@ the same stretch of its load. Each side runs in its own worker process that impo
 (``python -m blockprof.regress.worker`` with that tree first on ``sys.path``); the parent asks them for one
 round at a time, alternating which goes first, so slow drift in the machine's load falls on both alike.
 Counts come from each side's own tree and are compared exactly. A model cell is imported by each side from
-its own tree (the worker runs there); a cell the base cannot count (a model it cannot build, or one an older
-tree does not know) is "new", as a cell missing from a stored baseline is.
+its own tree (the worker runs there). A cell the base cannot build or count (a block this change registers, a
+user block file or model it adds, a model cell an older tree does not know) is reported ``new``, as a cell
+missing from a stored baseline is; the other cells are judged as usual.
 """
 
 from __future__ import annotations
@@ -78,14 +79,36 @@ def base_tree(ref: str, repo: Path | None = None) -> Iterator[Path]:
             )
 
 
+class SideError(BlockprofError):
+    """A side of the A/B check could not go on; ``reason`` is that side's own words."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BasePredatesAB(BlockprofError):
+    """The base tree's blockprof has no A/B worker: it is older than ``check --against`` (the first runs of a CI
+    check after the feature lands). ``check --fallback-baseline`` then judges against a stored baseline."""
+
+    def __init__(self, base: str | Path) -> None:
+        super().__init__(self.words(base))
+
+    @staticmethod
+    def words(base: str | Path) -> str:
+        return f"the base ({base}) predates A/B checks: its blockprof has no A/B worker (blockprof.regress.worker)"
+
+
 class Worker:
     """One side of the A/B check: a process that imported ``tree``'s blockprof and built the suite's cells."""
 
     def __init__(self, tree: Path, suite: Suite, name: str) -> None:
-        self.tree, self.name = tree, name
+        self.tree, self.name, self.suite = tree, name, suite
         if not (tree / "blockprof" / "__init__.py").is_file():
             raise BlockprofError(f"{name} tree {tree} holds no blockprof package; give a checkout of this repository")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        if not (tree / "blockprof" / "regress" / "worker.py").is_file():
+            raise BasePredatesAB(tree)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), *_inherited_path(tree)])}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "blockprof.regress.worker"],
             cwd=tree,
@@ -114,10 +137,11 @@ class Worker:
         except (BrokenPipeError, OSError):
             line = ""
         if not line:
-            raise BlockprofError(f"the {self.name} side ({self.tree}) stopped: {self._stderr_tail()}")
+            tail = self._stderr_tail()
+            raise SideError(f"the {self.name} side ({self.tree}) stopped: {tail}", tail)
         reply = json.loads(line)
         if "error" in reply:
-            raise BlockprofError(f"the {self.name} side ({self.tree}): {reply['error']}")
+            raise SideError(f"the {self.name} side ({self.tree}): {reply['error']}", reply["error"])
         return reply
 
     def _stderr_tail(self) -> str:
@@ -145,6 +169,14 @@ class Worker:
             self.process.wait()
 
 
+def _inherited_path(tree: Path) -> list[str]:
+    """This process's PYTHONPATH for a side's worker, less the change's own tree when the side is another tree:
+    the base must not import a user block file the change adds (nor, behind its own, the change's blockprof)."""
+    head = head_tree()
+    entries = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return entries if tree.resolve() == head else [p for p in entries if Path(p).resolve() != head]
+
+
 def _measure_pair(
     base: Worker, head: Worker, rounds: int, only: list[str] | None, progress: Progress | None, done: int, total: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -163,6 +195,37 @@ def _measure_pair(
             if progress:
                 progress(done, total)
     return times
+
+
+def start_base(tree: Path, suite: Suite) -> tuple[Worker, dict[str, str]]:
+    """The base side's worker, and the cells the base cannot build (id → its reason): a block this change
+    registers, a user block file it adds. When the base refuses the suite, each cell is tried alone (counts
+    only, a quick start) and the ones it refuses are left out of its side; if it refuses every cell, or none
+    alone, its own error stands."""
+    try:
+        return Worker(tree, suite, "base"), {}
+    except SideError as whole:
+        lacking: dict[str, str] = {}
+        for spec, cell in zip(suite.cells, suite.ids, strict=True):
+            try:
+                Worker(tree, replace(suite, cells=(spec,), metrics=("params",)), "base").close()
+            except SideError as e:
+                lacking[cell] = e.reason
+        if not lacking or len(lacking) == len(suite.cells):
+            raise whole from None
+    kept = tuple(s for s, i in zip(suite.cells, suite.ids, strict=True) if i not in lacking)
+    return Worker(tree, replace(suite, cells=kept), "base"), lacking
+
+
+def _new_in_this_tree(result: CheckResult, lacking: dict[str, str]) -> CheckResult:
+    """``new`` verdicts that say why: the base cannot build the cell, so nothing of it is compared."""
+    verdicts = tuple(
+        replace(v, note=f"the base cannot build it ({lacking[v.cell]}): new in this tree, not compared")
+        if v.cell in lacking and v.status == "new"
+        else v
+        for v in result.verdicts
+    )
+    return replace(result, verdicts=verdicts)
 
 
 def _snapshot(suite: Suite, worker: Worker, times: dict[str, Any]) -> Snapshot:
@@ -199,7 +262,7 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
     workers: list[Worker] = []
     try:
         try:
-            workers.append(Worker(base, suite, "base"))
+            old, lacking = start_base(base, suite)
         except BlockprofError as e:
             if len(suite.models) < len(suite.cells) or "at least one cell" not in str(e):
                 raise
@@ -207,11 +270,11 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
                 f"the base side ({base}) predates model cells, so a suite of models alone has nothing to compare "
                 "there; add a block cell to the suite, or compare against a base that has model cells"
             ) from None
-        workers.append(Worker(head, suite, "change"))
-        old, new = workers
+        workers.append(old)
+        workers.append(new := Worker(head, suite, "change"))
         rounds = suite.timing.rounds if suite.timed else 0
         first = _measure_pair(old, new, rounds, None, progress, 0, 2 * rounds)
-        result = judge_snapshots(_snapshot(suite, old, first[0]), _snapshot(suite, new, first[1]), mode="ab")
+        result = judge_snapshots(_snapshot(old.suite, old, first[0]), _snapshot(suite, new, first[1]), mode="ab")
         again = suspects(result) if suite.rules.confirm else []
         if again:
             second = _measure_pair(old, new, rounds, again, progress, 0, 2 * rounds)
@@ -221,7 +284,7 @@ def ab_check(suite: Suite, base: Path, head: Path | None = None, *, progress: Pr
             result = settle(
                 result, judge_snapshots(_snapshot(sub, old, second[0]), _snapshot(sub, new, second[1]), mode="ab")
             )
-        return result
+        return _new_in_this_tree(result, lacking)
     finally:
         for w in workers:
             w.close()

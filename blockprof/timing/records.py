@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from blockprof import schema
 from blockprof.counting.formulas import roofline_attainable
 from blockprof.timing.contention import verdict
 from blockprof.timing.harness import BlockTiming
@@ -24,60 +25,8 @@ if TYPE_CHECKING:
     from blockprof.spec import BlockSpec, ResolvedSpec
     from blockprof.timing.calibrate import Peaks
 
-#: field → what it holds (units in the name or the text)
-TIMING_FIELDS: dict[str, str] = {
-    "label": "what was timed (the spec's label, or the module's name)",
-    "device": "'cpu' or 'cuda'",
-    "device_name": "GPU name on CUDA, CPU model on CPU",
-    "cpu_model": "CPU model (from /proc/cpuinfo)",
-    "threads": "torch intra-op threads every Timer ran with",
-    "dtype": "compute dtype: float32, or bfloat16/float16 under autocast (parameters stay float32)",
-    "memory_format": "'contiguous' or 'channels_last' (module and input)",
-    "compile": "whether the module ran under torch.compile",
-    "torch_version": "torch.__version__",
-    "load_average": "1-minute load average when timing began (above the CPU count, other work competed for the cores)",
-    "fwd_ms": "median time of one forward (eval mode, torch.inference_mode), milliseconds",
-    "fwd_iqr_ms": "interquartile range of the forward samples, milliseconds",
-    "fwd_runs": "number of forward samples behind the median (at least 10)",
-    "fwd_calls": "forward calls timed in all (a sample may average several back-to-back calls)",
-    "fwd_total_s": "seconds spent in timed forward calls",
-    "fwd_noisy": "forward IQR above 10% of its median: do not trust the median alone",
-    "fwd_samples_ms": "the raw forward samples (per-call milliseconds), for significance tests",
-    "train_ms": "median time of one training step (train mode: forward, backward of the output's mean, fresh gradients), milliseconds",
-    "train_iqr_ms": "interquartile range of the training-step samples, milliseconds",
-    "train_runs": "number of training-step samples behind the median (at least 10)",
-    "train_calls": "training steps timed in all",
-    "train_total_s": "seconds spent in timed training steps",
-    "train_noisy": "training-step IQR above 10% of its median",
-    "train_samples_ms": "the raw training-step samples (per-call milliseconds)",
-    "runs": "the fewest samples behind any time in the row: min(fwd_runs, train_runs)",
-    "noisy": "any of the row's times is noisy",
-    "fwd_cpu_wall_ratio": "share of the forward samples' wall time the timed code was on the CPU (timing thread, or process / threads)",
-    "train_cpu_wall_ratio": "share of the training-step samples' wall time the timed code was on the CPU",
-    "cpu_wall_ratio": "the lower of fwd_cpu_wall_ratio and train_cpu_wall_ratio",
-    "steal_share": "share of all CPU time the hypervisor stole while the run was timed (/proc/stat; null where unknown)",
-    "load_after": "1-minute load average when timing ended (load_average is the one when it began)",
-    "contended": "the times are spoiled by other work: cpu_wall_ratio below 0.9 or steal_share above 5%; do not rank them",
-    "contention": "why the row is contended (one line), else null",
-    "fwd_gflops_per_s": "achieved forward GFLOP/s: analytic flops (conv + linear) / fwd median / 1e9",
-    "train_gflops_per_s": "achieved training GFLOP/s: analytic train_flops / train median / 1e9",
-    "param_bytes": "analytic: parameters × 4 bytes (float32 storage)",
-    "saved_activation_bytes": "analytic: tensors autograd saves for backward, summed per op (a tensor two ops save counts twice)",
-    "saved_bytes_measured": "measured: distinct storages autograd saved in one training step (saved_tensors_hooks), parameters excluded",
-    "fwd_min_bytes": "analytic minimum forward traffic: input read once, output written once, parameters read once",
-    "train_min_bytes": "analytic minimum training traffic: twice the forward's (gradients of the same tensors)",
-    "fwd_intensity": "forward arithmetic intensity: flops / fwd_min_bytes (FLOP per byte)",
-    "train_intensity": "training arithmetic intensity: train_flops / train_min_bytes (FLOP per byte)",
-    "peak_gflops_per_s": "device compute peak from 'blockprof calibrate' (fastest sample of a large matmul in this dtype)",
-    "peak_gbytes_per_s": "device bandwidth peak from 'blockprof calibrate' (fastest sample of a large copy)",
-    "fwd_bound": "'memory' when fwd_intensity is below the ridge point peak FLOP/s ÷ peak bytes/s, else 'compute'",
-    "fwd_roofline_fraction": "fwd_gflops_per_s / min(peak GFLOP/s, fwd_intensity × peak GB/s)",
-    "train_roofline_fraction": "train_gflops_per_s / min(peak GFLOP/s, train_intensity × peak GB/s)",
-    "roofline_fraction": "the forward's roofline fraction (fwd_roofline_fraction)",
-    "fwd_peak_bytes": "CUDA: peak allocated bytes of one forward (its parameters, buffers and input included); null on CPU",
-    "train_peak_bytes": "CUDA: peak allocated bytes of one training step; null on CPU",
-    "error": "one line per failed mode, else null",
-}
+#: field → what it holds (units in the name or the text); the vocabulary is the schema's
+TIMING_FIELDS: dict[str, str] = schema.TIMING_RECORD_FIELDS
 
 
 def _spec_fields(spec: BlockSpec | ResolvedSpec | None) -> dict[str, Any]:
