@@ -125,12 +125,12 @@ def test_findings_refuse_to_rank_contended_times() -> None:
 
 
 def test_terminal_and_report_tables_mark_busy_rows() -> None:
-    from blockprof.commands.show import display_frame
     from blockprof.plots import _cell_text
+    from blockprof.render.runs import run_view
     from blockprof.report.html import timing_section
 
     df = _records((True, False))
-    shown = display_frame(df, None)
+    shown = run_view(df, None)
     assert shown["fwd ms\n(IQR, runs)"].str.endswith(" busy").tolist() == [True, False]
     assert "busy: the timed code ran 40%" in _cell_text(df)[0] and "busy" not in _cell_text(df)[1]
     records = df.to_dict(orient="records")

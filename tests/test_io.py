@@ -122,6 +122,10 @@ OUTPUTS = [
     (["compare", "--no-time", "--channels", "8", "--spatial", "4", "--tools", "torch"], "-o"),
     (["compare", "--no-time", "--channels", "8", "--spatial", "4", "--tools", "torch"], "--html"),
     (["network", "resnet18", "--tools", "torch"], "-o"),
+    (["network", "resnet18", "--tools", "none", "--format", "json"], "-o"),
+    (["network", "resnet18", "--explain"], "-o"),
+    (["model", "examples.models:small_cnn", "--input", "1,3,16,16"], "-o"),
+    (["model", "examples.models:small_cnn", "--input", "1,3,16,16", "--format", "json"], "-o"),
     (["show", "RUN"], "-o"),
     (["show", "RUN", "--format", "json"], "-o"),
     (["plot", "RUN", "--plots", "counts"], "-o"),
@@ -138,6 +142,30 @@ OUTPUTS = [
     (["sweep", "--channels", "8", "--spatial", "4", "--tools", "none"], "-o"),
     (["merge", "RUN", "RUN2"], "-o"),
 ]
+#: the parameter names of the options that name a file or folder a command writes
+OUTPUT_PARAMS = ("output", "html", "markdown", "junit", "run_dir")
+
+
+def test_every_output_option_of_every_command_is_in_the_list() -> None:
+    """A new command, or a new output option, cannot escape the bad-path test below."""
+    import click
+
+    from blockprof.cli import cli
+
+    ctx = click.Context(cli)
+
+    def outputs(command: click.Command, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
+        if isinstance(command, click.Group):
+            return [
+                o for name in command.list_commands(ctx) for o in outputs(command.get_command(ctx, name), (*path, name))
+            ]
+        return [(path, p.opts[0]) for p in command.params if p.name in OUTPUT_PARAMS]
+
+    listed = {(tuple(a for a in args if not a.startswith("-") and a.isidentifier())[:2], o) for args, o in OUTPUTS}
+    missing = [(p, o) for p, o in outputs(cli, ()) if not any(p == lp[: len(p)] and o == lo for lp, lo in listed)]
+    assert missing == []
+
+
 #: commands documented to make the output's folders
 MAKE_FOLDERS = ("report", "sweep", "merge")
 BAD_PATHS = {

@@ -10,100 +10,14 @@ import click
 
 from blockprof import schema
 from blockprof.commands import options
-from blockprof.commands.output import emit
+from blockprof.commands.output import emit, emit_text
+from blockprof.render.model import model_footer, model_view
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from blockprof.models import ModelCount
+    pass
 
 #: modules shown in the terminal table when --depth is not given (fvcore's flop_count_table shows 3 levels)
 TABLE_DEPTH = 2
-
-
-def display_frame(df: pd.DataFrame, tools: tuple[str, ...]) -> pd.DataFrame:
-    """The tree as fvcore's flop_count_table draws it: names indented by depth, exact params and
-    MACs, FLOPs in SI units, each tool's MACs beside the traced ones, and the time share."""
-    import pandas as pd
-
-    from blockprof.units import grouped, si
-
-    view = pd.DataFrame({"module": ["  " * d + (n or "model") for n, d in zip(df["name"], df["depth"], strict=True)]})
-    view["type"] = df["type"]
-    view["params"] = df["params"].map(grouped)
-    view["MACs"] = df["macs"].map(grouped)
-    view["FLOPs"] = df["flops"].map(si)
-    view["train\nFLOPs"] = df["train_flops"].map(si)
-    for tool in tools:
-        if f"{tool}_macs" in df:
-            view[f"{tool}\nMACs"] = [
-                grouped(round(v)) + ("" if v == m else " ≠")
-                for v, m in zip(df[f"{tool}_macs"], df["macs"], strict=True)
-            ]
-    if "time_share" in df:
-        view["time %"] = ["-" if v is None or v != v else f"{100 * v:.1f}%" for v in df["time_share"]]
-    return view
-
-
-def footer(result: ModelCount) -> str:
-    """Under the table: totals, units and conventions, what was not counted, each tool's verdict."""
-    from blockprof.units import grouped, si
-
-    t = result.trace
-    lines = [
-        f"total: {grouped(t.params)} params ({grouped(t.params_conv)} conv weights), "
-        f"{grouped(t.macs)} MACs = {si(t.flops)} FLOPs per forward"
-        + (
-            f", {si(t.train_flops)} FLOPs per training step"
-            if t.train_flops is not None
-            else ", no training step (no output needs a gradient)"
-        ),
-        "MACs: conv + linear + matmul multiply-accumulates (torchvision's _ops); FLOPs = 2·MACs; train FLOPs = "
-        "2·(forward + input-gradient + weight-gradient MACs) of the backward autograd runs "
-        "(the input needs no gradient, so the first layer has no input gradient).",
-    ]
-    if t.note:
-        lines.append(f"note: {t.note}")
-    unknown = ", ".join(f"{op}×{n}" for op, n in t.unknown_ops.items())
-    lines.append(
-        f"ops with no formula (not counted): {unknown}"
-        if unknown
-        else "every op ran has a formula (none left uncounted)"
-    )
-    for name, tool in result.tools.items():
-        if isinstance(tool, str):
-            lines.append(f"  {name}: skipped: {tool}")
-            continue
-        agreement = result.agreements[name]
-        mark = (
-            "= traced ✓"
-            if agreement.agrees
-            else f"≠ traced {grouped(t.macs)} by {grouped(round(agreement.total - t.macs))}"
-        )
-        lines.append(f"  {name}: {grouped(round(agreement.total))} MACs {mark} ({agreement.convention})")
-        for rule, modules, macs in agreement.summary():
-            example = next(d for d in agreement.differences if d.rule == rule)
-            where = f"{modules} module{'s' if modules > 1 else ''}"
-            lines.append(
-                f"    {grouped(round(macs)):>14} MACs in {where}: {rule} (e.g. {example.module}: {example.reason})"
-            )
-        if tool.train_flops is not None and t.train_flops is not None and tool.train_flops != t.train_flops:
-            lines.append(
-                f"    training step: {si(tool.train_flops)} FLOPs vs traced {si(t.train_flops)} "
-                f"({tool.train_flops / t.train_flops:.2f}×): "
-                "FlopCounterMode counts a grouped conv's weight gradient groups× too high (torch 2.13)"
-            )
-    if result.timing is not None:
-        parts = [
-            f"{mode} {m.median * 1e3:.3g} ms (IQR {m.iqr * 1e3:.2g}, {m.runs} runs)"
-            for mode, m in (("forward", result.timing.fwd), ("training step", result.timing.train))
-            if m is not None
-        ]
-        lines.append(
-            f"time ({result.timing.env.device}, {result.timing.env.threads} threads): {', '.join(parts)}; "
-            "time % = each module's share of the forward, timed in place"
-        )
-    return "\n".join(lines)
 
 
 @click.command("model")
@@ -157,6 +71,10 @@ def cli_command(
     Example: blockprof model torchvision.models:resnet50 --depth 1
     """
     options.refuse_unused_timing(click.get_current_context(), time_it, ("device", "threads"), "--time")
+    if output is not None:
+        from blockprof.io import check_writable
+
+        check_writable(output)  # before tracing and timing: the work never ends in "cannot write"
     options.check_devices(device)
     from blockprof.api import count_model
     from blockprof.counting.tools import TOOL_NAMES
@@ -165,22 +83,14 @@ def cli_command(
     timing: dict[str, Any] = {"device": device, "threads": threads}
     result = count_model(target, input_shape, tools=tool_names, time=time_it, timing=timing)
     if fmt == "json":
-        _write_text(json.dumps(result.record(depth), indent=2, ensure_ascii=False), output)
+        emit_text(json.dumps(result.record(depth), indent=2, ensure_ascii=False), output)
         return
     df = result.frame(TABLE_DEPTH if depth is None and fmt in ("table", "markdown") else depth)
     shape = "×".join(map(str, input_shape))
     emit(
-        df if fmt == "csv" else display_frame(df, tool_names),
+        df if fmt == "csv" else model_view(df, tool_names),
         fmt,
         output,
         title=f"blockprof model {target} — input {shape}",
-        footer=footer(result),
+        footer=model_footer(result),
     )
-
-
-def _write_text(text: str, output: Path | None) -> None:
-    if output is None:
-        click.echo(text)
-        return
-    output.write_text(text + "\n", encoding="utf-8")
-    click.echo(f"wrote {output}", err=True)

@@ -36,3 +36,14 @@ def emit_many(parts: list[tuple[pd.DataFrame, str]], fmt: str, output: Path | No
         click.echo(f"wrote {len(parts)} tables as {fmt} to {output}", err=True)
     else:
         click.echo(text)
+
+
+def emit_text(text: str, output: Path | None) -> None:
+    """Plain text (JSON, a derivation) to the terminal or, atomically, to ``-o FILE``."""
+    if output is None:
+        click.echo(text)
+        return
+    from blockprof.io import write_output
+
+    write_output(output, text + "\n")
+    click.echo(f"wrote {output}", err=True)
