@@ -22,6 +22,7 @@ from blockprof.errors import BlockprofError
 from blockprof.grid import Grid
 from blockprof.runs import LOCK, META, RECORDS, Run, lock_run, merge
 from blockprof.sweep import sweep
+from tests.processes import start, wait_for_records
 
 ROOT = Path(__file__).parent.parent
 WIDTHS = tuple(range(8, 68, 4))  # 45 cells of ~20 ms: a sweep that lasts long enough to be caught mid-way
@@ -36,24 +37,6 @@ def keys(run: Path) -> list[str]:
         with contextlib.suppress(ValueError):
             out.append(json.loads(line)["cell"])
     return out
-
-
-def start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "blockprof", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
-def wait_for_records(run: Path, proc: subprocess.Popen[str], n: int = 1) -> None:
-    deadline = time.monotonic() + 60
-    while not ((run / RECORDS).exists() and (run / RECORDS).read_bytes().count(b"\n") >= n):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.005)
 
 
 def invoke(*args: str) -> tuple[int, str]:

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +17,7 @@ from blockprof.errors import BlockprofError
 from blockprof.grid import Grid
 from blockprof.runs import RECORDS, load_run, merge
 from blockprof.sweep import sweep
+from tests.processes import start, wait_for_records
 
 ROOT = Path(__file__).parent.parent
 #: what a count is made of: equal counts mean these fields are equal
@@ -54,18 +51,8 @@ def test_sigint_stops_between_cells_and_resume_finishes_every_cell_exactly_once(
     run = tmp_path / "run"
     widths = ",".join(str(c) for c in range(8, 68, 4))  # 45 cells at ~20 ms each: Ctrl-C lands mid-sweep
     args = ["sweep", "--channels", widths, "--spatial", "8", "--tools", "torch", "-o", str(run)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "blockprof", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    deadline = time.monotonic() + 60
-    while not ((run / RECORDS).exists() and (run / RECORDS).read_bytes().count(b"\n") >= 1):
-        assert proc.poll() is None and time.monotonic() < deadline, "the sweep never wrote a record"
-        time.sleep(0.005)
+    proc = start(*args)
+    wait_for_records(run, proc)  # Ctrl-C lands mid-sweep
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
