@@ -20,7 +20,7 @@ import pandas as pd
 from torch.utils.benchmark import Measurement
 from torch.utils.benchmark.utils.common import TaskSpec
 
-from blockprof.report.html import build_report, plotly_js
+from blockprof.render.report.html import build_report, plotly_js
 from blockprof.runs import Run
 
 EXAMPLE_RUN = "reports/example-run"

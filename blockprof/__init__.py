@@ -28,8 +28,8 @@ _API = {
     "load_run": "blockprof.runs",
     "merge": "blockprof.runs",
     "Shard": "blockprof.grid",
-    "build_report": "blockprof.report",
-    "write_report": "blockprof.report",
+    "build_report": "blockprof.render.report",
+    "write_report": "blockprof.render.report",
 }
 # not ``sweep``: the name is the module blockprof.sweep, which shadows a lazy attribute
 # once imported; use ``from blockprof.sweep import sweep``
@@ -38,7 +38,7 @@ __all__ = [*_API, "__version__"]
 
 
 #: submodules reachable as attributes of ``import blockprof`` (imported on first use)
-_SUBMODULES = ("api", "budget", "grid", "networks", "plots", "records", "report", "runs", "spec", "timing", "units")
+_SUBMODULES = ("api", "budget", "grid", "networks", "records", "render", "runs", "spec", "timing", "units")
 
 
 def __getattr__(name: str) -> Any:

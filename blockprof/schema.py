@@ -337,7 +337,7 @@ TIMING_RECORD_FIELDS: dict[str, str] = {
     "train_min_bytes": "analytic minimum training traffic: twice the forward's (gradients of the same tensors)",
     "fwd_intensity": "forward arithmetic intensity: flops / fwd_min_bytes (FLOP per byte)",
     "train_intensity": "training arithmetic intensity: train_flops / train_min_bytes (FLOP per byte)",
-    "peak_gflops_per_s": "device compute peak from 'blockprof calibrate' (fastest sample of a large matmul in this dtype)",
+    "peak_gflops_per_s": "device compute peak from 'blockprof calibrate' (fastest sample of the faster of a large matmul and a 3×3 conv, in this dtype)",
     "peak_gbytes_per_s": "device bandwidth peak from 'blockprof calibrate' (fastest sample of a large copy)",
     "fwd_bound": "'memory' when fwd_intensity is below the ridge point peak FLOP/s ÷ peak bytes/s, else 'compute'",
     "fwd_roofline_fraction": "fwd_gflops_per_s / min(peak GFLOP/s, fwd_intensity × peak GB/s)",

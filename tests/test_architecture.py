@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("blockprof.timing",),
     ("blockprof.records", "blockprof.grid", "blockprof.runs"),
     ("blockprof.networks", "blockprof.sweep", "blockprof.regress", "blockprof.budget", "blockprof.models"),
-    ("blockprof.render", "blockprof.report", "blockprof.plots"),
+    ("blockprof.render",),
     ("blockprof.api",),  # the facade
     ("blockprof.commands", "blockprof.cli", "blockprof.__main__"),
 )

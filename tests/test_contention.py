@@ -105,7 +105,7 @@ def _records(contended: tuple[bool, bool]) -> pd.DataFrame:
 
 
 def test_findings_refuse_to_rank_contended_times() -> None:
-    from blockprof.report import findings
+    from blockprof.render.report import findings
 
     busy = findings.summary(_records((True, False)), "basic", 0.1)
     text = " ".join(busy)
@@ -125,9 +125,9 @@ def test_findings_refuse_to_rank_contended_times() -> None:
 
 
 def test_terminal_and_report_tables_mark_busy_rows() -> None:
-    from blockprof.plots import _cell_text
+    from blockprof.render.plots import _cell_text
+    from blockprof.render.report.html import timing_section
     from blockprof.render.runs import run_view
-    from blockprof.report.html import timing_section
 
     df = _records((True, False))
     shown = run_view(df, None)

@@ -228,7 +228,7 @@ def test_a_narrow_terminal_drops_the_least_important_columns_and_says_so() -> No
 
 
 def test_log_axes_are_labelled_with_full_values() -> None:
-    from blockprof.plots import _log_ticks
+    from blockprof.render.plots import _log_ticks
 
     ticks, labels = _log_ticks([12, 480])  # type: ignore[misc]
     assert labels == ["10", "20", "50", "100", "200", "500"] and ticks[1] == 20
@@ -237,7 +237,7 @@ def test_log_axes_are_labelled_with_full_values() -> None:
 
 
 def test_plots_state_the_conditions_and_label_points_with_their_width(timed_run: Path) -> None:
-    from blockprof import plots
+    from blockprof.render import plots
     from blockprof.runs import load_run
 
     df = load_run(timed_run)

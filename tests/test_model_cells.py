@@ -153,7 +153,7 @@ def test_models_alone_through_the_cli_show_and_report(tmp_path: Path, factory) -
 
 
 def test_a_report_does_not_rank_a_model_against_blocks(tmp_path: Path) -> None:
-    from blockprof.report.html import build_report
+    from blockprof.render.report.html import build_report
     from blockprof.sweep import sweep
 
     grid = Grid(

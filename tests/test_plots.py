@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from blockprof import plots
 from blockprof.cli import cli
 from blockprof.errors import BlockprofError
 from blockprof.grid import Grid
+from blockprof.render import plots
 from blockprof.runs import load_run
 from blockprof.sweep import sweep
 

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from blockprof.cli import cli
 from blockprof.errors import BlockprofError
-from blockprof.report import build_report
-from blockprof.report.findings import Spread, speed_phrase, summary
+from blockprof.render.report import build_report
+from blockprof.render.report.findings import Spread, speed_phrase, summary
 from blockprof.runs import Run
 from tests.conftest import EXAMPLE_RUN, HOSTILE
 
@@ -209,7 +209,7 @@ def test_speed_ratio_from_raw_samples() -> None:
 
 
 def test_winners_count_points_and_clear_wins() -> None:
-    from blockprof.report.findings import winners
+    from blockprof.render.report.findings import winners
 
     def row(block: str, c: int, ms: float, q: float, params: int) -> dict:
         return {
@@ -285,7 +285,7 @@ def test_same_run_same_bytes_but_the_timestamp(example_html: str) -> None:
 
 
 def test_source_date_epoch_fixes_the_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
-    from blockprof.report.html import resolve_timestamp
+    from blockprof.render.report.html import resolve_timestamp
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
     assert resolve_timestamp() == "2026-01-01T00:00:00+00:00"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from blockprof.report import write_report
+from blockprof.render.report import write_report
 from tests.conftest import HOSTILE
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")

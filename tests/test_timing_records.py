@@ -133,6 +133,8 @@ def _peaks(flops: float = 1e11, bandwidth: float = 1e10) -> calibration.Peaks:
         64,
         1024,
         "now",
+        "matmul 64²",
+        {"matmul 64²": flops},
     )
 
 
@@ -240,6 +242,7 @@ def small_calibration(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # typ
     monkeypatch.setenv("BLOCKPROF_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setitem(calibration.MATMUL_N, "cpu", 256)
     monkeypatch.setitem(calibration.COPY_BYTES, "cpu", 8 * 2**20)
+    monkeypatch.setitem(calibration.CONV_SHAPE, "cpu", (1, 32, 16))
 
 
 @pytest.mark.timing
@@ -248,6 +251,9 @@ def test_calibrate_measures_once_then_reads_the_cache(small_calibration: None, m
     assert first.flops_per_s > 1e8 and first.bytes_per_s > 1e8
     assert first.flops_per_s >= first.flops_median_per_s and first.bytes_per_s >= first.bytes_median_per_s
     assert first.flops_runs >= 10 and first.bytes_runs >= 10
+    # the compute peak is the faster of the two kernels, each measured: a conv can outrun the matmul
+    assert sorted(first.kernel_flops_per_s) == ["conv 3×3 32→32 at 16², batch 1", "matmul 256²"]
+    assert first.flops_per_s == max(first.kernel_flops_per_s.values()) == first.kernel_flops_per_s[first.flops_kernel]
     assert "1 threads" in first.key and "float32" in first.key and torch.__version__ in first.key
     assert calibration.cache_path().is_file()
 
@@ -286,6 +292,7 @@ def test_calibrate_command(small_calibration: None, monkeypatch: pytest.MonkeyPa
     )
     text = runner.invoke(cli.cli, ["calibrate", "--device", "cpu", "--threads", "1"])
     assert text.exit_code == 0 and "GFLOP/s" in text.output and "from the cache" in text.output
+    assert "the faster of: matmul 256² " in text.output and "conv 3×3 32→32 at 16², batch 1" in text.output
     if not torch.cuda.is_available():
         bad = runner.invoke(cli.cli, ["calibrate", "--device", "cuda"])
         assert bad.exit_code == 2 and "no CUDA GPU" in bad.output and len(bad.output.strip().splitlines()) == 1

@@ -28,7 +28,7 @@ def _write_html(
     """The comparison as a report. compare has no run directory, so the environment (and,
     when timed, the settings and the device peaks the roofline used) is gathered here.
     At equal budget each block has a width of its own, so blocks meet at one input."""
-    from blockprof.report import write_report
+    from blockprof.render.report import write_report
     from blockprof.runs import run_environment
 
     meta: dict[str, Any] = {"settings": {"tools": list(tools)}, "source": "blockprof compare"}

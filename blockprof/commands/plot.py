@@ -29,8 +29,8 @@ def cli_command(run: Path, output: Path, names: tuple[str, ...]) -> None:
     Example: blockprof plot runs/widths -o widths.html
     """
     from blockprof.io import check_writable, write_output
-    from blockprof.plots import build_all
-    from blockprof.report.html import figures_page
+    from blockprof.render.plots import build_all
+    from blockprof.render.report.html import figures_page
     from blockprof.runs import load_run
 
     check_writable(output)

@@ -36,7 +36,7 @@ def cli_command(run: Path, output: Path, title: str | None, reference: str | Non
 
     Example: blockprof report reports/example-run -o reports/example.html --title "Three blocks"
     """
-    from blockprof.report import write_report
+    from blockprof.render.report import write_report
 
     path = write_report(output, run, title, reference=reference, timestamp=timestamp_option(timestamp))
     click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)", err=True)

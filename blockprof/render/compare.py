@@ -187,8 +187,8 @@ def timing_footer(df: pd.DataFrame) -> str:
     over = df[df["roofline_fraction"].astype("float64") > 1]
     if len(over):
         lines.append(
-            f"  roofline above 100% for {', '.join(over['block'])}: the block outran the cached matmul peak (peaks taken "
-            "under load, or a conv kernel that beats the matmul or does fewer multiplies than counted, e.g. Winograd); "
+            f"  roofline above 100% for {', '.join(over['block'])}: the block outran the cached compute peak (peaks taken "
+            "under load, or a kernel faster than both calibration kernels, e.g. Winograd, which does fewer multiplies than counted); "
             "if calibrated under load, run 'blockprof calibrate --force' on a quiet machine."
         )
     errors = df[df["status"] != "ok"]

@@ -1,6 +1,9 @@
 """The device's peaks, measured once and cached per machine: the roofline's two numbers.
 
-* compute: a large square matmul in the chosen dtype (``2·n³`` FLOPs per call);
+* compute: the faster of two dense kernels in the chosen dtype, timed interleaved: a large square
+  matmul (``2·n³`` FLOPs per call) and a 3×3 convolution at 256 channels (the convolution library's own
+  kernel, which on some CPUs outruns the matmul: a matmul-only peak left a quiet machine's BasicBlock
+  at 118% of its "peak");
 * bandwidth: a large tensor copy (``2 × bytes``: every byte read once and written once).
 
 Both are timed with the same interleaved harness as the blocks (at least 10
@@ -31,7 +34,9 @@ from blockprof.timing.measurement import MIN_RUNS, Measurement, Task
 #: square matmul side and copied bytes per device: large enough to leave every cache
 MATMUL_N = {"cpu": 2048, "cuda": 8192}
 COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
-#: seconds of timed calls for each of the two peaks
+#: the 3×3 convolution of the compute peak, per device: (batch, channels, side); 2·N·C²·9·side² FLOPs per call
+CONV_SHAPE = {"cpu": (1, 256, 56), "cuda": (32, 256, 56)}
+#: seconds of timed calls for each kernel of the peaks
 CALIBRATE_MIN_RUN_TIME = 1.0
 #: the longest one matmul call may take: the side is halved until it fits, which bounds the
 #: calibration (10 samples at least) and keeps Ctrl-C answered (it lands between calls)
@@ -45,7 +50,7 @@ def describe_calibration(device: str, dtype: str, threads: int | None) -> str:
     cond = conditions(device, dtype, threads=threads)
     return (
         f"{cond.device} {dtype} peaks at {cond.threads} threads, once per machine: a matmul of up to "
-        f"{MATMUL_N[cond.device]}² (one call under {MAX_CALL_S:g} s) and a {COPY_BYTES[cond.device] // 2**20} MiB copy, "
+        f"{MATMUL_N[cond.device]}² (one call under {MAX_CALL_S:g} s), a 3×3 conv and a {COPY_BYTES[cond.device] // 2**20} MiB copy, "
         f"about {EXPECTED_S} s (longer on a busy machine; Ctrl-C stops it)"
     )
 
@@ -54,7 +59,8 @@ def describe_calibration(device: str, dtype: str, threads: int | None) -> str:
 class Peaks:
     """Measured peaks of one device at one dtype and thread count: the fastest sample's
     rate (``*_per_s``), the median sample's, the IQR of the timings over their median
-    (``*_rel_iqr``) and the sample count."""
+    (``*_rel_iqr``) and the sample count. The compute figures are those of the faster
+    kernel, named by ``flops_kernel``; ``kernel_flops_per_s`` holds each kernel's rate."""
 
     key: str
     device: str
@@ -73,6 +79,8 @@ class Peaks:
     matmul_n: int
     copy_bytes: int
     measured_at: str
+    flops_kernel: str
+    kernel_flops_per_s: dict[str, float]
 
     @property
     def ridge_intensity(self) -> float:
@@ -148,11 +156,14 @@ def calibrate(
     cond = conditions(device, dtype, threads=threads)
     if not force and (hit := cached_peaks(cond.device, dtype, cond.threads)) is not None:
         return hit
-    n, (matmul, copy) = _measure(cond, min_run_time)
+    n, kernels, copy = _measure(cond, min_run_time)
     nbytes = COPY_BYTES[cond.device]
     import torch
 
-    flops, moved = 2 * n**3, 2 * nbytes
+    rates = {name: flops / min(m.samples) for name, (flops, m) in kernels.items()}
+    kernel = max(rates, key=rates.__getitem__)
+    flops, compute = kernels[kernel]
+    moved = 2 * nbytes
     peaks = Peaks(
         key=cache_key(cond),
         device=cond.device,
@@ -160,10 +171,10 @@ def calibrate(
         dtype=dtype,
         threads=cond.threads,
         torch_version=torch.__version__,
-        flops_per_s=flops / min(matmul.samples),
-        flops_median_per_s=flops / matmul.median,
-        flops_rel_iqr=matmul.relative_iqr,
-        flops_runs=matmul.runs,
+        flops_per_s=rates[kernel],
+        flops_median_per_s=flops / compute.median,
+        flops_rel_iqr=compute.relative_iqr,
+        flops_runs=compute.runs,
         bytes_per_s=moved / min(copy.samples),
         bytes_median_per_s=moved / copy.median,
         bytes_rel_iqr=copy.relative_iqr,
@@ -171,6 +182,8 @@ def calibrate(
         matmul_n=n,
         copy_bytes=nbytes,
         measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        flops_kernel=kernel,
+        kernel_flops_per_s=rates,
     )
     _save(peaks)
     return peaks
@@ -200,7 +213,11 @@ def matmul_side(cond: Conditions, limit: float = MAX_CALL_S) -> int:
     return n
 
 
-def _measure(cond: Conditions, min_run_time: float) -> tuple[int, tuple[Measurement, Measurement]]:
+def _measure(cond: Conditions, min_run_time: float) -> tuple[int, dict[str, tuple[int, Measurement]], Measurement]:
+    """The matmul side, each compute kernel's (FLOPs per call, measurement), and the copy's measurement;
+    all timed interleaved. The conv is left out where one call would exceed :data:`MAX_CALL_S`."""
+    import time
+
     import torch
     from torch.utils.benchmark import Timer
 
@@ -209,20 +226,33 @@ def _measure(cond: Conditions, min_run_time: float) -> tuple[int, tuple[Measurem
     n, nbytes = matmul_side(cond), COPY_BYTES[cond.device]
     dt = cond.torch_dtype()
     a, b, c = (torch.randn(n, n, device=cond.device).to(dt) for _ in range(3))
+    batch, channels, side = CONV_SHAPE[cond.device]
+    x = torch.randn(batch, channels, side, side, device=cond.device).to(dt)
+    weight = torch.randn(channels, channels, 3, 3, device=cond.device).to(dt)
     src = torch.empty(nbytes, dtype=torch.uint8, device=cond.device).random_()
     dst = torch.empty_like(src)
-    cells = []
-    for name, stmt, env in (
-        ("matmul", "torch.mm(a, b, out=c)", {"a": a, "b": b, "c": c}),
+    conv_name = f"conv 3×3 {channels}→{channels} at {side}², batch {batch}"
+    flops = {f"matmul {n}²": 2 * n**3, conv_name: 2 * batch * channels * channels * 9 * side * side, "copy": 0}
+    kernels = (
+        (f"matmul {n}²", "torch.mm(a, b, out=c)", {"torch": torch, "a": a, "b": b, "c": c}),
+        (conv_name, "torch.conv2d(x, w, padding=1)", {"torch": torch, "x": x, "w": weight}),
         ("copy", "dst.copy_(src)", {"src": src, "dst": dst}),
-    ):
+    )
+    cells = []
+    for name, stmt, env in kernels:
         task = Task(f"{name} peak", "fwd", cond.device, cond.dtype, cond.threads, "contiguous", 1)
         timer = Timer(stmt, globals=env, num_threads=cond.threads, label=task.label)
         timer.timeit(1)  # warm-up: first-call kernel selection and page faults
+        if name == conv_name:
+            start = time.perf_counter()
+            timer.timeit(1)
+            if time.perf_counter() - start > MAX_CALL_S:  # a dtype the device runs slowly: the matmul alone
+                continue
         cells.append(TimedStep(task, timer))
     run_interleaved(cells, min_run_time=min_run_time, min_runs=MIN_RUNS)
     for cell in cells:
         if cell.error:
             raise BlockprofError(f"calibration failed: {cell.error}")
-    matmul, copy = (cell.result() for cell in cells)
-    return n, (matmul, copy)  # type: ignore[return-value]
+    measured = {cell.task.label.removesuffix(" peak"): cell.result() for cell in cells}
+    copy = measured.pop("copy")
+    return n, {name: (flops[name], m) for name, m in measured.items()}, copy  # type: ignore[misc]

@@ -1,6 +1,6 @@
 """The only writer of HTML in blockprof: one self-contained design-review report.
 
-    >>> from blockprof.report import build_report, write_report
+    >>> from blockprof.render.report import build_report, write_report
     >>> write_report("reports/widths.html", "runs/widths", title="Block widths")     # a sweep's run directory
     >>> html = build_report(blockprof.compare(channels=256), environment=env)       # records + environment
 
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from blockprof import schema
 from blockprof.errors import BlockprofError
 from blockprof.records import plain
-from blockprof.report import findings
-from blockprof.report.findings import CHECKS, STEPS, Spread, given, percent
+from blockprof.render.report import findings
+from blockprof.render.report.findings import CHECKS, STEPS, Spread, given, percent
 from blockprof.units import grouped, si
 
 if TYPE_CHECKING:
@@ -585,7 +585,7 @@ def environment_section(meta: Mapping[str, Any]) -> tuple[list[tuple[str, list[t
                 [
                     (
                         "compute",
-                        f"{peaks['flops_per_s'] / 1e9:.4g} GFLOP/s ({peaks['matmul_n']}² matmul; "
+                        f"{peaks['flops_per_s'] / 1e9:.4g} GFLOP/s ({peaks.get('flops_kernel') or str(peaks['matmul_n']) + '² matmul'}; "
                         f"median of {peaks['flops_runs']}, IQR {percent(peaks['flops_rel_iqr'])} of it)",
                     ),
                     (
@@ -609,7 +609,7 @@ def environment_section(meta: Mapping[str, Any]) -> tuple[list[tuple[str, list[t
 def methodology(meta: Mapping[str, Any], tools: Sequence[str], timed: bool) -> dict[str, Any]:
     """The numbers and convention strings the methodology section states."""
     from blockprof.counting.tools import TOOL_NAMES, adapter
-    from blockprof.plots import MODE_TITLES
+    from blockprof.render.plots import MODE_TITLES
     from blockprof.timing.measurement import MIN_RUNS
     from blockprof.units import FLOPS_PER_MAC
 
@@ -649,7 +649,7 @@ def embed(figures: Mapping[str, Any]) -> list[Figure]:
 
 def figures_section(df: pd.DataFrame) -> tuple[list[Figure], list[tuple[str, str]]]:
     """The sweep's plots that apply to these records, and why each other one does not."""
-    from blockprof.plots import build_all
+    from blockprof.render.plots import build_all
 
     figures, skipped = build_all(df)
     return embed(figures), list(skipped.items())
@@ -785,14 +785,14 @@ def _render(template: str, **values: Any) -> str:
     from markupsafe import Markup
 
     env = Environment(
-        loader=PackageLoader("blockprof.report", "templates"),
+        loader=PackageLoader("blockprof.render.report", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    assets = files("blockprof.report") / "templates"
+    assets = files("blockprof.render.report") / "templates"
     trusted = {name: Markup((assets / f"report.{name}").read_text(encoding="utf-8")) for name in ("css", "js")}
     return env.get_template(template).render(**trusted, **values)
 

@@ -319,7 +319,7 @@ def throughput(df: pd.DataFrame) -> Figure:
                         line=dict(dash="dash", color="black"),
                         name=f"{mode} · compute peak {device}/{dtype}",
                         legendgroup=mode,
-                        hovertemplate=f"calibrated peak ({device}, {dtype} matmul): %{{y:.3g}} GFLOP/s<extra></extra>",
+                        hovertemplate=f"calibrated peak ({device}, {dtype}; the faster of a matmul and a 3×3 conv): %{{y:.3g}} GFLOP/s<extra></extra>",
                     ),
                     row=1,
                     col=col,
