@@ -248,10 +248,12 @@ def main() -> None:
     print("## 4. Device peaks (measured now) and roofline at this width\n")
     peaks = calibrate("cpu", "float32", threads=threads, force=True)
     print(
-        f"compute {peaks.flops_per_s / 1e9:.1f} GFLOP/s, median {peaks.flops_median_per_s / 1e9:.1f} ({peaks.matmul_n}² fp32 matmul, "
+        f"compute {peaks.flops_per_s / 1e9:.1f} GFLOP/s, median {peaks.flops_median_per_s / 1e9:.1f} (fp32 {peaks.flops_kernel}, "
         f"IQR {100 * peaks.flops_rel_iqr:.1f}%, {peaks.flops_runs} runs); bandwidth {peaks.bytes_per_s / 1e9:.1f} GB/s, median "
         f"{peaks.bytes_median_per_s / 1e9:.1f} ({peaks.copy_bytes >> 20} MiB copy, IQR {100 * peaks.bytes_rel_iqr:.1f}%, {peaks.bytes_runs} runs); "
-        f"ridge {peaks.ridge_intensity:.1f} FLOP/byte\n"
+        f"ridge {peaks.ridge_intensity:.1f} FLOP/byte; the faster of "
+        + ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in peaks.kernel_flops_per_s.items())
+        + " GFLOP/s\n"
     )
     df = timing_frame(
         time_blocks([BlockSpec(b, args.channels) for b in BLOCKS], device="cpu", threads=threads, min_run_time=1.0),
