@@ -25,6 +25,7 @@ and Pareto points carry their width; a point timed under contention says so on h
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -252,32 +253,61 @@ def _quartile_bars(part: pd.DataFrame, mode: str) -> dict[str, Any]:
     return dict(type="data", array=part[f"{mode}_iqr_ms"].to_numpy(dtype=float) / 2)
 
 
+def _array(part: pd.DataFrame, columns: list[str]) -> Any:
+    return part[columns].to_numpy()
+
+
+def _block_lines(
+    fig: Figure,
+    rows: pd.DataFrame,
+    y: str,
+    mode: str,
+    col: int,
+    colors: dict[str, str],
+    hover: str,
+    **per_part: Callable[[pd.DataFrame], Any],
+) -> None:
+    """One line per block in panel ``col``: column ``y`` against width, a block's colour the same in every
+    panel; ``per_part`` adds trace options computed from each block's rows (error bars, hover data)."""
+    import plotly.graph_objects as go
+
+    for name, part in _series(rows):
+        fig.add_trace(
+            go.Scatter(
+                x=part[WIDTH],
+                y=part[y],
+                mode="lines+markers",
+                name=f"{mode} · {name}",
+                legendgroup=mode,
+                line_color=_color(name, colors),
+                text=_cell_text(part),
+                hovertemplate=hover,
+                **{option: make(part) for option, make in per_part.items()},
+            ),
+            row=1,
+            col=col,
+        )
+
+
 def latency(df: pd.DataFrame) -> Figure:
     """Median time per call against width, one panel per timed mode, IQR error bars."""
-    import plotly.graph_objects as go
 
     modes = _modes(df, "latency")
     fig = _panels([MODE_TITLES[m] for m in modes])
     colors: dict[str, str] = {}
     for col, mode in enumerate(modes, 1):
         rows = _rows(df, (f"{mode}_ms", f"{mode}_iqr_ms"), "latency")
-        for name, part in _series(rows):
-            fig.add_trace(
-                go.Scatter(
-                    x=part[WIDTH],
-                    y=part[f"{mode}_ms"],
-                    mode="lines+markers",
-                    name=f"{mode} · {name}",
-                    legendgroup=mode,
-                    line_color=_color(name, colors),
-                    error_y=_quartile_bars(part, mode),
-                    customdata=part[[f"{mode}_iqr_ms", f"{mode}_runs"]].to_numpy(),
-                    text=_cell_text(part),
-                    hovertemplate=f"%{{text}}<br>{mode} median: %{{y:.4g}} ms, IQR %{{customdata[0]:.3g}} ms, %{{customdata[1]}} runs<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
+        _block_lines(
+            fig,
+            rows,
+            f"{mode}_ms",
+            mode,
+            col,
+            colors,
+            f"%{{text}}<br>{mode} median: %{{y:.4g}} ms, IQR %{{customdata[0]:.3g}} ms, %{{customdata[1]}} runs<extra></extra>",
+            error_y=functools.partial(_quartile_bars, mode=mode),
+            customdata=functools.partial(_array, columns=[f"{mode}_iqr_ms", f"{mode}_runs"]),
+        )
         fig.update_yaxes(type="log", title_text="median time per call (ms); bars: quartiles", row=1, col=col)
     _width_axis(fig, df[df[f"{modes[0]}_ms"].notna()])
     return _layout(fig, "Latency against width (median; error bars: interquartile range of the samples)", df)
@@ -292,21 +322,15 @@ def throughput(df: pd.DataFrame) -> Figure:
     colors: dict[str, str] = {}
     for col, mode in enumerate(modes, 1):
         rows = _rows(df, (f"{mode}_gflops_per_s",), "throughput")
-        for name, part in _series(rows):
-            fig.add_trace(
-                go.Scatter(
-                    x=part[WIDTH],
-                    y=part[f"{mode}_gflops_per_s"],
-                    mode="lines+markers",
-                    name=f"{mode} · {name}",
-                    legendgroup=mode,
-                    line_color=_color(name, colors),
-                    text=_cell_text(part),
-                    hovertemplate=f"%{{text}}<br>{mode}: %{{y:.3g}} GFLOP/s<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
+        _block_lines(
+            fig,
+            rows,
+            f"{mode}_gflops_per_s",
+            mode,
+            col,
+            colors,
+            f"%{{text}}<br>{mode}: %{{y:.3g}} GFLOP/s<extra></extra>",
+        )
         if "peak_gflops_per_s" in rows.columns:
             for (device, dtype), peak in (
                 rows.groupby(["device", "dtype"])["peak_gflops_per_s"].first().dropna().items()

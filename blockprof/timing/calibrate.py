@@ -250,9 +250,11 @@ def _measure(cond: Conditions, min_run_time: float) -> tuple[int, dict[str, tupl
                 continue
         cells.append(TimedStep(task, timer))
     run_interleaved(cells, min_run_time=min_run_time, min_runs=MIN_RUNS)
+    measured: dict[str, Measurement] = {}
     for cell in cells:
-        if cell.error:
-            raise BlockprofError(f"calibration failed: {cell.error}")
-    measured = {cell.task.label.removesuffix(" peak"): cell.result() for cell in cells}
+        result = cell.result()
+        if cell.error or result is None:
+            raise BlockprofError(f"calibration failed: {cell.error or 'no samples'}")
+        measured[cell.task.label.removesuffix(" peak")] = result
     copy = measured.pop("copy")
-    return n, {name: (flops[name], m) for name, m in measured.items()}, copy  # type: ignore[misc]
+    return n, {name: (flops[name], m) for name, m in measured.items()}, copy
