@@ -203,28 +203,13 @@ def _layout(fig: Figure, title: str, df: pd.DataFrame) -> Figure:
 
 def counts(df: pd.DataFrame) -> Figure:
     """Parameters (independent of input size) and forward MACs against width, log-log."""
-    import plotly.graph_objects as go
 
     rows = _rows(df, ("params", "macs"), "parameters & MACs")
     fig = _panels(["parameters", "forward MACs"])
     colors: dict[str, str] = {}
     for col, (metric, ignore, unit) in enumerate((("params", INPUT_AXES, "parameters"), ("macs", (), "MACs")), 1):
-        for name, part in _series(rows, ignore):
-            part = part.drop_duplicates(WIDTH) if ignore else part  # one parameter count per width, whatever the input
-            fig.add_trace(
-                go.Scatter(
-                    x=part[WIDTH],
-                    y=part[metric],
-                    mode="lines+markers",
-                    name=f"{unit} · {name}",
-                    legendgroup=unit,
-                    line_color=_color(name, colors),
-                    text=_cell_text(part),
-                    hovertemplate=f"%{{text}}<br>{unit}: %{{y:,.0f}}<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
+        # parameters do not depend on the input: one line per block, one point per width
+        _block_lines(fig, rows, metric, unit, col, colors, f"%{{text}}<br>{unit}: %{{y:,.0f}}<extra></extra>", ignore)
     _width_axis(fig, rows)
     fig.update_yaxes(type="log", title_text="parameters (scalars)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="MACs (multiply-accumulates; 1 MAC = 2 FLOPs)", row=1, col=2)
@@ -261,24 +246,28 @@ def _block_lines(
     fig: Figure,
     rows: pd.DataFrame,
     y: str,
-    mode: str,
+    group: str,
     col: int,
     colors: dict[str, str],
     hover: str,
+    ignore: tuple[str, ...] = (),
     **per_part: Callable[[pd.DataFrame], Any],
 ) -> None:
-    """One line per block in panel ``col``: column ``y`` against width, a block's colour the same in every
-    panel; ``per_part`` adds trace options computed from each block's rows (error bars, hover data)."""
+    """One line per series (:func:`_series`) in panel ``col``: column ``y`` against width, legend-grouped
+    by ``group``, a block's colour the same in every panel. With ``ignore`` (axes ``y`` does not depend
+    on) a series keeps one point per width; ``per_part`` adds trace options computed from each series'
+    rows (error bars, hover data)."""
     import plotly.graph_objects as go
 
-    for name, part in _series(rows):
+    for name, part in _series(rows, ignore):
+        part = part.drop_duplicates(WIDTH) if ignore else part
         fig.add_trace(
             go.Scatter(
                 x=part[WIDTH],
                 y=part[y],
                 mode="lines+markers",
-                name=f"{mode} · {name}",
-                legendgroup=mode,
+                name=f"{group} · {name}",
+                legendgroup=group,
                 line_color=_color(name, colors),
                 text=_cell_text(part),
                 hovertemplate=hover,
