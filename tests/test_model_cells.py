@@ -136,6 +136,7 @@ def test_models_alone_through_the_cli_show_and_report(tmp_path: Path, factory) -
         "--tools", "torch", "-o", str(run_dir),
     )  # fmt: skip
     assert code == 0 and "2 cells" in err, err
+    assert f"blockprof report {run_dir} -o" in err and "blockprof plot" not in err  # plots compare blocks only
     code, out, _ = run("show", str(run_dir))
     assert code == 0 and "model cellmodel:net, input 1×3×32×32" in out and "94,762" in out
     records = run_dir / "records.jsonl"  # as if stopped after the first model: its cell is kept, the other rerun

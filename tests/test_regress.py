@@ -304,6 +304,11 @@ def test_new_and_missing_cells_are_reported_and_pass(counts_suite: Suite) -> Non
     statuses = {(v.cell, v.status) for v in result.verdicts}
     assert ("basic 24→24 @ 1×24×8×8", "new") in statuses and (cell_id(counts_suite.cells[0]), "missing") in statuses
     assert result.passed
+    new_lines = [line for line in to_text(result).splitlines() if line.strip().startswith("basic 24→24")]
+    metrics = ", ".join(counts_suite.metrics)  # one line for the new cell, naming every metric it was not compared on
+    assert [line.strip() for line in new_lines if "not in the baseline" in line] == [
+        f"basic 24→24 @ 1×24×8×8: {metrics}: not in the baseline; --update records it"
+    ]
 
 
 def test_a_baseline_that_timed_another_step_is_refused(timed: tuple[Suite, Snapshot]) -> None:

@@ -81,6 +81,6 @@ def cli_command(
         busy = df[df["contended"] == True]  # noqa: E712
         footer += (
             f"\nbusy = timed while other work held the cores ({len(busy)} of {int(df['contended'].notna().sum())} timed cells; "
-            f"e.g. {busy['contention'].iloc[0]}): slower than the block is; do not rank these."
+            f"e.g. {busy['contention'].iloc[0]}): slower than the cell's own time; do not rank these."
         )
     emit(run_view(df, reference), fmt, output, title=f"{run}: {len(df)} cells, {failed} failed", footer=footer)

@@ -241,7 +241,16 @@ def _summary(df: Any, state: Any, run_dir: Path) -> None:
     if len(failed) > 5:
         click.echo(f"  … and {len(failed) - 5} more (blockprof show {run_dir} --format json)", err=True)
     if len(failed) < len(df):
-        click.echo(f"next: blockprof show {run_dir}   |   blockprof plot {run_dir} -o {run_dir}/plots.html", err=True)
+        from blockprof.records import block_rows
+
+        ok_blocks = block_rows(df[df["status"] == "ok"])
+        # plots compare blocks over widths; a run of models alone goes to the report (its per-module trees)
+        then = (
+            f"blockprof plot {run_dir} -o {run_dir}/plots.html"
+            if len(ok_blocks)
+            else f"blockprof report {run_dir} -o {run_dir}/report.html"
+        )
+        click.echo(f"next: blockprof show {run_dir}   |   {then}", err=True)
 
 
 class _ProgressBar:

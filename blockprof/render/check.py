@@ -124,12 +124,28 @@ def detail(v: Verdict) -> str:
     return f"{v.cell}: {v.metric}: {v.note}"
 
 
+def _noted(verdicts: list[Verdict]) -> list[str]:
+    """A line per notable verdict, except that a cell's verdicts with no values and one note (a cell new to
+    the baseline, or missing from this suite) share one line naming their metrics."""
+    lines: list[str | tuple[str, str]] = []
+    metrics: dict[tuple[str, str], list[str]] = {}
+    for v in verdicts:
+        if v.old is not None or v.new is not None:
+            lines.append(detail(v))
+        elif (v.cell, v.note) in metrics:
+            metrics[(v.cell, v.note)].append(v.metric)
+        else:
+            metrics[(v.cell, v.note)] = [v.metric]
+            lines.append((v.cell, v.note))
+    return [line if isinstance(line, str) else f"{line[0]}: {', '.join(metrics[line])}: {line[1]}" for line in lines]
+
+
 def _sections(result: CheckResult) -> list[tuple[str, list[str]]]:
     noted = [v for v in result.verdicts if v.status in ("~", "new", "missing", "unjudged")]
     return [
         ("Failures", [detail(v) for v in result.failures]),
         ("Faster", [detail(v) for v in result.improvements]),
-        ("Not compared or not significant", [detail(v) for v in noted]),
+        ("Not compared or not significant", _noted(noted)),
     ]
 
 
