@@ -149,6 +149,8 @@ def test_models_alone_through_the_cli_show_and_report(tmp_path: Path, factory) -
     assert "model cellmodel:net" in page and "model examples.models:small_cnn" in page
     assert 'id="modules-table-1"' in page and 'id="modules-table-2"' in page and ">Conv2d<" in page
     assert "each counted whole by the tracer" in page and "the run holds model cells alone" in page
+    # the environment's grid box names the models, not block axes that set nothing in a run of models alone
+    assert "<dt>channels</dt>" not in page and "<dt>models</dt><dd>cellmodel:net @ 1×3×32×32" in page
     code, _, err = run("plot", str(run_dir), "-o", str(tmp_path / "p.html"))
     one_line_exit_2(code, err, "no figure applies")
 

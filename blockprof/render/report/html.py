@@ -575,7 +575,12 @@ def environment_section(meta: Mapping[str, Any]) -> tuple[list[tuple[str, list[t
     if run:
         groups.append(("Run", run))
     if meta.get("grid"):
-        groups.append(("Grid", [(k, _value(v)) for k, v in meta["grid"].items()]))
+        grid = dict(meta["grid"])
+        if not grid.get("blocks"):  # models alone: the block axes set nothing
+            grid = {k: v for k, v in grid.items() if k not in ("blocks", "channels", "spatial", "batch", "options")}
+        if grid.get("models"):
+            grid["models"] = [f"{m['model']} @ {'×'.join(map(str, m['input_shape']))}" for m in grid["models"]]
+        groups.append(("Grid", [(k, _value(v)) for k, v in grid.items()]))
     if meta.get("settings"):
         groups.append(("Settings", [(k.replace("_", " "), _value(v)) for k, v in meta["settings"].items()]))
     for key, peaks in (meta.get("peaks") or {}).items():
