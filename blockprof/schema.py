@@ -428,6 +428,39 @@ RECORD_TYPES: dict[str, str] = {
 }
 
 
+#: a network record's fields (``blockprof network --format json``) beyond a block record's count fields
+NETWORK_RECORD_FIELDS: dict[str, str] = {
+    "network": "one of torchvision's 43 classification networks of the three block families (blockprof.networks.names())",
+    "swapped": "true when --block replaced the network's own block",
+    "published_params": "torchvision's published parameter count (unswapped networks), else null",
+    "published_gflops": "torchvision's published GFLOPS (conv + linear MACs in G, 3 decimals) at its default input size, else null",
+    "stages": "per-stage rows: stage, modules, layout, output, the totals' fields, module_params, torch_macs",
+}
+#: a stage row's fields beyond the totals (params, params_conv, macs, flops, bwd_*_macs, train_flops)
+STAGE_RECORD_FIELDS: dict[str, str] = {
+    "stage": "stem, the stages (layer1..4 for ResNet, block1..4 for RegNet, stage1.. or stack1..), head",
+    "modules": "the torch modules the stage holds, e.g. layer1 or features.2–3",
+    "layout": "what the stage is, e.g. '1× bottleneck 64→256 t4, 2× bottleneck 256→256 t4'",
+    "output": "the stage's output, C×H×W",
+    "module_params": "parameters of the stage's modules: the independent check of params",
+    "torch_macs": "PyTorch's flop counter's MACs for the stage's modules (null if torch did not run)",
+}
+#: the JSON type of each network and stage field
+NETWORK_TYPES: dict[str, str] = {
+    "network": "string",
+    "swapped": "boolean",
+    "published_params": "integer or null",
+    "published_gflops": "number or null",
+    "stages": "list of objects",
+    "stage": "string",
+    "modules": "string",
+    "layout": "string",
+    "output": "string",
+    "module_params": "integer",
+    "torch_macs": "number or null",
+}
+
+
 #: the record fields only a model cell has (a block cell's record leaves them out)
 MODEL_FIELDS: tuple[str, ...] = ("model", "input_shape", "modules")
 
@@ -578,6 +611,17 @@ def markdown() -> str:
             if name not in listed
         ]
         listed.update(fields)
+    lines += [
+        "",
+        "## Network records",
+        "",
+        "`blockprof network NAME --format json` gives one object: the count fields above (totals of the whole",
+        "network, the tools' fields when they ran), these fields, and `stages`, one row per stage with the",
+        "totals' fields and the stage fields below.",
+    ]
+    for title, fields in (("Network fields", NETWORK_RECORD_FIELDS), ("Stage fields", STAGE_RECORD_FIELDS)):
+        lines += ["", f"### {title}", "", "| field | type | what it holds |", "|---|---|---|"]
+        lines += [f"| `{name}` | {NETWORK_TYPES[name]} | {_cell(text)} |" for name, text in fields.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -104,6 +104,27 @@ def test_every_key_of_a_real_sweep_record_is_in_the_schema_docs_with_its_type(tm
     assert set(schema.RECORD_TYPES) == described  # a type for each described field, and none for an unknown one
 
 
+def test_every_key_of_real_network_records_is_in_the_schema_docs_with_its_type() -> None:
+    """`network --format json` records (closed form with the three tools, a traced user-block network, and a
+    swapped one with no published figure): every key and every stage key documented, each value of its type."""
+    from blockprof.networks import network_count
+
+    records = [
+        network_count("resnet18", None, 64, 1, ("torch", "fvcore", "thop")),
+        network_count("resnet18", "tests.user_block_fixtures:bottleneck", 64, 1, ("torch",)),
+        network_count("mobilenet_v2", "bottleneck", 32, 1, ()),
+    ]
+    assert [r["count_source"] for r in records] == ["analytic", "trace", "analytic"]
+    assert records[2]["published_params"] is None
+    types = {**schema.RECORD_TYPES, **schema.NETWORK_TYPES}
+    doc = (ROOT / "docs" / "reference" / "schema.md").read_text(encoding="utf-8")
+    rows = [*records, *(stage for r in records for stage in r["stages"])]
+    keys = sorted(set().union(*rows))
+    assert [k for k in keys if f"| `{k}` | {types.get(k)} |" not in doc] == []
+    assert [(k, v) for row in rows for k, v in row.items() if not of_type(types[k], v)] == []
+    assert set(schema.NETWORK_TYPES) == {*schema.NETWORK_RECORD_FIELDS, *schema.STAGE_RECORD_FIELDS}
+
+
 @pytest.mark.parametrize("name", sorted(NUMERIC))
 def test_whole_floats_become_ints_through_the_python_api_and_a_grid_file(name: str, tmp_path: Path) -> None:
     """A TOML or data-frame value like 4.0 reaches the spec as the int 4 (the width_per_group=4.0 bug)."""

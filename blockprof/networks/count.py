@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from blockprof import schema
 from blockprof.counting.analytic import AnalyticCount, count_layers
 from blockprof.counting.tools import TOOL_NAMES, ToolCount
 from blockprof.errors import BlockprofError
@@ -26,23 +27,9 @@ if TYPE_CHECKING:
 
     from blockprof.counting.trace import Trace
 
-#: a network record's fields beyond a block record's (:data:`blockprof.records.COUNT_FIELDS`)
-NETWORK_FIELDS: dict[str, str] = {
-    "network": "one of torchvision's 43 classification networks of the three block families (blockprof.networks.names())",
-    "swapped": "true when --block replaced the network's own block",
-    "published_params": "torchvision's published parameter count (unswapped networks), else null",
-    "published_gflops": "torchvision's published GFLOPS (conv + linear MACs in G, 3 decimals) at its default input size, else null",
-    "stages": "per-stage rows: stage, modules, layout, output, the totals' fields, module_params, torch_macs",
-}
-#: a stage row's fields beyond the totals (params, params_conv, macs, flops, bwd_*_macs, train_flops)
-STAGE_FIELDS: dict[str, str] = {
-    "stage": "stem, the stages (layer1..4 for ResNet, block1..4 for RegNet, stage1.. or stack1..), head",
-    "modules": "the torch modules the stage holds, e.g. layer1 or features.2–3",
-    "layout": "what the stage is, e.g. '1× bottleneck 64→256 t4, 2× bottleneck 256→256 t4'",
-    "output": "the stage's output, C×H×W",
-    "module_params": "parameters of the stage's modules: the independent check of params",
-    "torch_macs": "PyTorch's flop counter's MACs for the stage's modules (null if torch did not run)",
-}
+#: a network record's fields beyond a block record's, and a stage row's beyond the totals (described in the schema)
+NETWORK_FIELDS = schema.NETWORK_RECORD_FIELDS
+STAGE_FIELDS = schema.STAGE_RECORD_FIELDS
 
 
 @dataclass(frozen=True)
