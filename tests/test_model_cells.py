@@ -6,7 +6,9 @@ temporary directory, whose width a test changes), so these tests need no torchvi
 
 from __future__ import annotations
 
+import csv
 import importlib
+import io
 import json
 import shutil
 import sys
@@ -139,6 +141,11 @@ def test_models_alone_through_the_cli_show_and_report(tmp_path: Path, factory) -
     assert f"blockprof report {run_dir} -o" in err and "blockprof plot" not in err  # plots compare blocks only
     code, out, _ = run("show", str(run_dir))
     assert code == 0 and "model cellmodel:net, input 1×3×32×32" in out and "94,762" in out
+    code, out, _ = run("show", str(run_dir), "--format", "csv")  # nested fields are JSON text in a CSV cell
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and json.loads(rows[0]["input_shape"]) == [1, 3, 32, 32]
+    tree = json.loads(rows[0]["modules"])
+    assert tree[0]["depth"] == 0 and tree[0]["params"] == int(rows[0]["params"])
     records = run_dir / "records.jsonl"  # as if stopped after the first model: its cell is kept, the other rerun
     records.write_text(records.read_text().splitlines(keepends=True)[0])
     code, _, err = run("sweep", "-o", str(run_dir), "--resume")

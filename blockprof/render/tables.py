@@ -43,7 +43,7 @@ def render(df: pd.DataFrame, fmt: str, *, title: str | None = None, width: int |
     if fmt == "json":
         return json.dumps(to_records(df), indent=2, ensure_ascii=False)
     if fmt == "csv":
-        return df.to_csv(index=False)
+        return _nested_as_json(df).to_csv(index=False)
     if fmt == "markdown":
         return df.to_markdown(index=False)
     if fmt == "table":
@@ -58,6 +58,17 @@ def render_many(parts: list[tuple[pd.DataFrame, str]], fmt: str, *, width: int |
         for df, title in parts
     ]
     return "\n\n".join(blocks) + (f"\n{footer}" if fmt == "table" and footer else "")
+
+
+def _nested_as_json(df: pd.DataFrame) -> pd.DataFrame:
+    """A CSV cell cannot nest: lists and objects (a model's input shape and module tree) become JSON text,
+    which any CSV reader can hand to a JSON parser (pandas would write Python's repr)."""
+    nested = [c for c in df.columns if df[c].map(lambda v: isinstance(v, (list, dict))).any()]
+    if not nested:
+        return df
+    return df.assign(
+        **{c: df[c].map(lambda v: json.dumps(plain(v)) if isinstance(v, (list, dict)) else v) for c in nested}
+    )
 
 
 def write(df: pd.DataFrame, fmt: str, path: Path, *, title: str | None = None) -> None:
