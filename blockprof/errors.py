@@ -9,3 +9,11 @@ other exception is a bug in blockprof.
 
 class BlockprofError(ValueError):
     """Bad input, described in one line that names the fix."""
+
+
+def one_line(error: BaseException) -> str:
+    """Any exception as one line: a BlockprofError's own message, else ``TypeName: first line``."""
+    if isinstance(error, BlockprofError):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.trace import CONVENTION, Trace, trace
-from blockprof.errors import BlockprofError
+from blockprof.errors import BlockprofError, one_line
 from blockprof.spec import DEFAULT_MODEL_INPUT, MODEL_EXAMPLE, ModelSpec
 
 if TYPE_CHECKING:
@@ -35,9 +35,9 @@ RECORD_DEPTH = 2
 
 def model_factory(target: str) -> Callable[[], nn.Module]:
     """A no-argument builder for ``target``; the import and the signature are checked now."""
-    from blockprof.blocks.user import _describe, _load
+    from blockprof.blocks.user import load_target
 
-    fn = _load(target, "model", EXAMPLE, "no arguments")
+    fn = load_target(target, "model", EXAMPLE, "no arguments")
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # a builtin or C callable: find out by calling it
@@ -59,7 +59,7 @@ def model_factory(target: str) -> Callable[[], nn.Module]:
         try:
             model = fn()
         except Exception as e:  # the user's code: its failure is bad input, reported in one line
-            raise BlockprofError(f"model {target!r}: calling it raised {_describe(e)}") from None
+            raise BlockprofError(f"model {target!r}: calling it raised {one_line(e)}") from None
         if not isinstance(model, nn.Module):
             raise BlockprofError(f"model {target!r}: it returned a {type(model).__name__}, not a torch.nn.Module")
         return model

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from blockprof.errors import BlockprofError
+from blockprof.errors import BlockprofError, one_line
 from blockprof.grid import Cell, Grid, Shard
 from blockprof.io import is_dir
 from blockprof.runs import META, RECORDS, Run, env_differences, holds_a_run, lock_run, read_meta, run_environment
@@ -382,7 +382,7 @@ def _from_meta(run_dir: Path, key: str, build: Callable[[], T]) -> T:
         return build()
     except (BlockprofError, TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as e:
         raise BlockprofError(
-            f"{run_dir / META}: {key!r} is not what blockprof wrote ({_one_line(e)}); "
+            f"{run_dir / META}: {key!r} is not what blockprof wrote ({one_line(e)}); "
             "the file was edited or damaged — restore it, or sweep into a new directory"
         ) from None
 
@@ -408,13 +408,6 @@ def _groups(pending: list[tuple[int, Cell]]) -> list[list[tuple[int, Cell]]]:
     return list(groups.values())
 
 
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, BlockprofError):
-        return str(error)
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
-
-
 def _count_cell(
     index: int, cell: Cell, tools: tuple[str, ...], counted: dict[BlockSpec | ModelSpec, dict[str, Any]]
 ) -> dict[str, Any]:
@@ -428,7 +421,7 @@ def _count_cell(
     try:
         spec = cell.spec()
     except Exception as e:  # an invalid combination: the cell is an error, the sweep goes on
-        record = {**cell.as_dict(), "status": "error", "error": _one_line(e)}
+        record = {**cell.as_dict(), "status": "error", "error": one_line(e)}
     else:
         if spec not in counted:
             try:
@@ -438,7 +431,7 @@ def _count_cell(
                     spec, f"out of memory while counting {spec.label}; use a smaller batch or spatial size"
                 )
             except Exception as e:  # recorded per cell
-                counted[spec] = error_record(spec, _one_line(e))
+                counted[spec] = error_record(spec, one_line(e))
         record = dict(counted[spec])
     record.update(dtype=cell.dtype, device=cell.device)
     return {"cell": cell.key, "index": index, **record, "count_s": clock.perf_counter() - start}
@@ -489,7 +482,7 @@ def _time_group(
             timings = time_blocks(specs, **options)  # type: ignore[arg-type]
     except Exception as e:  # the harness records per-cell failures itself; this is one it could not
         for _, record in timed:
-            record.update(status="error", error=f"timing failed: {_one_line(e)}")
+            record.update(status="error", error=f"timing failed: {one_line(e)}")
         return
     wall = clock.perf_counter() - start
     device_peaks = Peaks(**peaks[f"{device}/{dtype}"]) if f"{device}/{dtype}" in peaks else None

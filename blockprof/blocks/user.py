@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from blockprof.blocks.base import BlockDef
 from blockprof.counting.formulas import Layer
-from blockprof.errors import BlockprofError
-from blockprof.spec import ResolvedSpec, split_target
+from blockprof.errors import BlockprofError, one_line
+from blockprof.spec import ResolvedSpec, shape_text, split_target
 
 if TYPE_CHECKING:
     from torch import nn
@@ -60,7 +60,7 @@ class UserBlock(BlockDef):
     def factory(self) -> Callable[..., Any]:
         """The callable the path names, imported once."""
         if self._factory is None:
-            self._factory = _load(self.name)
+            self._factory = load_target(self.name)
         return self._factory
 
     def check(self, spec: ResolvedSpec) -> None:
@@ -86,16 +86,16 @@ class UserBlock(BlockDef):
         try:
             block = self.factory()(spec.in_channels, spec.out_channels, spec.stride)
         except Exception as e:  # the user's code: its failure is bad input, reported in one line
-            raise BlockprofError(f"user block {self.name!r}: {call} raised {_describe(e)}") from None
+            raise BlockprofError(f"user block {self.name!r}: {call} raised {one_line(e)}") from None
         if not isinstance(block, nn.Module):
             raise BlockprofError(
                 f"user block {self.name!r}: {call} returned a {type(block).__name__}, not a torch.nn.Module"
             )
-        _check_output_shape(self.name, block, spec)
+        _check_outputshape_text(self.name, block, spec)
         return block
 
 
-def _load(
+def load_target(
     path: str, what: str = "user block", example: str = EXAMPLE, takes: str = "(in_channels, out_channels, stride)"
 ) -> Callable[..., Any]:
     """The callable ``path`` (``package.module:callable``) names; every failure one line naming ``what``."""
@@ -109,9 +109,9 @@ def _load(
             raise BlockprofError(
                 f"{what} {path!r}: no module named {e.name!r}; run from the directory that holds it or pip install it"
             ) from None
-        raise BlockprofError(f"{what} {path!r}: importing {module_name} failed: {_describe(e)}") from None
+        raise BlockprofError(f"{what} {path!r}: importing {module_name} failed: {one_line(e)}") from None
     except Exception as e:  # a syntax or runtime error in the user's module
-        raise BlockprofError(f"{what} {path!r}: importing {module_name} raised {_describe(e)}") from None
+        raise BlockprofError(f"{what} {path!r}: importing {module_name} raised {one_line(e)}") from None
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
@@ -131,7 +131,7 @@ def _load(
     return target
 
 
-def _check_output_shape(name: str, block: nn.Module, spec: ResolvedSpec) -> None:
+def _check_outputshape_text(name: str, block: nn.Module, spec: ResolvedSpec) -> None:
     """The block must map (N, C_in, H, W) to (N, C_out, H/stride, W/stride).
 
     Checked on the meta device (shapes without memory or compute); a forward that
@@ -152,24 +152,15 @@ def _check_output_shape(name: str, block: nn.Module, spec: ResolvedSpec) -> None
                 y = fresh_copy(block, "cpu")(torch.zeros(shape))
         except Exception as e:
             raise BlockprofError(
-                f"user block {name!r}: its forward on a {_shape(shape)} input raised {_describe(e)}"
+                f"user block {name!r}: its forward on a {shape_text(shape)} input raised {one_line(e)}"
             ) from None
     expected = (batch, spec.out_channels, s, s)
     if not isinstance(y, torch.Tensor):
         raise BlockprofError(
-            f"user block {name!r}: its forward returned a {type(y).__name__}; expected one tensor of shape {_shape(expected)}"
+            f"user block {name!r}: its forward returned a {type(y).__name__}; expected one tensor of shape {shape_text(expected)}"
         )
     if tuple(y.shape) != expected:
         raise BlockprofError(
-            f"user block {name!r}: output shape {_shape(y.shape)} for input {_shape((batch, *spec.input_shape[1:]))}, "
-            f"expected {_shape(expected)} (batch, out_channels, spatial/stride, spatial/stride)"
+            f"user block {name!r}: output shape {shape_text(y.shape)} for input {shape_text((batch, *spec.input_shape[1:]))}, "
+            f"expected {shape_text(expected)} (batch, out_channels, spatial/stride, spatial/stride)"
         )
-
-
-def _shape(shape: Any) -> str:
-    return "×".join(str(d) for d in shape)
-
-
-def _describe(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

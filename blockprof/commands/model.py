@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -12,9 +12,6 @@ from blockprof import schema
 from blockprof.commands import options
 from blockprof.commands.output import emit, emit_text
 from blockprof.render.model import model_footer, model_view
-
-if TYPE_CHECKING:
-    pass
 
 #: modules shown in the terminal table when --depth is not given (fvcore's flop_count_table shows 3 levels)
 TABLE_DEPTH = 2
@@ -86,7 +83,9 @@ def cli_command(
         emit_text(json.dumps(result.record(depth), indent=2, ensure_ascii=False), output)
         return
     df = result.frame(TABLE_DEPTH if depth is None and fmt in ("table", "markdown") else depth)
-    shape = "×".join(map(str, input_shape))
+    from blockprof.spec import shape_text
+
+    shape = shape_text(input_shape)
     emit(
         df if fmt == "csv" else model_view(df, tool_names),
         fmt,

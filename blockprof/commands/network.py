@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from blockprof.commands import options
 from blockprof.commands.output import emit, emit_text
 from blockprof.render.network import network_footer, network_view
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command("network")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -11,9 +10,6 @@ from blockprof.commands import options
 from blockprof.commands.output import emit
 from blockprof.render.runs import run_view
 from blockprof.render.tables import FILE_FORMATS
-
-if TYPE_CHECKING:
-    pass
 
 
 def _where(items: tuple[str, ...]) -> dict[str, str]:

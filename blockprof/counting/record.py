@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from blockprof.counting.analytic import AnalyticCount, closed_form
 from blockprof.counting.reconcile import Agreement, reconcile, reconcile_train
 from blockprof.counting.tools import TOOL_NAMES, ToolCount, adapter
-from blockprof.errors import BlockprofError
+from blockprof.errors import BlockprofError, one_line
 
 if TYPE_CHECKING:
     from torch import nn
@@ -56,7 +56,7 @@ def count_module(
         except BlockprofError as e:
             results[name] = str(e)
         except Exception as e:  # a tool's own failure is a finding about the tool, recorded
-            results[name] = f"{name} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            results[name] = f"{name} failed: {one_line(e)}"
         result = results[name]
         if name == "torch" and isinstance(result, ToolCount) and macs_hint is None:
             macs_hint = result.macs

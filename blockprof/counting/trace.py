@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from blockprof.counting.formulas import ATTENTION_OPS, DATA_MOVEMENT, PRODUCT_FACTORS, OpCost, Shape, aten_formula
-from blockprof.errors import BlockprofError
+from blockprof.errors import BlockprofError, one_line
+from blockprof.spec import shape_text
 from blockprof.units import macs_to_flops
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ def _shape_tree(value: Any) -> Any:
 
 
 def _describe_shapes(args: Any) -> str:
-    return ", ".join("×".join(map(str, a)) for a in args if isinstance(a, Shape))
+    return ", ".join(shape_text(a) for a in args if isinstance(a, Shape))
 
 
 @dataclass(frozen=True)
@@ -453,15 +454,6 @@ def _needs_values(error: BaseException) -> bool:
     )
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))
-
-
 def modules_of(module: nn.Module) -> tuple[ModuleInfo, ...]:
     return tuple(
         ModuleInfo(
@@ -507,9 +499,7 @@ def trace(
         device, scale, note = "meta", 1, None
     except Exception as e:
         if not _needs_values(e):
-            raise BlockprofError(
-                f"{label}: its forward on a {_shape_text(shape)} input raised {_first_line(e)}"
-            ) from None
+            raise BlockprofError(f"{label}: its forward on a {shape_text(shape)} input raised {one_line(e)}") from None
         sample = (1, *shape[1:])
         try:
             with torch.device("cpu"):
@@ -517,10 +507,10 @@ def trace(
             recorder, traced_train = _run(cpu, None, sample, "cpu", train, input_requires_grad)
         except Exception as e2:
             raise BlockprofError(
-                f"{label}: its forward on a {_shape_text(sample)} input raised {_first_line(e2)}"
+                f"{label}: its forward on a {shape_text(sample)} input raised {one_line(e2)}"
             ) from None
         device, scale = "cpu", shape[0]
-        note = f"the forward needs values ({_first_line(e)}), so it was traced on the CPU with one zero sample" + (
+        note = f"the forward needs values ({one_line(e)}), so it was traced on the CPU with one zero sample" + (
             f" and the counts multiplied by the batch {shape[0]}" if shape[0] != 1 else ""
         )
     return Trace(

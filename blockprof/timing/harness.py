@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from blockprof import schema
-from blockprof.errors import BlockprofError
+from blockprof.errors import BlockprofError, one_line
 from blockprof.spec import BlockSpec, ResolvedSpec
 from blockprof.timing.contention import CpuClock, cpu_ticks, load_average, steal_share
 from blockprof.timing.env import Environment, environment, steady_allocator
@@ -151,7 +151,7 @@ def _check_dtype(device: str, dtype: str) -> None:
                 conv(torch.randn(1, 2, 4, 4)).sum().backward()
         except (RuntimeError, TypeError) as e:
             raise BlockprofError(
-                f"float16 is not supported on CPU by torch {torch.__version__} ({_first_line(e)}); use --dtype bfloat16 or float32"
+                f"float16 is not supported on CPU by torch {torch.__version__} ({one_line(e)}); use --dtype bfloat16 or float32"
             ) from None
 
 
@@ -345,19 +345,12 @@ def _out_of_memory(error: BaseException) -> bool:
     return isinstance(error, oom) or "can't allocate memory" in str(error)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def describe_error(error: BaseException, task: Task) -> str:
     """One line for a failed cell: what failed and, where we know, what to change."""
     where = f"{task.label} {task.mode} on {task.device}"
     if _out_of_memory(error):
         return f"{where}: out of memory at batch {task.batch}; use a smaller batch or spatial size"
-    if isinstance(error, BlockprofError):
-        return f"{where}: {error}"
-    return f"{where}: {type(error).__name__}: {_first_line(error)}"
+    return f"{where}: {one_line(error)}"
 
 
 def _release(device: str) -> None:
