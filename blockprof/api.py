@@ -28,7 +28,7 @@ from blockprof.counting.tools import TOOL_NAMES
 from blockprof.errors import BlockprofError
 from blockprof.grid import DEFAULT_BLOCKS, Grid
 from blockprof.records import block_rows, to_frame
-from blockprof.spec import BlockSpec, NetworkSpec
+from blockprof.spec import DEFAULT_MODEL_INPUT, BlockSpec, NetworkSpec
 from blockprof.units import whole
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ def explain_network(
     return explain_network_text(analytic_network(spec))
 
 
-def count_model(model: str | nn.Module, input_shape: Iterable[int] = (1, 3, 224, 224), **options: Any) -> ModelCount:
+def count_model(model: str | nn.Module, input_shape: Iterable[int] = DEFAULT_MODEL_INPUT, **options: Any) -> ModelCount:
     """Any model, traced op by op (``blockprof model``): ``model`` is a ``package.module:callable``
     target or a module. ``.frame()`` is the per-module DataFrame, ``.record()`` the JSON view;
     ``options`` as :func:`blockprof.models.count_model` (``tools``, ``time``, ``timing``, ``train``)."""

@@ -12,6 +12,7 @@ from blockprof import schema
 from blockprof.commands import options
 from blockprof.commands.output import emit, emit_text
 from blockprof.render.model import model_footer, model_view
+from blockprof.spec import DEFAULT_MODEL_INPUT
 
 #: modules shown in the terminal table when --depth is not given (fvcore's flop_count_table shows 3 levels)
 TABLE_DEPTH = 2
@@ -23,7 +24,7 @@ TABLE_DEPTH = 2
     "--input",
     "input_shape",
     type=options.Shape(),
-    default="1,3,224,224",
+    default=",".join(map(str, DEFAULT_MODEL_INPUT)),
     show_default=True,
     help="Input shape, comma-separated (batch first).",
 )

@@ -17,6 +17,7 @@ import click
 
 from blockprof import schema
 from blockprof.render.tables import TEXT_FORMATS
+from blockprof.spec import DEFAULT_MODEL_INPUT
 from blockprof.timing.harness import MAX_MIN_RUN_TIME, MAX_ROUNDS, MAX_THREADS
 
 F = Callable[..., Any]
@@ -227,7 +228,7 @@ def models(f: F) -> F:
         "--input",
         "model_input",
         type=Shape(),
-        default="1,3,224,224",
+        default=",".join(map(str, DEFAULT_MODEL_INPUT)),
         show_default=True,
         help="Input shape of every --model, batch first.",
     )(f)

@@ -232,7 +232,7 @@ def _measure(cond: Conditions, min_run_time: float) -> tuple[int, dict[str, tupl
     src = torch.empty(nbytes, dtype=torch.uint8, device=cond.device).random_()
     dst = torch.empty_like(src)
     conv_name = f"conv 3×3 {channels}→{channels} at {side}², batch {batch}"
-    flops = {f"matmul {n}²": 2 * n**3, conv_name: 2 * batch * channels * channels * 9 * side * side, "copy": 0}
+    flops = {f"matmul {n}²": 2 * n**3, conv_name: 2 * batch * channels * channels * 9 * side * side}
     kernels = (
         (f"matmul {n}²", "torch.mm(a, b, out=c)", {"torch": torch, "a": a, "b": b, "c": c}),
         (conv_name, "torch.conv2d(x, w, padding=1)", {"torch": torch, "x": x, "w": weight}),
